@@ -1,0 +1,1 @@
+"""Segmentation modules (filled in by the segmentation work)."""
