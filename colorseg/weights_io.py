@@ -145,7 +145,7 @@ def read_description(directory: str | Path, stem: str) -> dict[str, Any]:
         description = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WeightsError(f"damaged weight description {path} ({error}); regenerate it with `{REGENERATE_HINT}`") from None
-    if not isinstance(description, dict) or "architecture" not in description:
+    if not isinstance(description, dict) or "sha256" not in description:
         raise WeightsError(f"{path} is not a colorseg weight description; regenerate it with `{REGENERATE_HINT}`")
     return description
 

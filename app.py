@@ -1,0 +1,629 @@
+"""colorseg demo: colourize photos with the assignment's three CNNs, segment them with two DeepLabV3 heads.
+
+    python app.py                          # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected)
+    COLORSEG_WEIGHTS_DIR=runs/x/weights python app.py
+    COLORSEG_HUB_REPO=user/colorseg-weights python app.py   # weights from a Hub model repo
+
+``demo`` is built at import (models loaded once) and launched only when run as a script,
+so tests and Spaces can import it. Weights that are missing or damaged do not stop the
+app: the affected tab says what is wrong and how to regenerate them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import torch
+
+from colorseg import colorize as colourizing
+from colorseg.colour_models import COLOUR_MODEL_NAMES
+from colorseg.hub import resolve_weights_dir
+from colorseg.image_io import ImageLoadError, LoadedImage, load_image, load_mask
+from colorseg.layer_stats import layer_table
+from colorseg.registry import create_model
+from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, REGENERATE_HINT, WeightsError
+
+REPO = Path(__file__).resolve().parent
+EXAMPLES_DIR = REPO / "examples"
+REPORT_DIRS_IN_REPO = REPO / "reports"
+# Local data folders whose validation images become extra examples (read in place, never copied).
+DATA_DIRS = [Path(os.environ["COLORSEG_DATA_DIR"])] if os.environ.get("COLORSEG_DATA_DIR") else [
+    REPO / "data",
+    REPO.parent / "shared" / "data",
+]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+# The queue runs this many requests at once. Each request uses one torch thread: on a
+# 2-core machine, two intra-op threads per request fighting a second request (or any
+# other process) for the cores made the colour nets 10-20x slower, while one thread per
+# request keeps both cores busy with two requests and latency steady.
+CONCURRENCY = int(os.environ.get("COLORSEG_CONCURRENCY", "2"))
+TORCH_THREADS = int(os.environ.get("COLORSEG_TORCH_THREADS", "1"))
+QUEUE_SIZE = 64
+
+# One colour per segmentation head, the same in overlays, the disagreement map and the legend.
+HEAD_COLOURS = {"cross_entropy": (255, 127, 14), "soft_iou": (31, 119, 180)}
+HEAD_TITLES = {"cross_entropy": "Cross-entropy head", "soft_iou": "Soft-IoU head"}
+SHOW_BOTH, SHOW_CE, SHOW_IOU = "Both heads", "Cross-entropy head only", "Soft-IoU head only"
+# Best net first: the before/after slider shows the best one that was chosen.
+NET_PREFERENCE = ("UNet", "ConvTransposeNet", "PoolUpsampleNet")
+
+
+# ----------------------------------------------------------------------------- models
+
+
+@dataclass
+class Models:
+    """Everything loaded once at start-up; a part that failed to load says why in its ``*_problem``."""
+
+    weights_dir: Path
+    source: str  # where the weights came from, for the Model tab
+    colour: colourizing.ColourModels | None = None
+    colour_problem: str | None = None
+    segmenter: Any = None  # colorseg.segment.Segmenter
+    segment_problem: str | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+
+def _regenerate(reason: str) -> str:
+    return f"{reason}\n\nRegenerate the weights with `{REGENERATE_HINT}` (see README.md), then restart the app."
+
+
+def load_models(weights_dir: str | Path | None = None, device: str | None = None) -> Models:
+    """Load the palette, colour nets and segmenter from ``weights_dir`` (default: env, Hub, weights/)."""
+    if weights_dir is None and os.environ.get("COLORSEG_WEIGHTS_DIR"):
+        weights_dir = os.environ["COLORSEG_WEIGHTS_DIR"]
+    if weights_dir is None:
+        source = resolve_weights_dir(DEFAULT_WEIGHTS_DIR)
+        weights_dir, message = source.directory, source.message
+    else:
+        weights_dir = Path(weights_dir)
+        message = f"Weights from the folder {weights_dir}."
+    device = torch.device(device or os.environ.get("COLORSEG_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    models = Models(weights_dir=Path(weights_dir), source=message, device=device)
+
+    try:
+        models.colour = colourizing.load_colourizers(weights_dir, device)
+        if not models.colour.nets:
+            models.colour_problem = _regenerate(
+                "No colourization net could be loaded:\n\n"
+                + "\n".join(f"- {why}" for why in models.colour.problems.values())
+            )
+    except WeightsError as error:
+        models.colour_problem = _regenerate(f"The colour palette could not be loaded: {error}")
+
+    try:
+        from colorseg.segment import load_segmenter
+
+        models.segmenter = load_segmenter(weights_dir, device=str(device))
+    except WeightsError as error:
+        models.segment_problem = _regenerate(f"The segmentation weights could not be loaded: {error}")
+    except Exception as error:  # the segmenter is its own module: nothing in it may take the colour tab down
+        models.segment_problem = _regenerate(
+            f"The segmentation model could not be set up ({type(error).__name__}: {error})."
+        )
+    return models
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def _read(image: str | None) -> LoadedImage:
+    if not image:
+        raise gr.Error("No photo yet: upload, paste or take one, or click an example below.")
+    try:
+        return load_image(image)
+    except ImageLoadError as error:
+        raise gr.Error(str(error)) from None
+
+
+def grey_picture(grey: np.ndarray) -> np.ndarray:
+    """float [H, W] in [0, 1] -> uint8 [H, W, 3]."""
+    return np.repeat((grey * 255 + 0.5).astype(np.uint8)[:, :, None], 3, axis=2)
+
+
+# Five stops of matplotlib's viridis: dark purple (unsure) to yellow (sure), readable in greyscale too.
+_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32)
+
+
+def colour_map(values: np.ndarray) -> np.ndarray:
+    """float [H, W] in [0, 1] -> uint8 [H, W, 3] with the viridis ramp."""
+    position = np.clip(values, 0, 1) * (len(_VIRIDIS) - 1)
+    low = np.minimum(position.astype(np.int64), len(_VIRIDIS) - 2)
+    fraction = (position - low)[..., None]
+    return (_VIRIDIS[low] * (1 - fraction) + _VIRIDIS[low + 1] * fraction + 0.5).astype(np.uint8)
+
+
+def _boundary(mask: np.ndarray, width: int) -> np.ndarray:
+    """Pixels of ``mask`` within ``width`` px of its edge (erosion by shifting), bool [H, W]."""
+    inner = mask.copy()
+    for _ in range(width):
+        shrunk = inner.copy()
+        shrunk[1:] &= inner[:-1]
+        shrunk[:-1] &= inner[1:]
+        shrunk[:, 1:] &= inner[:, :-1]
+        shrunk[:, :-1] &= inner[:, 1:]
+        inner = shrunk
+    return mask & ~inner
+
+
+def overlay(rgb: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    """The photo with the background dimmed, the object lightly tinted and outlined in ``colour``."""
+    tint = np.array(colour, dtype=np.float32)
+    out = rgb.astype(np.float32) * 0.35
+    out[mask] = rgb[mask] * 0.75 + tint * 0.25
+    out[_boundary(mask, max(1, max(mask.shape) // 256))] = tint
+    return out.astype(np.uint8)
+
+
+def disagreement_map(rgb: np.ndarray, mask_ce: np.ndarray, mask_iou: np.ndarray) -> np.ndarray:
+    """Dimmed grey photo; pixels only one head calls object in that head's colour, both in white."""
+    grey = rgb.astype(np.float32).mean(axis=2, keepdims=True) * 0.4
+    out = np.repeat(grey, 3, axis=2)
+    for where, colour in (
+        (mask_ce & mask_iou, (255, 255, 255)),
+        (mask_ce & ~mask_iou, HEAD_COLOURS["cross_entropy"]),
+        (mask_iou & ~mask_ce, HEAD_COLOURS["soft_iou"]),
+    ):
+        out[where] = out[where] * 0.3 + np.array(colour, dtype=np.float32) * 0.7
+    return out.astype(np.uint8)
+
+
+def mask_picture(mask: np.ndarray) -> np.ndarray:
+    """bool [H, W] -> uint8 [H, W] 0/255, saved as a lossless PNG for download."""
+    return mask.astype(np.uint8) * 255
+
+
+def mask_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """IoU, the assignment's thresholded mIoU and pixel accuracy of one predicted mask."""
+    from colorseg.seg_losses import per_image_metrics
+
+    scores = per_image_metrics(torch.from_numpy(pred)[None], torch.from_numpy(target)[None])
+    return {name: float(values[0]) for name, values in scores.items()}
+
+
+# ----------------------------------------------------------------------------- examples and report
+
+
+def _images_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _sample_photos() -> list[Path]:
+    """Photos shipped in the repository, plus matplotlib's public-domain portrait when installed."""
+    photos = _images_in(EXAMPLES_DIR)
+    try:
+        import matplotlib.cbook
+
+        photos.append(Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    except (ImportError, OSError, ValueError):
+        pass  # matplotlib is optional for the app; the repository's own photos remain
+    return photos
+
+
+def _cifar_validation(limit: int) -> list[Path]:
+    """CIFAR-10 test horses (the colour nets' validation set) from a local image-folder dump."""
+    for root in DATA_DIRS:
+        for folder in (root / "cifar10-images", root / "cifar10", root):
+            photos = _images_in(folder / "test" / "horse")
+            if photos:
+                return photos[:limit]
+    return []
+
+
+def _segmentation_validation(limit: int) -> list[tuple[Path, Path]]:
+    """Validation photo/mask pairs (segmentation's own split rule) from a local data folder."""
+    from colorseg.cifar import DataError
+    from colorseg.seg_data import find_pairs, is_validation
+
+    for root in DATA_DIRS:
+        for folder in (root / "weizmann_horse_db", root):
+            if not folder.is_dir():
+                continue
+            try:
+                _, pairs = find_pairs(folder)
+            except (DataError, OSError):
+                continue
+            return [(pair.image, pair.mask) for pair in pairs if is_validation(pair.name)][:limit]
+    return []
+
+
+def _report_dirs(weights_dir: Path) -> list[Path]:
+    # A Hub snapshot carries the report inside the weights folder; a local run writes reports/.
+    return [d for d in (weights_dir / "reports", REPORT_DIRS_IN_REPO) if d.is_dir()]
+
+
+def _format_metrics(metrics: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in metrics.items()
+        if isinstance(value, (int, float, str))
+    )
+
+
+def _described_parts(description: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
+    """(name, weight description) pairs: the description itself when it has metrics, else its parts."""
+    if "metrics" in description or "architecture" in description:
+        return [(name, description)]
+    return [(f"{name}: {key}", part) for key, part in description.items() if isinstance(part, dict)]
+
+
+def weights_report(models: Models) -> tuple[str, list[tuple[str, str]], dict[str, Any] | None]:
+    """Markdown table of the weights in use, curve images and the training report JSON."""
+    described = list(models.colour.descriptions.items()) if models.colour else []
+    if models.segmenter is not None:
+        described += _described_parts(getattr(models.segmenter, "description", None) or {}, "segmentation")
+    rows = [models.source, "", "| Model | Architecture | Final metrics | Trained with |", "| --- | --- | --- | --- |"]
+    for name, description in described:
+        command = description.get("command")
+        rows.append(
+            f"| {name} | {description.get('architecture', '')} | {_format_metrics(description.get('metrics') or {})} "
+            f"| {f'`{command}`' if command else ''} |"
+        )
+    if not described:
+        rows.append(f"| (none loaded) | | | run `{REGENERATE_HINT}` |")
+    curves, report = [], None
+    for folder in _report_dirs(models.weights_dir):
+        curves += [(str(p), p.stem.replace("_", " ")) for p in sorted(folder.glob("*.png"))]
+        path = folder / "training_report.json"
+        if report is None and path.is_file():
+            try:
+                report = json.loads(path.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                report = {"error": f"{path} is not valid JSON"}
+    return "\n".join(rows), curves, report
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+class Handlers:
+    """The functions behind the buttons and the API; models come loaded."""
+
+    def __init__(self, models: Models):
+        self.models = models
+
+    @torch.inference_mode()
+    def colorize(
+        self,
+        image: str | None,
+        networks: list[str] | None = None,
+        working_size: float = colourizing.DEFAULT_WORKING_SIZE,
+        decoding: str = colourizing.DEFAULT_DECODING,
+        temperature: float = colourizing.DEFAULT_TEMPERATURE,
+    ) -> tuple[list[tuple[np.ndarray, str]], tuple[np.ndarray, np.ndarray], list[tuple[np.ndarray, str]], str]:
+        """Greyscale + each net's colourization (+ the original), before/after pair, confidence maps, notes."""
+        if self.models.colour is None or not self.models.colour.nets:
+            raise gr.Error(self.models.colour_problem or "Colourization is unavailable.")
+        loaded = _read(image)
+        available = self.models.colour.nets
+        networks = [n for n in COLOUR_MODEL_NAMES if n in (networks if networks is not None else available)]
+        if not networks:
+            raise gr.Error("Tick at least one network to colourize with.")
+        missing = [n for n in networks if n not in available]
+        if missing:
+            raise gr.Error(f"{', '.join(missing)} is not loaded: {self.models.colour.problems.get(missing[0], '')}")
+        if decoding not in colourizing.DECODINGS:
+            raise gr.Error(f"Decoding must be one of: {', '.join(colourizing.DECODINGS)}.")
+        size = int(np.clip(working_size, colourizing.MIN_WORKING_SIZE, colourizing.MAX_WORKING_SIZE))
+
+        started = time.perf_counter()
+        grey = colourizing.greyscale(loaded.rgb)
+        results = colourizing.colourize(self.models.colour, grey, networks, size, decoding, float(temperature))
+        seconds = time.perf_counter() - started
+
+        grey_rgb = grey_picture(grey)
+        gallery = [(grey_rgb, "Greyscale input")]
+        gallery += [(result.rgb, name) for name, result in results.items()]
+        if loaded.is_colour:
+            gallery.append((loaded.rgb, "Original colours"))
+        best = next(n for n in NET_PREFERENCE if n in results)
+        confidence = [(colour_map(r.confidence), f"{name}: confidence") for name, r in results.items()]
+        width, height = loaded.rgb.shape[1], loaded.rgb.shape[0]
+        work_w, work_h = results[best].working_size
+        notes = [
+            f"Colourized {width}×{height} px with {', '.join(results)} in {seconds * 1000:.0f} ms "
+            f"(colour predicted at {work_w}×{work_h}, {decoding} decoding). The slider compares the greyscale "
+            f"input with **{best}**."
+        ]
+        if not loaded.is_colour:
+            notes.append("The upload had no colour, so there is no original to compare with.")
+        notes += [f"Note: {note}." for note in loaded.notes]
+        return gallery, (grey_rgb, results[best].rgb), confidence, "\n\n".join(notes)
+
+    @torch.inference_mode()
+    def segment(
+        self, image: str | None, ground_truth: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[list[str]], str]:
+        """Overlays and masks of both heads, their disagreement, scores against a ground truth, notes."""
+        if self.models.segmenter is None:
+            raise gr.Error(self.models.segment_problem or "Segmentation is unavailable.")
+        loaded = _read(image)
+        target = None
+        if ground_truth:
+            try:
+                target = load_mask(ground_truth, (loaded.rgb.shape[1], loaded.rgb.shape[0]))
+            except ImageLoadError as error:
+                raise gr.Error(f"Ground-truth mask: {error}") from None
+
+        started = time.perf_counter()
+        try:
+            result = self.models.segmenter.predict(loaded.rgb)
+        except (RuntimeError, ValueError) as error:
+            raise gr.Error(f"Segmentation failed on this image ({error}).") from None
+        seconds = time.perf_counter() - started
+
+        masks = {"cross_entropy": np.asarray(result.mask_cross_entropy, bool),
+                 "soft_iou": np.asarray(result.mask_soft_iou, bool)}
+        table = []
+        for head, mask in masks.items():
+            row = [HEAD_TITLES[head], f"{mask.mean():.1%}"]
+            if target is None:
+                row += ["—", "—", "—"]
+            else:
+                scores = mask_scores(mask, target)
+                row += [f"{scores['iou']:.3f}", f"{scores['miou_thresholded']:.1f}", f"{scores['pixel_accuracy']:.1%}"]
+            table.append(row)
+        agree = float((masks["cross_entropy"] == masks["soft_iou"]).mean())
+        notes = [
+            f"Segmented {loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px in {seconds * 1000:.0f} ms "
+            f"(one body pass, two heads). The heads agree on {agree:.1%} of the pixels."
+        ]
+        if target is None:
+            notes.append("Add the photo's ground-truth mask (white = object) to score each head.")
+        notes += [f"Note: {note}." for note in loaded.notes]
+        return (
+            overlay(loaded.rgb, masks["cross_entropy"], HEAD_COLOURS["cross_entropy"]),
+            overlay(loaded.rgb, masks["soft_iou"], HEAD_COLOURS["soft_iou"]),
+            mask_picture(masks["cross_entropy"]),
+            mask_picture(masks["soft_iou"]),
+            disagreement_map(loaded.rgb, masks["cross_entropy"], masks["soft_iou"]),
+            table,
+            "\n\n".join(notes),
+        )
+
+    def architecture(self, network: str, height: float, width: float) -> tuple[list[list[Any]], str]:
+        """Question A.3's table for ``network`` at height × width, from the real module."""
+        if network not in COLOUR_MODEL_NAMES:
+            raise gr.Error(f"Choose one of {', '.join(COLOUR_MODEL_NAMES)}.")
+        height, width = int(height or 0), int(width or 0)
+        if height < 4 or width < 4 or height % 4 or width % 4 or max(height, width) > 1024:
+            raise gr.Error("Height and width must be multiples of 4 between 4 and 1024 (the nets halve them twice).")
+        colour = self.models.colour
+        if colour is not None and network in colour.nets:
+            model = colour.nets[network]
+            constructor = colour.descriptions[network].get("constructor", {})
+            origin = "the loaded weights"
+        else:
+            constructor = {}
+            model = create_model(network)
+            origin = "default settings (no weights loaded for it)"
+        table = layer_table(model, height, width)
+        rows = [[r.name, r.kind, "×".join(map(str, r.output_shape)), r.outputs, r.weights, r.connections] for r in table.rows]
+        rows.append(["total", "", "", table.outputs, table.weights, table.connections])
+        settings = ", ".join(f"{k}={v}" for k, v in constructor.items()) or "kernel=3, num_filters=32, num_colours=24"
+        notes = [f"**{network}** ({settings}, from {origin}) on one {height}×{width} greyscale image."]
+        if network == "PoolUpsampleNet" and height == width and height in (32, 64):
+            notes.append(_closed_form_check(table, height, model))
+        return rows, "\n\n".join(notes)
+
+
+def _closed_form_check(table, size: int, model: torch.nn.Module) -> str:
+    """Compare PoolUpsampleNet's totals with DESIGN.md's closed forms (Question A.3)."""
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    nic, nf, nc = convs[0].in_channels, convs[0].out_channels, convs[-1].out_channels
+    scale = (size // 32) ** 2
+    outputs = scale * (2880 * nf + 3328 * nc)
+    weights = 36 * nf**2 + 9 * nc**2 + 9 * nic * nf + 9 * nf * nc + 12 * nf + 4 * nc
+    verdict = "match" if (outputs, weights) == (table.outputs, table.weights) else "DO NOT match"
+    return (
+        f"Closed forms (NIC={nic}, NF={nf}, NC={nc}): outputs = {scale if scale > 1 else ''}"
+        f"{'·(' if scale > 1 else ''}2880·NF + 3328·NC{')' if scale > 1 else ''} = {outputs:,}; "
+        f"weights = 36·NF² + 9·NC² + 9·NIC·NF + 9·NF·NC + 12·NF + 4·NC = {weights:,}. "
+        f"The hooked module's totals {verdict}."
+    )
+
+
+# ----------------------------------------------------------------------------- layout
+
+
+class PhotoInput(gr.Image):
+    """An image input that hands the uploaded file to the handler undecoded.
+
+    gr.Image decodes uploads itself and fails on a non-image or damaged file with a bare
+    "Error" before any handler runs; colorseg.image_io decodes instead (every mode, EXIF,
+    size cap) and turns such files into a sentence the user can act on.
+    """
+
+    is_template = True  # rendered by the frontend's ordinary Image component
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(type="filepath", image_mode=None, **kwargs)
+
+    def get_config(self, cls: type | None = None) -> dict[str, Any]:
+        # The frontend's props are read off the signature of __init__: use gr.Image's full one.
+        return super().get_config(cls or gr.Image)
+
+    def preprocess(self, payload):  # noqa: ANN001 - gradio's ImageData
+        if payload is None or payload.path is None:
+            return super().preprocess(payload)  # data: URLs, which gr.Image decodes into a file
+        return str(payload.path)
+
+
+INTRO = """# colorseg
+Colourize black-and-white photos with the three CNNs of the CSC413 colourization assignment,
+and find the horse in a photo with two DeepLabV3 heads trained with different losses."""
+
+COLOUR_HELP = """**1.** Upload, paste or take a photo, or click an example below (a colour photo is turned grey
+first, so you can compare with its real colours). **2.** Choose networks. **3.** Press **Colourize**.
+
+The networks were trained on 32×32 photos of horses from CIFAR-10: expect brown horses, green
+grass and blue-grey skies, and muted guesses elsewhere."""
+
+SEGMENT_HELP = """**1.** Upload, paste or take a photo, or click an example below. **2.** Optionally add its
+ground-truth mask (white = object) to score both heads. **3.** Press **Segment**.
+
+Both heads share one DeepLabV3 body and differ only in their last 1×1 convolution, trained with
+cross-entropy (<span style="color:#ff7f0e">■ orange</span>) or with a soft-IoU loss
+(<span style="color:#1f77b4">■ blue</span>). They were trained on horse photos."""
+
+MODEL_HELP = """### Question A.3: outputs, weights and connections of every layer
+Measured with forward hooks on the real module for any input size. Connections: for each output
+value, the inputs it reads (+1 for a bias); a transposed convolution counts only the inputs that
+really contribute. ReLU is not counted as a layer."""
+
+
+def build_demo(weights_dir: str | Path | None = None, device: str | None = None) -> gr.Blocks:
+    """Load the models once and lay out the three tabs; the queue is configured, nothing is launched."""
+    torch.set_num_threads(TORCH_THREADS)
+    models = load_models(weights_dir, device)
+    handlers = Handlers(models)
+    nets = list(models.colour.nets) if models.colour else []
+    report_markdown, curves, report = weights_report(models)
+    colour_examples = _sample_photos() + _cifar_validation(limit=4)
+    # Horses with their masks first: the heads were trained on horses, and a mask shows the scores.
+    segment_examples = [[str(photo), str(mask)] for photo, mask in _segmentation_validation(limit=4)]
+    segment_examples += [[str(p), None] for p in _sample_photos()]
+
+    with gr.Blocks(title="colorseg: colourize and segment") as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            with gr.Tab("Colourize", id="colourize"):
+                if models.colour_problem:
+                    gr.Markdown(f"⚠️ **Colourization is unavailable.** {models.colour_problem}")
+                elif models.colour and models.colour.problems:
+                    gr.Markdown("⚠️ " + " ".join(f"{why}" for why in models.colour.problems.values()))
+                gr.Markdown(COLOUR_HELP)
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        colour_image = PhotoInput(
+                            label="Photo", sources=["upload", "clipboard", "webcam"], height=300, elem_id="colour-photo"
+                        )
+                        networks = gr.CheckboxGroup(nets, value=nets, label="Networks")
+                        colour_button = gr.Button("Colourize", variant="primary", interactive=bool(nets))
+                        with gr.Accordion("Settings", open=False):
+                            working_size = gr.Slider(
+                                colourizing.MIN_WORKING_SIZE, colourizing.MAX_WORKING_SIZE,
+                                value=colourizing.DEFAULT_WORKING_SIZE, step=4, label="Working size (px)",
+                                info="Longest side the networks see; the colour is then carried onto your full-size photo.",
+                            )
+                            decoding = gr.Radio(
+                                list(colourizing.DECODINGS), value=colourizing.DEFAULT_DECODING, label="Decoding",
+                                info="annealed mean: smooth colours; argmax: the single likeliest of the 24 colours.",
+                            )
+                            temperature = gr.Slider(
+                                0.05, 1.0, value=colourizing.DEFAULT_TEMPERATURE, step=0.01, label="Temperature",
+                                info="Annealed mean only: lower gives bolder colours, 1 the plain mean.",
+                            )
+                        gr.Examples(colour_examples, inputs=[colour_image], label="Examples (click one)",
+                                    examples_per_page=12)
+                    with gr.Column(scale=3):
+                        colour_slider = gr.ImageSlider(label="Before / after: drag the handle", max_height=420)
+                        colour_gallery = gr.Gallery(
+                            label="Side by side", columns=3, object_fit="contain", height="auto", format="png"
+                        )
+                        colour_notes = gr.Markdown()
+                        with gr.Accordion("Confidence maps (yellow = sure of the colour, purple = unsure)", open=False):
+                            confidence = gr.Gallery(label="Confidence", columns=3, object_fit="contain", height="auto")
+
+            with gr.Tab("Segment", id="segment"):
+                if models.segment_problem:
+                    gr.Markdown(f"⚠️ **Segmentation is unavailable.** {models.segment_problem}")
+                gr.Markdown(SEGMENT_HELP)
+                with gr.Row():
+                    with gr.Column(scale=2):
+                        segment_image = PhotoInput(
+                            label="Photo", sources=["upload", "clipboard", "webcam"], height=300, elem_id="segment-photo"
+                        )
+                        ground_truth = PhotoInput(
+                            label="Ground-truth mask (optional)", sources=["upload"], height=160, elem_id="segment-mask"
+                        )
+                        segment_button = gr.Button(
+                            "Segment", variant="primary", interactive=models.segmenter is not None
+                        )
+                        show = gr.Radio([SHOW_BOTH, SHOW_CE, SHOW_IOU], value=SHOW_BOTH, label="Show")
+                        gr.Examples(segment_examples, inputs=[segment_image, ground_truth],
+                                    label="Examples (click one)", examples_per_page=12)
+                    with gr.Column(scale=3):
+                        with gr.Row():
+                            with gr.Column() as ce_column:
+                                overlay_ce = gr.Image(label=HEAD_TITLES["cross_entropy"], format="png")
+                                mask_ce = gr.Image(label="Cross-entropy mask (PNG)", format="png", buttons=["download"])
+                            with gr.Column() as iou_column:
+                                overlay_iou = gr.Image(label=HEAD_TITLES["soft_iou"], format="png")
+                                mask_iou = gr.Image(label="Soft-IoU mask (PNG)", format="png", buttons=["download"])
+                        disagreement = gr.Image(
+                            label="Where they differ: orange = only cross-entropy, blue = only soft-IoU, white = both",
+                            format="png",
+                        )
+                        scores = gr.Dataframe(
+                            headers=["Head", "Object pixels", "IoU", "Thresholded mIoU", "Pixel accuracy"],
+                            label="Scores (IoU columns need a ground-truth mask)", interactive=False,
+                        )
+                        segment_notes = gr.Markdown()
+
+            with gr.Tab("Model", id="model"):
+                gr.Markdown(MODEL_HELP)
+                with gr.Row():
+                    network = gr.Dropdown(list(COLOUR_MODEL_NAMES), value="PoolUpsampleNet", label="Network")
+                    height = gr.Number(32, label="Input height", precision=0, step=4, minimum=4, maximum=1024)
+                    width = gr.Number(32, label="Input width", precision=0, step=4, minimum=4, maximum=1024)
+                    count_button = gr.Button("Count", variant="primary")
+                layers = gr.Dataframe(
+                    headers=["Layer", "Type", "Output (C×H×W)", "Outputs", "Weights", "Connections"],
+                    label="Per layer", interactive=False,
+                )
+                layers_notes = gr.Markdown()
+                gr.Markdown("### Training report of the weights in use")
+                gr.Markdown(report_markdown)
+                if curves:
+                    gr.Gallery(curves, label="Training curves", columns=2, object_fit="contain", height="auto")
+                if report is not None:
+                    with gr.Accordion("Full training report (JSON)", open=False):
+                        gr.JSON(report)
+
+        # ------------------------------------------------------------------ events
+        colour_button.click(
+            handlers.colorize,
+            inputs=[colour_image, networks, working_size, decoding, temperature],
+            outputs=[colour_gallery, colour_slider, confidence, colour_notes],
+            api_name="colorize",
+            api_description="Colourize a photo: greyscale input, each net's result (and the original), "
+            "a before/after pair, confidence maps, notes.",
+        )
+        segment_button.click(
+            handlers.segment,
+            inputs=[segment_image, ground_truth],
+            outputs=[overlay_ce, overlay_iou, mask_ce, mask_iou, disagreement, scores, segment_notes],
+            api_name="segment",
+            api_description="Segment a photo with both heads: overlays, masks, disagreement map, scores, notes.",
+        )
+        show.change(
+            lambda choice: (gr.Column(visible=choice != SHOW_IOU), gr.Column(visible=choice != SHOW_CE)),
+            inputs=show,
+            outputs=[ce_column, iou_column],
+            api_visibility="private",
+            queue=False,
+        )
+        count = dict(fn=handlers.architecture, inputs=[network, height, width], outputs=[layers, layers_notes])
+        count_button.click(**count, api_name="layer_table")
+        network.change(**count, api_visibility="private")
+        demo.load(**count, api_visibility="private")
+
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+demo = build_demo()
+
+if __name__ == "__main__":
+    demo.launch()

@@ -1,0 +1,173 @@
+"""The colourization part of ``train_all.py``: palette, the three nets, the batch-size sweep."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from colorseg.cifar import load_horses, to_grey
+from colorseg.colour_models import COLOUR_MODEL_NAMES
+from colorseg.colour_train import RECIPES, ColourRecipe, fit, get_recipe
+from colorseg.palette import NUM_COLOURS, fit_palette, label_images, save_palette
+from colorseg.plots import plot_curves
+from colorseg.weights_io import COLOUR_STEMS, atomic_write_json, command_line, library_versions, save_module
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-images"
+SWEEP_BATCH_SIZES = (32, 64, 128, 256, 512)
+REGENERATE = "python train_all.py --only colour"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("colourization")
+    group.add_argument(
+        "--colour-data",
+        type=Path,
+        default=SHARED_CIFAR if SHARED_CIFAR.is_dir() else REPO / "data" / "cifar10",
+        help="cifar-10-batches-py/ (or its parent) or an image-folder dump {train,test}/horse/ "
+        "(default: ../shared/data/cifar10-images when present, else data/cifar10)",
+    )
+    group.add_argument("--download", action="store_true", help="download the official CIFAR-10 archive if missing")
+    group.add_argument("--recipe", choices=sorted(RECIPES), default="default", help="training recipe (default: default)")
+    group.add_argument("--colour-models", nargs="+", choices=COLOUR_MODEL_NAMES, default=list(COLOUR_MODEL_NAMES))
+    group.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    group.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    group.add_argument("--kernel", type=int, choices=(3, 4, 5), help="override the recipe's kernel size")
+    group.add_argument(
+        "--holdout",
+        type=int,
+        default=0,
+        help="validate on the last N training images instead of the test split (for choosing a recipe "
+        "without looking at the test set); final weights use 0",
+    )
+    group.add_argument("--batch-sweep", action="store_true", help="run Question B.5's batch-size sweep instead")
+
+
+def _prepare(args: argparse.Namespace, device: torch.device) -> dict:
+    started = time.perf_counter()
+    horses = load_horses(args.colour_data, download=args.download)
+    train_rgb, val_rgb = horses.train, horses.test
+    if args.holdout:
+        train_rgb, val_rgb = horses.train[: -args.holdout], horses.train[-args.holdout :]
+    palette = fit_palette(train_rgb, NUM_COLOURS, seed=0)
+    data = {
+        "train": (to_grey(train_rgb).to(device), label_images(train_rgb, palette).to(device)),
+        "val": (to_grey(val_rgb).to(device), label_images(val_rgb, palette).to(device)),
+        "palette": palette,
+        "info": {
+            "path": str(args.colour_data),
+            "layout": horses.source,
+            "train_images": len(train_rgb),
+            "val_images": len(val_rgb),
+            "validation": f"last {args.holdout} training images" if args.holdout else "test split",
+        },
+    }
+    log(f"colour data: {data['info']} prepared in {time.perf_counter() - started:.1f}s")
+    return data
+
+
+def _train(name: str, recipe: ColourRecipe, data: dict, device: torch.device, label: str):
+    bar = tqdm(total=recipe.epochs, desc=label, unit="epoch", file=sys.stderr, dynamic_ncols=True)
+
+    def on_epoch(row: dict) -> None:
+        bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}", acc=f"{row['val_accuracy']:.3f}")
+        bar.update()
+
+    started = time.perf_counter()
+    try:
+        model, history = fit(name, recipe, data["train"], data["val"], device, len(data["palette"]), on_epoch)
+    finally:
+        bar.close()
+    return model, history, time.perf_counter() - started
+
+
+def _batch_sweep(args, data, device, report_dir: Path) -> dict:
+    histories, rows = {}, []
+    for batch_size in SWEEP_BATCH_SIZES:
+        recipe = get_recipe("assignment", batch_size=batch_size, epochs=args.epochs)
+        _, history, seconds = _train("ConvTransposeNet", recipe, data, device, f"ConvTransposeNet batch {batch_size}")
+        histories[f"batch {batch_size}"] = history
+        rows.append({"batch_size": batch_size, **_final(history), "seconds": round(seconds, 1)})
+        log(f"batch {batch_size}: {rows[-1]}")
+    plot_curves(histories, [("val_loss", "validation loss")], report_dir / "batch_sweep.png", "ConvTransposeNet, batch-size sweep")
+    report = {"command": command_line(), "device": str(device), "data": data["info"], "epochs": recipe.epochs, "rows": rows}
+    atomic_write_json(report_dir / "batch_sweep.json", report)
+    return {"batch_sweep": report}
+
+
+def _final(history: list[dict]) -> dict:
+    last = history[-1]
+    return {"val_loss": round(last["val_loss"], 4), "val_accuracy": round(last["val_accuracy"], 4)}
+
+
+def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: torch.device) -> dict:
+    """Train and save the colour part; returns the section of the training report."""
+    data = _prepare(args, device)
+    if args.batch_sweep:
+        return _batch_sweep(args, data, device, report_dir)
+
+    recipe = get_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, kernel=args.kernel)
+    palette = data["palette"]
+    save_palette(
+        palette,
+        weights_dir,
+        {
+            "what": "24-colour k-means palette of CIFAR-10 horse training pixels, RGB in [0, 1]",
+            "seed": 0,
+            "data": data["info"],
+            "command": command_line(),
+            "regenerate": REGENERATE,
+        },
+    )
+    histories, results = {}, {}
+    for name in args.colour_models:
+        model, history, seconds = _train(name, recipe, data, device, f"{name} ({recipe.name})")
+        histories[name] = history
+        results[name] = {**_final(history), "train_seconds": round(seconds, 1)}
+        # Saved only now that training has finished: an interrupted run leaves the old file.
+        save_module(
+            model,
+            weights_dir,
+            COLOUR_STEMS[name],
+            architecture=name,
+            constructor={"kernel": recipe.kernel, "num_filters": recipe.num_filters, "num_colours": len(palette), "num_in_channels": 1},
+            metadata={
+                "task": "colourization",
+                "palette": [[round(v, 6) for v in colour] for colour in palette.tolist()],
+                "recipe": recipe.to_dict(),
+                "data": data["info"],
+                "metrics": results[name],
+                "history": history,
+                "device": str(device),
+                "command": command_line(),
+                "regenerate": REGENERATE,
+                "versions": library_versions(),
+            },
+        )
+        log(f"{name}: {results[name]} -> {weights_dir / COLOUR_STEMS[name]}.safetensors")
+    plot_curves(
+        histories,
+        [("train_loss", "training loss"), ("val_loss", "validation loss"), ("val_accuracy", "validation accuracy")],
+        report_dir / f"colour_{recipe.name}_curves.png",
+        f"colourization, recipe {recipe.name}",
+    )
+    report = {
+        "recipe": recipe.to_dict(),
+        "data": data["info"],
+        "device": str(device),
+        "command": command_line(),
+        "weights_dir": str(weights_dir),
+        "results": results,
+        "histories": histories,
+    }
+    atomic_write_json(report_dir / f"colour_{recipe.name}.json", report)
+    return {"colour": report}

@@ -1,0 +1,87 @@
+"""Segmentation losses and metrics (Part D), as free functions.
+
+Shapes: logits [B, 2, H, W] (class 1 = foreground); masks bool or 0/1 [B, H, W].
+Every metric is computed per image and then averaged over the images.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# The assignment's smoothing term: an empty prediction of an empty mask scores IoU 1.
+SMOOTH = 1e-6
+
+
+def cross_entropy_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, masks.long())
+
+
+def soft_iou_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Part D.2: p = softmax(logits)[:, 1], I = sum p*y, U = sum (p + y - p*y), 1 - I/U.
+
+    Computed per image and averaged, so that large and small objects weigh the same;
+    the result lies in [0, 1] and is about 0 for a confident, correct prediction.
+    """
+    prob = logits.softmax(dim=1)[:, 1]
+    target = masks.to(prob.dtype)
+    intersection = (prob * target).sum(dim=(1, 2))
+    union = (prob + target - prob * target).sum(dim=(1, 2))
+    return 1 - ((intersection + SMOOTH) / (union + SMOOTH)).mean()
+
+
+def predicted_masks(logits: torch.Tensor) -> torch.Tensor:
+    """Argmax masks, bool [B, H, W]."""
+    return logits.argmax(dim=1) == 1
+
+
+def iou_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU of bool masks, one value per image [B] (1 when both are empty)."""
+    pred, target = pred.bool(), target.bool()
+    intersection = (pred & target).sum(dim=(1, 2)).double()
+    union = (pred | target).sum(dim=(1, 2)).double()
+    return (intersection + SMOOTH) / (union + SMOOTH)
+
+
+def thresholded_iou(iou: torch.Tensor) -> torch.Tensor:
+    """The assignment's score per image: the fraction of thresholds 0.5, 0.55, ..., 0.95 that
+    the IoU exceeds, i.e. ceil(clamp(20 (IoU - 0.5), 0, 10)) / 10."""
+    return torch.clamp(20 * (iou - 0.5), 0, 10).ceil() / 10
+
+
+def miou_thresholded(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """The assignment's "mIOU": thresholded IoU averaged over images."""
+    return thresholded_iou(iou_per_image(pred, target)).mean().item()
+
+
+def mean_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Plain foreground IoU averaged over images."""
+    return iou_per_image(pred, target).mean().item()
+
+
+def pixel_accuracy_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (pred.bool() == target.bool()).double().mean(dim=(1, 2))
+
+
+def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Fraction of correctly labelled pixels, averaged over images."""
+    return pixel_accuracy_per_image(pred, target).mean().item()
+
+
+def per_image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The three reported metrics of bool masks [B, H, W], one value per image each [B]
+    (images of different sizes are scored one batch each and the values concatenated)."""
+    iou = iou_per_image(pred, target)
+    return {
+        "miou_thresholded": thresholded_iou(iou),
+        "iou": iou,
+        "pixel_accuracy": pixel_accuracy_per_image(pred, target),
+    }
+
+
+def mask_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """The three reported metrics averaged over the images of a batch."""
+    return {name: values.mean().item() for name, values in per_image_metrics(pred, target).items()}
+
+
+LOSSES = {"cross_entropy": cross_entropy_loss, "soft_iou": soft_iou_loss}

@@ -1,0 +1,136 @@
+"""Segmentation inference: one body pass, both heads, masks at the input's resolution.
+
+The image is resized (antialiased bilinear, aspect ratio not kept: the body was trained on
+photos squeezed to a square the same way) to ``working_size`` x ``working_size``; both
+heads' logits are upsampled straight from the feature grid to the input's height and width,
+as DeepLabV3 itself upsamples to its input, so any size and aspect ratio works.
+
+Keep ``working_size`` at the trained size (the default) or below: the scratch body was
+trained at a size where the widest ASPP dilations only ever saw zero padding, so their
+off-centre weights never trained and come into play only on larger feature maps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from colorseg import seg_losses
+from colorseg.seg_data import Sample, load_samples, resize_images
+from colorseg.seg_models import head_logits, normalize
+from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, SEG_BODY_STEM, SEG_HEAD_STEMS, WeightsError, load_module
+
+HEAD_NAMES = tuple(SEG_HEAD_STEMS)  # ("cross_entropy", "soft_iou")
+
+
+@dataclass
+class SegmentationResult:
+    prob_cross_entropy: np.ndarray  # float32 [H, W], foreground probability
+    prob_soft_iou: np.ndarray  # float32 [H, W]
+    mask_cross_entropy: np.ndarray  # bool [H, W] (probability > 0.5, i.e. the argmax)
+    mask_soft_iou: np.ndarray  # bool [H, W]
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3]; greyscale [H, W] and RGBA [H, W, 4] are converted."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
+        raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+class Segmenter:
+    """A body and the two heads of Part D, ready for inference."""
+
+    def __init__(
+        self,
+        body: nn.Module,
+        heads: dict[str, nn.Module],
+        working_size: int,
+        description: dict[str, Any],
+        device: str | torch.device = "cpu",
+    ):
+        self.device = torch.device(device)
+        self.body = body.to(self.device).eval()
+        self.heads = {name: heads[name].to(self.device).eval() for name in HEAD_NAMES}
+        self.working_size = working_size
+        self.description = description
+
+    @torch.inference_mode()
+    def probabilities(self, image: np.ndarray, working_size: int | None = None) -> dict[str, torch.Tensor]:
+        """Foreground probability of each head, float [H, W] on the device."""
+        rgb = torch.from_numpy(_as_rgb(image)).permute(2, 0, 1)[None].to(self.device)
+        height, width = rgb.shape[-2:]
+        size = working_size or self.working_size
+        features = self.body(normalize(resize_images(rgb, (size, size))))  # [1, 256, size/s, size/s]
+        return {
+            name: head_logits(head, features, (height, width)).softmax(dim=1)[0, 1]
+            for name, head in self.heads.items()
+        }
+
+    def predict(self, image: np.ndarray, working_size: int | None = None) -> SegmentationResult:
+        """Both heads' probabilities and masks for a uint8 RGB image [H, W, 3]."""
+        probs = {name: prob.float().cpu().numpy() for name, prob in self.probabilities(image, working_size).items()}
+        return SegmentationResult(
+            prob_cross_entropy=probs["cross_entropy"],
+            prob_soft_iou=probs["soft_iou"],
+            mask_cross_entropy=probs["cross_entropy"] > 0.5,
+            mask_soft_iou=probs["soft_iou"] > 0.5,
+        )
+
+
+def load_segmenter(weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, device: str | torch.device = "cpu") -> Segmenter:
+    """Rebuild body and heads from ``weights_dir``; WeightsError if anything is missing,
+    damaged, or the heads were trained on a different body."""
+    try:
+        body, body_description = load_module(weights_dir, SEG_BODY_STEM, device)
+        heads, head_descriptions = {}, {}
+        for name, stem in SEG_HEAD_STEMS.items():
+            heads[name], head_descriptions[name] = load_module(weights_dir, stem, device)
+    except ValueError as error:  # e.g. an unknown backbone name in a hand-edited JSON
+        raise WeightsError(f"cannot rebuild the segmentation model in {weights_dir}: {error}") from None
+    hint = body_description.get("regenerate", "python train_all.py --only segmentation")
+    for name, description in head_descriptions.items():
+        if description.get("body_sha256") != body_description["sha256"]:
+            raise WeightsError(
+                f"the {name} head in {weights_dir} was trained on another body than "
+                f"{SEG_BODY_STEM}.safetensors; regenerate them together with `{hint}`"
+            )
+    working_size = body_description.get("image_size")
+    if not isinstance(working_size, int) or working_size < 1:
+        raise WeightsError(f"{Path(weights_dir) / SEG_BODY_STEM}.json lacks its image_size; regenerate it with `{hint}`")
+    description = {"body": body_description, "heads": head_descriptions}
+    return Segmenter(body, heads, working_size, description, device)
+
+
+def evaluate_samples(segmenter: Segmenter, samples: list[Sample]) -> dict[str, dict[str, float]]:
+    """Per head, the three metrics averaged over ``samples``, each scored at its mask's size."""
+    values: dict[str, dict[str, list[float]]] = {name: {} for name in HEAD_NAMES}
+    for sample in samples:
+        target = torch.from_numpy(sample.mask)[None].to(segmenter.device)
+        for name, prob in segmenter.probabilities(sample.image).items():
+            for metric, value in seg_losses.per_image_metrics((prob > 0.5)[None], target).items():
+                values[name].setdefault(metric, []).append(value.item())
+    return {name: {metric: math.fsum(v) / len(v) for metric, v in metrics.items()} for name, metrics in values.items()}
+
+
+def evaluate_folder(
+    data_dir: str | Path,
+    split: str = "all",
+    weights_dir: str | Path = DEFAULT_WEIGHTS_DIR,
+    device: str | torch.device = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Score the weights in ``weights_dir`` on ``data_dir`` (any layout of colorseg.seg_data):
+    ``{"cross_entropy": {"miou_thresholded", "iou", "pixel_accuracy"}, "soft_iou": {...}}``."""
+    segmenter = load_segmenter(weights_dir, device)
+    return evaluate_samples(segmenter, load_samples(data_dir, split))

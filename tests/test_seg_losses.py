@@ -1,0 +1,88 @@
+"""Losses and metrics of Part D on hand-made tensors."""
+
+import pytest
+import torch
+
+from colorseg import seg_losses
+
+
+def _logits_for(masks: torch.Tensor, confidence: float = 20.0) -> torch.Tensor:
+    """Logits [B, 2, H, W] that predict ``masks`` with the given margin."""
+    sign = masks.float() * 2 - 1
+    return torch.stack([-confidence * sign, confidence * sign], dim=1)
+
+
+def test_soft_iou_loss_is_about_zero_for_a_perfect_prediction():
+    masks = torch.zeros(2, 8, 8, dtype=torch.bool)
+    masks[0, 2:6, 2:6] = True
+    masks[1, :, :3] = True
+    assert seg_losses.soft_iou_loss(_logits_for(masks), masks).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_soft_iou_loss_is_about_one_for_the_opposite_prediction():
+    masks = torch.zeros(1, 8, 8, dtype=torch.bool)
+    masks[0, 2:6, 2:6] = True
+    assert seg_losses.soft_iou_loss(_logits_for(~masks), masks).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_soft_iou_loss_stays_in_unit_interval_and_gradients_flow():
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        logits = (3 * torch.randn(3, 2, 6, 7, generator=generator)).requires_grad_()
+        masks = torch.rand(3, 6, 7, generator=generator) > 0.5
+        loss = seg_losses.soft_iou_loss(logits, masks)
+        assert 0.0 <= loss.item() <= 1.0
+        loss.backward()
+        assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+def test_soft_iou_loss_matches_its_formula():
+    logits = torch.tensor([[[[0.0, 2.0]], [[1.0, -1.0]]]])  # [1, 2, 1, 2]
+    masks = torch.tensor([[[True, False]]])
+    p = logits.softmax(dim=1)[0, 1, 0]
+    intersection = p[0] * 1
+    union = (p[0] + 1 - p[0]) + p[1]
+    expected = 1 - (intersection + seg_losses.SMOOTH) / (union + seg_losses.SMOOTH)
+    assert seg_losses.soft_iou_loss(logits, masks).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def _pair_with_iou(intersection: int, union: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target = first ``intersection`` pixels; prediction adds ``union - intersection`` more."""
+    target = torch.zeros(1, 10, 10, dtype=torch.bool)
+    pred = torch.zeros(1, 10, 10, dtype=torch.bool)
+    target.view(-1)[:intersection] = True
+    pred.view(-1)[:union] = True
+    return pred, target
+
+
+@pytest.mark.parametrize(
+    "intersection, union, expected",
+    [(10, 10, 1.0), (6, 10, 0.2), (5, 10, 0.0), (52, 100, 0.1), (30, 100, 0.0), (19, 20, 0.9), (96, 100, 1.0)],
+)
+def test_thresholded_miou_on_hand_made_masks(intersection, union, expected):
+    pred, target = _pair_with_iou(intersection, union)
+    assert seg_losses.mean_iou(pred, target) == pytest.approx(intersection / union, abs=1e-6)
+    assert seg_losses.miou_thresholded(pred, target) == pytest.approx(expected)
+
+
+def test_metrics_average_over_images():
+    pred_a, target_a = _pair_with_iou(10, 10)  # IoU 1 -> 1.0
+    pred_b, target_b = _pair_with_iou(6, 10)  # IoU 0.6 -> 0.2
+    pred, target = torch.cat([pred_a, pred_b]), torch.cat([target_a, target_b])
+    assert seg_losses.miou_thresholded(pred, target) == pytest.approx(0.6)
+    assert seg_losses.mean_iou(pred, target) == pytest.approx(0.8)
+    # Image b: 4 false positives out of 100 pixels.
+    assert seg_losses.pixel_accuracy(pred, target) == pytest.approx((1.0 + 0.96) / 2)
+    metrics = seg_losses.mask_metrics(pred, target)
+    assert metrics == pytest.approx({"miou_thresholded": 0.6, "iou": 0.8, "pixel_accuracy": 0.98})
+
+
+def test_empty_prediction_of_empty_mask_scores_one():
+    empty = torch.zeros(1, 4, 4, dtype=torch.bool)
+    assert seg_losses.miou_thresholded(empty, empty) == 1.0
+    assert seg_losses.mean_iou(empty, empty) == pytest.approx(1.0)
+
+
+def test_predicted_masks_are_the_argmax():
+    logits = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]])
+    assert seg_losses.predicted_masks(logits).tolist() == [[[False, True]]]

@@ -1,0 +1,153 @@
+"""Inference with saved weights: both heads from one body pass, any size, refusing bad files."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorseg import segment, weights_io
+from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, normalize
+from colorseg.weights_io import SEG_BODY_STEM, SEG_HEAD_STEMS, WeightsError
+
+SIZE = 64
+SHARED_WEIZMANN = Path(__file__).resolve().parents[2] / "shared" / "data" / "weizmann_horse_db"
+
+
+def _save_tiny_weights(directory: Path) -> tuple[DeepLabV3Body, dict]:
+    torch.manual_seed(0)
+    body = DeepLabV3Body()
+    # Move BatchNorm statistics off their defaults so that eval mode is not trivial.
+    body.train()
+    with torch.no_grad():
+        body(torch.randn(4, 3, SIZE, SIZE))
+    body.eval()
+    body.load_state_dict({k: v.half().to(v.dtype) for k, v in body.state_dict().items()})  # what float16 stores
+    path = weights_io.save_module(
+        body, directory, SEG_BODY_STEM, architecture="DeepLabV3Body",
+        constructor={"backbone": "mobilenet_v3_large"}, metadata={"image_size": SIZE}, dtype=torch.float16,
+    )
+    heads = {}
+    for name, stem in SEG_HEAD_STEMS.items():
+        heads[name] = DeepLabV3Head().eval()
+        weights_io.save_module(
+            heads[name], directory, stem, architecture="DeepLabV3Head", constructor={},
+            metadata={"body_sha256": weights_io.sha256_of(path), "loss": name},
+        )
+    return body, heads
+
+
+@pytest.fixture
+def weights_dir(tmp_path) -> Path:
+    _save_tiny_weights(tmp_path / "weights")
+    return tmp_path / "weights"
+
+
+def test_two_head_inference_equals_two_separate_forward_passes(tmp_path):
+    body, heads = _save_tiny_weights(tmp_path)
+    segmenter = segment.load_segmenter(tmp_path)
+    image = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    result = segmenter.predict(image)
+    x = normalize(torch.from_numpy(image).permute(2, 0, 1)[None])
+    for name in segment.HEAD_NAMES:
+        with torch.no_grad():
+            expected = SegmentationNet(body, heads[name]).eval()(x).softmax(dim=1)[0, 1].numpy()
+        np.testing.assert_allclose(getattr(result, f"prob_{name}"), expected, atol=1e-5)
+        assert np.array_equal(getattr(result, f"mask_{name}"), expected > 0.5)
+
+
+def test_body_runs_once_per_prediction(weights_dir):
+    segmenter = segment.load_segmenter(weights_dir)
+    calls = []
+    segmenter.body.register_forward_hook(lambda *args: calls.append(1))
+    segmenter.predict(np.zeros((20, 30, 3), dtype=np.uint8))
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("shape", [(37, 91, 3), (120, 45, 3), (50, 50), (33, 40, 4)])
+def test_any_size_and_aspect_gives_masks_at_input_resolution(weights_dir, shape):
+    segmenter = segment.load_segmenter(weights_dir)
+    image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    for working_size in (None, 32):
+        result = segmenter.predict(image, working_size=working_size)
+        for name in segment.HEAD_NAMES:
+            prob, mask = getattr(result, f"prob_{name}"), getattr(result, f"mask_{name}")
+            assert prob.shape == shape[:2] and prob.dtype == np.float32
+            assert mask.shape == shape[:2] and mask.dtype == bool
+            assert 0 <= prob.min() and prob.max() <= 1
+
+
+def test_bad_images_are_clear_errors(weights_dir):
+    segmenter = segment.load_segmenter(weights_dir)
+    with pytest.raises(ValueError, match="uint8"):
+        segmenter.predict(np.zeros((8, 8, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
+        segmenter.predict(np.zeros((8, 8, 2), dtype=np.uint8))
+
+
+def test_description_holds_body_and_heads(weights_dir):
+    description = segment.load_segmenter(weights_dir).description
+    assert description["body"]["architecture"] == "DeepLabV3Body"
+    assert description["body"]["stored_dtype"] == "float16"
+    assert {name: d["loss"] for name, d in description["heads"].items()} == {n: n for n in segment.HEAD_NAMES}
+
+
+def test_damaged_weight_file_is_refused(weights_dir):
+    path = weights_dir / f"{SEG_BODY_STEM}.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="damaged weight file"):
+        segment.load_segmenter(weights_dir)
+
+
+def test_missing_head_is_refused(weights_dir):
+    (weights_dir / f"{SEG_HEAD_STEMS['soft_iou']}.json").unlink()
+    with pytest.raises(WeightsError, match="missing weight description"):
+        segment.load_segmenter(weights_dir)
+
+
+def test_heads_of_another_body_are_refused(weights_dir):
+    json_path = weights_dir / f"{SEG_HEAD_STEMS['cross_entropy']}.json"
+    description = json.loads(json_path.read_text())
+    description["body_sha256"] = "0" * 64
+    json_path.write_text(json.dumps(description))
+    with pytest.raises(WeightsError, match="trained on another body"):
+        segment.load_segmenter(weights_dir)
+
+
+def test_unknown_backbone_in_description_is_refused(weights_dir):
+    json_path = weights_dir / f"{SEG_BODY_STEM}.json"
+    description = json.loads(json_path.read_text())
+    description["constructor"] = {"backbone": "vgg"}
+    json_path.write_text(json.dumps(description))
+    with pytest.raises(WeightsError, match="unknown backbone"):
+        segment.load_segmenter(weights_dir)
+
+
+def test_evaluate_folder_scores_both_heads(weights_dir, tmp_path):
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(data / "images" / f"p{i}.png")
+        Image.fromarray(((rng.random((30, 40)) > 0.5) * 255).astype(np.uint8)).save(data / "masks" / f"p{i}.png")
+    scores = segment.evaluate_folder(data, "all", weights_dir)
+    assert set(scores) == {"cross_entropy", "soft_iou"}
+    for metrics in scores.values():
+        assert set(metrics) == {"miou_thresholded", "iou", "pixel_accuracy"}
+        assert all(0 <= value <= 1 for value in metrics.values())
+    json.dumps(scores)
+
+
+@pytest.mark.skipif(
+    not (SHARED_WEIZMANN.is_dir() and (weights_io.DEFAULT_WEIGHTS_DIR / f"{SEG_BODY_STEM}.json").is_file()),
+    reason="needs ../shared/data/weizmann_horse_db and committed segmentation weights",
+)
+def test_committed_weights_reach_the_target_on_weizmann_validation():
+    scores = segment.evaluate_folder(SHARED_WEIZMANN, "val")
+    best = max(scores.values(), key=lambda metrics: metrics["iou"])
+    assert best["iou"] >= 0.80 and best["miou_thresholded"] >= 0.60, scores

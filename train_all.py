@@ -1,0 +1,117 @@
+"""Regenerate every weight in weights/ and the training report in reports/.
+
+    python train_all.py                              # everything, default recipes
+    python train_all.py --only colour                # palette + the three colour nets
+    python train_all.py --only colour --recipe assignment   # the original recipe (weights to runs/)
+    python train_all.py --only colour --batch-sweep  # Question B.5, a table and a plot
+    python train_all.py --only segmentation          # DeepLabV3 body (scratch) + both heads
+
+Uses CUDA when present (``--device`` to choose). Every model is written only once it has
+finished training, atomically, so an interrupted run leaves the previous weights intact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from colorseg import colour_pipeline, seg_pipeline
+from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, atomic_write_json, command_line, library_versions
+
+REPO = Path(__file__).resolve().parent
+PARTS = ("colour", "segmentation")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="parts to train (default: all)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument(
+        "--weights-dir",
+        type=Path,
+        help="where to write weights (default: weights/ for the default recipe, runs/<recipe>/weights otherwise)",
+    )
+    parser.add_argument("--report-dir", type=Path, default=REPO / "reports", help="reports and curves (default: reports/)")
+    parser.add_argument("--push-to-hub", metavar="REPO", help="after training, upload weights/ to this Hub model repo")
+    colour_pipeline.add_arguments(parser)
+    seg_pipeline.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    return device
+
+
+def resolve_weights_dir(args: argparse.Namespace) -> Path:
+    if args.weights_dir is not None:
+        return args.weights_dir
+    if args.recipe == "default" and not args.batch_sweep:
+        return DEFAULT_WEIGHTS_DIR
+    # Experiments never overwrite the committed weights unless asked to.
+    return REPO / "runs" / args.recipe / "weights"
+
+
+def update_report(path: Path, sections: dict, header: dict) -> None:
+    """Merge this run's sections into the running report, so partial runs keep the rest."""
+    report = {}
+    if path.is_file():
+        try:
+            report = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            report = {}
+    report.update(sections)
+    report.setdefault("runs", []).append(header)
+    atomic_write_json(path, report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    weights_dir = resolve_weights_dir(args)
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    log(f"device {device}, {torch.get_num_threads()} CPU threads, weights -> {weights_dir}, reports -> {args.report_dir}")
+
+    sections, timings = {}, {}
+    for part, pipeline in (("colour", colour_pipeline), ("segmentation", seg_pipeline)):
+        if part not in args.only:
+            continue
+        started = time.perf_counter()
+        sections.update(pipeline.run(args, weights_dir, args.report_dir, device))
+        timings[part] = round(time.perf_counter() - started, 1)
+        log(f"{part} finished in {timings[part]:.0f}s")
+
+    header = {
+        "command": command_line(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "seconds": timings,
+        "versions": library_versions(),
+    }
+    update_report(args.report_dir / "training_report.json", sections, header)
+    if args.push_to_hub:
+        from colorseg.hub import push_weights
+
+        url = push_weights(args.push_to_hub, weights_dir)
+        log(f"pushed {weights_dir} to {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
