@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 import torch
+from PIL import Image
 
 from colorseg import colorize as colourizing
 from colorseg.colour_models import COLOUR_MODEL_NAMES
@@ -129,16 +131,17 @@ def grey_picture(grey: np.ndarray) -> np.ndarray:
     return np.repeat((grey * 255 + 0.5).astype(np.uint8)[:, :, None], 3, axis=2)
 
 
-# Five stops of matplotlib's viridis: dark purple (unsure) to yellow (sure), readable in greyscale too.
-_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float32)
+# matplotlib's viridis, dark purple (unsure) to yellow (sure), from five of its stops as a
+# 256-entry lookup table: one indexing per pixel instead of float interpolation.
+_VIRIDIS_STOPS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], np.float32)
+_VIRIDIS = np.stack(
+    [np.interp(np.linspace(0, 4, 256), np.arange(5), _VIRIDIS_STOPS[:, channel]) for channel in range(3)], axis=1
+).round().astype(np.uint8)
 
 
 def colour_map(values: np.ndarray) -> np.ndarray:
     """float [H, W] in [0, 1] -> uint8 [H, W, 3] with the viridis ramp."""
-    position = np.clip(values, 0, 1) * (len(_VIRIDIS) - 1)
-    low = np.minimum(position.astype(np.int64), len(_VIRIDIS) - 2)
-    fraction = (position - low)[..., None]
-    return (_VIRIDIS[low] * (1 - fraction) + _VIRIDIS[low + 1] * fraction + 0.5).astype(np.uint8)
+    return _VIRIDIS[(np.clip(values, 0, 1) * 255 + 0.5).astype(np.uint8)]
 
 
 def _boundary(mask: np.ndarray, width: int) -> np.ndarray:
@@ -250,11 +253,16 @@ def _format_metrics(metrics: dict[str, Any]) -> str:
     )
 
 
-def _described_parts(description: dict[str, Any], name: str) -> list[tuple[str, dict[str, Any]]]:
-    """(name, weight description) pairs: the description itself when it has metrics, else its parts."""
-    if "metrics" in description or "architecture" in description:
-        return [(name, description)]
-    return [(f"{name}: {key}", part) for key, part in description.items() if isinstance(part, dict)]
+def _described_parts(description: dict[str, Any], prefix: str) -> list[tuple[str, dict[str, Any]]]:
+    """(name, weight description) for every dict naming an architecture in a nested description,
+    such as the segmenter's {"body": {...}, "heads": {"cross_entropy": {...}, ...}}."""
+    parts = []
+    for key, part in description.items():
+        if isinstance(part, dict) and "architecture" in part:
+            parts.append((f"{prefix} {key}", part))
+        elif isinstance(part, dict):
+            parts += _described_parts(part, prefix)
+    return parts
 
 
 def weights_report(models: Models) -> tuple[str, list[tuple[str, str]], dict[str, Any] | None]:
@@ -283,14 +291,40 @@ def weights_report(models: Models) -> tuple[str, list[tuple[str, str]], dict[str
     return "\n".join(rows), curves, report
 
 
+class PictureStore:
+    """Writes each result picture once, to a new file in gradio's cache folder, and returns its path.
+
+    Handing gradio numpy arrays makes it encode them into a content-addressed file that it
+    rewrites in place when another request produces the same picture: two users running
+    the same example at once then download each other's half-written file (the load test
+    failed 5 of 80 requests that way). A fresh file per picture is never rewritten; inside
+    gradio's cache folder it is served as it is and removed with the cache (delete_cache).
+    JPEG (quality 90) keeps photos small and fast to encode (1 ms against 120 ms for PNG at
+    512x512); masks are PNG, lossless.
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def save(self, picture: np.ndarray, lossless: bool = False) -> str:
+        path = self.directory / f"{uuid.uuid4().hex}.{'png' if lossless else 'jpg'}"
+        if lossless:
+            Image.fromarray(picture).save(path, format="PNG", compress_level=1)
+        else:
+            Image.fromarray(picture).save(path, format="JPEG", quality=90)
+        return str(path)
+
+
 # ----------------------------------------------------------------------------- handlers
 
 
 class Handlers:
     """The functions behind the buttons and the API; models come loaded."""
 
-    def __init__(self, models: Models):
+    def __init__(self, models: Models, store: PictureStore):
         self.models = models
+        self.store = store
 
     @torch.inference_mode()
     def colorize(
@@ -300,8 +334,9 @@ class Handlers:
         working_size: float = colourizing.DEFAULT_WORKING_SIZE,
         decoding: str = colourizing.DEFAULT_DECODING,
         temperature: float = colourizing.DEFAULT_TEMPERATURE,
-    ) -> tuple[list[tuple[np.ndarray, str]], tuple[np.ndarray, np.ndarray], list[tuple[np.ndarray, str]], str]:
-        """Greyscale + each net's colourization (+ the original), before/after pair, confidence maps, notes."""
+    ) -> tuple[list[tuple[str, str]], tuple[str, str], list[tuple[str, str]], str]:
+        """Greyscale + each net's colourization (+ the original), before/after pair, confidence maps, notes;
+        pictures as (path, caption) / path."""
         if self.models.colour is None or not self.models.colour.nets:
             raise gr.Error(self.models.colour_problem or "Colourization is unavailable.")
         loaded = _read(image)
@@ -321,13 +356,15 @@ class Handlers:
         results = colourizing.colourize(self.models.colour, grey, networks, size, decoding, float(temperature))
         seconds = time.perf_counter() - started
 
-        grey_rgb = grey_picture(grey)
-        gallery = [(grey_rgb, "Greyscale input")]
-        gallery += [(result.rgb, name) for name, result in results.items()]
+        save = self.store.save
+        grey_path = save(grey_picture(grey))
+        gallery = [(grey_path, "Greyscale input")]
+        gallery += [(save(result.rgb), name) for name, result in results.items()]
         if loaded.is_colour:
-            gallery.append((loaded.rgb, "Original colours"))
+            gallery.append((save(loaded.rgb), "Original colours"))
         best = next(n for n in NET_PREFERENCE if n in results)
-        confidence = [(colour_map(r.confidence), f"{name}: confidence") for name, r in results.items()]
+        best_path = gallery[1 + list(results).index(best)][0]
+        confidence = [(save(colour_map(r.confidence)), f"{name}: confidence") for name, r in results.items()]
         width, height = loaded.rgb.shape[1], loaded.rgb.shape[0]
         work_w, work_h = results[best].working_size
         notes = [
@@ -338,13 +375,13 @@ class Handlers:
         if not loaded.is_colour:
             notes.append("The upload had no colour, so there is no original to compare with.")
         notes += [f"Note: {note}." for note in loaded.notes]
-        return gallery, (grey_rgb, results[best].rgb), confidence, "\n\n".join(notes)
+        return gallery, (grey_path, best_path), confidence, "\n\n".join(notes)
 
     @torch.inference_mode()
     def segment(
         self, image: str | None, ground_truth: str | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[list[str]], str]:
-        """Overlays and masks of both heads, their disagreement, scores against a ground truth, notes."""
+    ) -> tuple[str, str, str, str, str, list[list[str]], str]:
+        """Overlays and masks of both heads (paths), their disagreement, scores against a ground truth, notes."""
         if self.models.segmenter is None:
             raise gr.Error(self.models.segment_problem or "Segmentation is unavailable.")
         loaded = _read(image)
@@ -381,12 +418,13 @@ class Handlers:
         if target is None:
             notes.append("Add the photo's ground-truth mask (white = object) to score each head.")
         notes += [f"Note: {note}." for note in loaded.notes]
+        save = self.store.save
         return (
-            overlay(loaded.rgb, masks["cross_entropy"], HEAD_COLOURS["cross_entropy"]),
-            overlay(loaded.rgb, masks["soft_iou"], HEAD_COLOURS["soft_iou"]),
-            mask_picture(masks["cross_entropy"]),
-            mask_picture(masks["soft_iou"]),
-            disagreement_map(loaded.rgb, masks["cross_entropy"], masks["soft_iou"]),
+            save(overlay(loaded.rgb, masks["cross_entropy"], HEAD_COLOURS["cross_entropy"])),
+            save(overlay(loaded.rgb, masks["soft_iou"], HEAD_COLOURS["soft_iou"])),
+            save(mask_picture(masks["cross_entropy"]), lossless=True),
+            save(mask_picture(masks["soft_iou"]), lossless=True),
+            save(disagreement_map(loaded.rgb, masks["cross_entropy"], masks["soft_iou"])),
             table,
             "\n\n".join(notes),
         )
@@ -436,27 +474,24 @@ def _closed_form_check(table, size: int, model: torch.nn.Module) -> str:
 # ----------------------------------------------------------------------------- layout
 
 
-class PhotoInput(gr.Image):
-    """An image input that hands the uploaded file to the handler undecoded.
+def photo_input(**kwargs: Any) -> gr.Image:
+    """A gr.Image input whose uploads reach the handler as the uploaded file, undecoded.
 
-    gr.Image decodes uploads itself and fails on a non-image or damaged file with a bare
-    "Error" before any handler runs; colorseg.image_io decodes instead (every mode, EXIF,
-    size cap) and turns such files into a sentence the user can act on.
+    gr.Image opens uploads itself and fails on a non-image file with a bare "Error" before
+    any handler runs; colorseg.image_io decodes instead (every mode, EXIF, size cap) and
+    turns such files into a sentence the user can act on. (The override is set on the
+    instance: subclassing gr.Image would make gradio write an app.pyi stub beside app.py.)
     """
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    decode = image.preprocess
 
-    is_template = True  # rendered by the frontend's ordinary Image component
-
-    def __init__(self, **kwargs: Any):
-        super().__init__(type="filepath", image_mode=None, **kwargs)
-
-    def get_config(self, cls: type | None = None) -> dict[str, Any]:
-        # The frontend's props are read off the signature of __init__: use gr.Image's full one.
-        return super().get_config(cls or gr.Image)
-
-    def preprocess(self, payload):  # noqa: ANN001 - gradio's ImageData
+    def undecoded(payload):  # noqa: ANN001, ANN202 - gradio's ImageData in, a file path out
         if payload is None or payload.path is None:
-            return super().preprocess(payload)  # data: URLs, which gr.Image decodes into a file
+            return decode(payload)  # data: URLs, which gr.Image turns into a file
         return str(payload.path)
+
+    image.preprocess = undecoded
+    return image
 
 
 INTRO = """# colorseg
@@ -486,7 +521,8 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
     """Load the models once and lay out the three tabs; the queue is configured, nothing is launched."""
     torch.set_num_threads(TORCH_THREADS)
     models = load_models(weights_dir, device)
-    handlers = Handlers(models)
+    # In gradio's cache folder (GRADIO_TEMP_DIR), so that gradio serves and deletes the pictures.
+    handlers = Handlers(models, PictureStore(Path(gr.utils.get_upload_folder()) / "colorseg"))
     nets = list(models.colour.nets) if models.colour else []
     report_markdown, curves, report = weights_report(models)
     colour_examples = _sample_photos() + _cifar_validation(limit=4)
@@ -494,7 +530,9 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
     segment_examples = [[str(photo), str(mask)] for photo, mask in _segmentation_validation(limit=4)]
     segment_examples += [[str(p), None] for p in _sample_photos()]
 
-    with gr.Blocks(title="colorseg: colourize and segment") as demo:
+    # No usage statistics: the app runs offline as often as not, and its users did not opt in.
+    # delete_cache: every hour, delete result pictures older than an hour.
+    with gr.Blocks(title="colorseg: colourize and segment", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
             with gr.Tab("Colourize", id="colourize"):
@@ -505,7 +543,7 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                 gr.Markdown(COLOUR_HELP)
                 with gr.Row():
                     with gr.Column(scale=2):
-                        colour_image = PhotoInput(
+                        colour_image = photo_input(
                             label="Photo", sources=["upload", "clipboard", "webcam"], height=300, elem_id="colour-photo"
                         )
                         networks = gr.CheckboxGroup(nets, value=nets, label="Networks")
@@ -529,11 +567,14 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                     with gr.Column(scale=3):
                         colour_slider = gr.ImageSlider(label="Before / after: drag the handle", max_height=420)
                         colour_gallery = gr.Gallery(
-                            label="Side by side", columns=3, object_fit="contain", height="auto", format="png"
+                            label="Side by side", columns=3, object_fit="contain", height="auto",
+                            elem_id="colour-results",
                         )
                         colour_notes = gr.Markdown()
                         with gr.Accordion("Confidence maps (yellow = sure of the colour, purple = unsure)", open=False):
-                            confidence = gr.Gallery(label="Confidence", columns=3, object_fit="contain", height="auto")
+                            confidence = gr.Gallery(
+                                label="Confidence", columns=3, object_fit="contain", height="auto"
+                            )
 
             with gr.Tab("Segment", id="segment"):
                 if models.segment_problem:
@@ -541,10 +582,10 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                 gr.Markdown(SEGMENT_HELP)
                 with gr.Row():
                     with gr.Column(scale=2):
-                        segment_image = PhotoInput(
+                        segment_image = photo_input(
                             label="Photo", sources=["upload", "clipboard", "webcam"], height=300, elem_id="segment-photo"
                         )
-                        ground_truth = PhotoInput(
+                        ground_truth = photo_input(
                             label="Ground-truth mask (optional)", sources=["upload"], height=160, elem_id="segment-mask"
                         )
                         segment_button = gr.Button(
@@ -556,14 +597,14 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                     with gr.Column(scale=3):
                         with gr.Row():
                             with gr.Column() as ce_column:
-                                overlay_ce = gr.Image(label=HEAD_TITLES["cross_entropy"], format="png")
-                                mask_ce = gr.Image(label="Cross-entropy mask (PNG)", format="png", buttons=["download"])
+                                overlay_ce = gr.Image(label=HEAD_TITLES["cross_entropy"], elem_id="overlay-ce")
+                                mask_ce = gr.Image(label="Cross-entropy mask (PNG)", buttons=["download"])
                             with gr.Column() as iou_column:
-                                overlay_iou = gr.Image(label=HEAD_TITLES["soft_iou"], format="png")
-                                mask_iou = gr.Image(label="Soft-IoU mask (PNG)", format="png", buttons=["download"])
+                                overlay_iou = gr.Image(label=HEAD_TITLES["soft_iou"], elem_id="overlay-iou")
+                                mask_iou = gr.Image(label="Soft-IoU mask (PNG)", buttons=["download"])
                         disagreement = gr.Image(
                             label="Where they differ: orange = only cross-entropy, blue = only soft-IoU, white = both",
-                            format="png",
+                            elem_id="disagreement",
                         )
                         scores = gr.Dataframe(
                             headers=["Head", "Object pixels", "IoU", "Thresholded mIoU", "Pixel accuracy"],

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 
 from colorseg import colour_pipeline, seg_pipeline
-from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, atomic_write_json, command_line, library_versions
+from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, atomic_write_json, library_versions
 
 REPO = Path(__file__).resolve().parent
 PARTS = ("colour", "segmentation")
@@ -77,7 +78,10 @@ def update_report(path: Path, sections: dict, header: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    # Recorded in every weight description and report: the command that regenerates them.
+    args.command = shlex.join(["python", "train_all.py", *argv])
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{part} finished in {timings[part]:.0f}s")
 
     header = {
-        "command": command_line(),
+        "command": args.command,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),

@@ -65,7 +65,11 @@ def _open(source: str | Path | bytes | Image.Image) -> Image.Image:
     except Image.DecompressionBombError as error:
         raise ImageLoadError(f"This image is too large to open safely ({error}).") from None
     except OSError as error:
-        raise ImageLoadError(f"This file could not be read as an image ({error}).") from None
+        # e.g. a header cut short ("Truncated File Read").
+        raise ImageLoadError(
+            f"This image file is damaged or incomplete and cannot be read ({error}). "
+            "Try saving it again or use another file."
+        ) from None
 
 
 def _wide_to_uint8(image: Image.Image) -> np.ndarray:

@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import update_bn
 from tqdm import tqdm
 
 from colorseg import seg_losses
@@ -101,10 +100,24 @@ def recompute_bn_statistics(body: nn.Module, images: torch.Tensor, batch_size: i
 
     torchvision's MobileNetV3 BatchNorm layers use momentum 0.01: after a short from-scratch
     run their running statistics still lag far behind the weights, and eval-mode output is
-    garbage (all background). One pass over the (unaugmented) training images in train
-    mode with cumulative averaging gives the statistics eval mode should use.
+    garbage (all background). One pass over the (unaugmented) training images with batch
+    statistics, averaged cumulatively, gives the statistics eval mode should use. Unlike
+    torch.optim.swa_utils.update_bn, only the BatchNorm layers run in train mode: with the
+    ASPP's dropout active the later BatchNorm would measure a variance eval mode never sees.
     """
-    update_bn((normalize(images[index.to(images.device)]) for index in batches(len(images), batch_size)), body)
+    was_training = body.training
+    batchnorms = [m for m in body.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in batchnorms]
+    body.eval()
+    for module in batchnorms:
+        module.reset_running_stats()
+        module.momentum = None  # cumulative average over the batches
+        module.train()
+    for index in batches(len(images), batch_size):
+        body(normalize(images[index.to(images.device)]))
+    for module, momentum in zip(batchnorms, momenta):
+        module.momentum = momentum
+    body.train(was_training)
 
 
 @dataclass
@@ -190,7 +203,6 @@ class HeadRecipe:
     epochs: int
     lr: float
     batch_size: int
-    optimizer: str = "adam"
 
     def to_dict(self) -> dict:
         return asdict(self)

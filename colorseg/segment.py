@@ -69,7 +69,7 @@ class Segmenter:
     @torch.inference_mode()
     def probabilities(self, image: np.ndarray, working_size: int | None = None) -> dict[str, torch.Tensor]:
         """Foreground probability of each head, float [H, W] on the device."""
-        rgb = torch.from_numpy(_as_rgb(image)).permute(2, 0, 1)[None].to(self.device)
+        rgb = torch.from_numpy(_as_rgb(image).copy()).permute(2, 0, 1)[None].to(self.device)
         height, width = rgb.shape[-2:]
         size = working_size or self.working_size
         features = self.body(normalize(resize_images(rgb, (size, size))))  # [1, 256, size/s, size/s]

@@ -58,8 +58,11 @@ class FakeSegmenter:
     """Foreground = bright pixels; the two 'heads' use different thresholds so they disagree."""
 
     description = {
-        "cross_entropy": {"architecture": "FakeHead", "metrics": {"iou": 0.5}},
-        "soft_iou": {"architecture": "FakeHead", "metrics": {"iou": 0.6}},
+        "body": {"architecture": "FakeBody", "metrics": {}},
+        "heads": {
+            "cross_entropy": {"architecture": "FakeHead", "metrics": {"iou": 0.5}},
+            "soft_iou": {"architecture": "FakeHead", "metrics": {"iou": 0.6}},
+        },
     }
 
     def predict(self, image: np.ndarray, working_size: int | None = None) -> FakeResult:
@@ -117,3 +120,23 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def make_segmentation_weights(directory: Path, image_size: int = 64) -> Path:
+    """A random DeepLabV3 body and two random heads saved as colorseg.seg_pipeline saves them,
+    so colorseg.segment.load_segmenter (the real one) loads them."""
+    from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head
+    from colorseg.weights_io import SEG_BODY_STEM, SEG_HEAD_STEMS, sha256_of
+
+    torch.manual_seed(0)
+    body_path = save_module(
+        DeepLabV3Body(), directory, SEG_BODY_STEM, architecture="DeepLabV3Body",
+        constructor={"backbone": "mobilenet_v3_large"}, metadata={"image_size": image_size, "metrics": {}},
+        dtype=torch.float16,
+    )
+    for name, stem in SEG_HEAD_STEMS.items():
+        save_module(
+            DeepLabV3Head(), directory, stem, architecture="DeepLabV3Head", constructor={},
+            metadata={"loss": name, "body_sha256": sha256_of(body_path), "metrics": {"iou": 0.5}},
+        )
+    return directory

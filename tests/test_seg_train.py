@@ -9,6 +9,16 @@ from colorseg import seg_losses, seg_train
 from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body, normalize
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Tiny tensors: more threads only contend (with each other and with other jobs on a
+    # small CI machine) and make these tests many times slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def body() -> DeepLabV3Body:
     torch.manual_seed(0)
@@ -48,7 +58,7 @@ def test_cached_features_give_the_end_to_end_loss_and_gradients(body, loss_name)
 def test_batchnorm_statistics_are_recomputed_over_the_training_images():
     torch.manual_seed(0)
     body = DeepLabV3Body()
-    images, _ = _images_and_masks(8, 64, seed=3)
+    images, _ = _images_and_masks(24, 64, seed=3)
     batchnorms = [m for m in body.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     # The trap: torchvision's MobileNetV3 BatchNorm layers use momentum 0.01.
     assert any(m.momentum == 0.01 for m in batchnorms)
@@ -60,9 +70,13 @@ def test_batchnorm_statistics_are_recomputed_over_the_training_images():
         body(normalize(images)).pow(2).mean().backward()
         optimizer.step()
 
-    # What each BatchNorm sees over the whole training set (one batch, train mode).
+    # What each BatchNorm sees over the whole training set (one batch) when normalising with
+    # batch statistics, with dropout off as at inference.
     seen = {}
     hooks = [m.register_forward_hook(lambda m, i, o: seen.__setitem__(m, i[0].detach())) for m in batchnorms]
+    body.eval()
+    for m in batchnorms:
+        m.train()
     with torch.no_grad():
         train_mode_output = body(normalize(images))
     for hook in hooks:
@@ -82,7 +96,9 @@ def test_batchnorm_statistics_are_recomputed_over_the_training_images():
         assert torch.allclose(m.running_mean, x.mean(dim=(0, 2, 3)), atol=1e-5)
         assert torch.allclose(m.running_var, x.var(dim=(0, 2, 3), unbiased=True), rtol=1e-3, atol=1e-5)
     fixed = relative_error()
-    assert stale > 0.5 and fixed < 0.1, (stale, fixed)
+    # Not 0: eval mode divides by the unbiased variance, batch statistics by the biased one,
+    # which differ noticeably where a 64 px input leaves 4x4 (or 1x1) feature maps.
+    assert stale > 0.8 and fixed < 0.25, (stale, fixed)
 
 
 def test_train_one_epoch_and_evaluate_on_cached_features():

@@ -1,0 +1,149 @@
+"""Server-side latency of the app's two endpoints, and process start to first answer.
+
+    python benchmarks/bench_app_latency.py                    # the committed weights in weights/
+    python benchmarks/bench_app_latency.py --weights DIR
+    python benchmarks/bench_app_latency.py --random-weights   # same architectures, random values
+
+Measures, on a 512x512 photo (examples/astronaut_eileen_collins.jpg):
+- colourize with all three nets: the /colorize handler, from the uploaded file to the
+  pictures handed to gradio (decoding, inference, composition), median of --runs;
+- segment with both heads: the /segment handler likewise;
+- process start to first answer: ``python app.py`` started fresh on a free loopback
+  port, until gradio_client has an answer from /colorize.
+Targets (issue 4): <= 100 ms, <= 300 ms, <= 15 s. Timings do not depend on the weights'
+values, so --random-weights measures the same work when no trained weights exist yet; the
+output says which weights were used. The app's own thread setting applies
+(COLORSEG_TORCH_THREADS, default 1 per request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+PHOTO = REPO / "examples" / "astronaut_eileen_collins.jpg"
+TARGETS_MS = {"colorize": 100.0, "segment": 300.0}
+TARGET_START_S = 15.0
+
+
+def random_weights(directory: Path) -> Path:
+    """Palette, the three colour nets and the segmentation body + heads, randomly initialised,
+    with the default architectures and the default segmentation working size."""
+    import torch
+
+    from colorseg.colour_models import COLOUR_MODEL_NAMES
+    from colorseg.palette import NUM_COLOURS, save_palette
+    from colorseg.registry import create_model
+    from colorseg.weights_io import COLOUR_STEMS, SEG_BODY_STEM, SEG_HEAD_STEMS, save_module, sha256_of
+
+    torch.manual_seed(0)
+    save_palette(torch.rand(NUM_COLOURS, 3), directory, {"what": "random benchmark palette"})
+    for name in COLOUR_MODEL_NAMES:
+        save_module(create_model(name), directory, COLOUR_STEMS[name], architecture=name, constructor={},
+                    metadata={"metrics": {}})
+    body = save_module(create_model("DeepLabV3Body"), directory, SEG_BODY_STEM, architecture="DeepLabV3Body",
+                       constructor={}, metadata={"image_size": 224, "metrics": {}})
+    for name, stem in SEG_HEAD_STEMS.items():
+        save_module(create_model("DeepLabV3Head"), directory, stem, architecture="DeepLabV3Head", constructor={},
+                    metadata={"loss": name, "body_sha256": sha256_of(body), "metrics": {}})
+    return directory
+
+
+def median_ms(fn, runs: int, warmup: int = 3) -> tuple[float, float, float]:
+    """(median, min, max) wall time of fn() in ms over ``runs`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), min(times), max(times)
+
+
+def time_to_first_answer(weights: Path, timeout_s: float = 120.0) -> float:
+    """Seconds from starting ``python app.py`` to the first /colorize answer."""
+    import socket
+
+    from gradio_client import Client, handle_file
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "COLORSEG_WEIGHTS_DIR": str(weights), "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while time.perf_counter() - started < timeout_s:
+            if process.poll() is not None:
+                raise RuntimeError(f"app.py exited with {process.returncode}: {process.stderr.read()[-2000:]}")
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
+            except Exception:  # not listening yet: connection refused, or the config is not served yet
+                time.sleep(0.1)
+                continue
+            client.predict(handle_file(str(PHOTO)), api_name="/colorize")
+            return time.perf_counter() - started
+        raise TimeoutError(f"no answer from app.py within {timeout_s:.0f} s")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--weights", type=Path, default=REPO / "weights")
+    parser.add_argument("--random-weights", action="store_true", help="benchmark randomly initialised weights")
+    parser.add_argument("--runs", type=int, default=25, help="timed runs per endpoint (>= 20)")
+    parser.add_argument("--skip-startup", action="store_true", help="do not time process start to first answer")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="colorseg-bench-") as scratch:
+        weights = random_weights(Path(scratch)) if args.random_weights else args.weights
+        label = "random weights (default architectures)" if args.random_weights else f"weights in {weights}"
+        import torch
+
+        import app
+
+        models = app.load_models(weights, device="cpu")
+        problems = [p for p in (models.colour_problem, models.segment_problem) if p]
+        if problems:
+            print("cannot benchmark:", *problems, sep="\n", file=sys.stderr)
+            return 1
+        handlers = app.Handlers(models, app.PictureStore(Path(scratch) / "pictures"))
+        print(f"{label}; torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
+              f"{os.cpu_count()} CPU cores, 512x512 photo, median of {args.runs} runs")
+        failed = False
+        for name, call in (
+            ("colorize", lambda: handlers.colorize(str(PHOTO))),
+            ("segment", lambda: handlers.segment(str(PHOTO))),
+        ):
+            median, low, high = median_ms(call, args.runs)
+            verdict = "ok" if median <= TARGETS_MS[name] else "OVER TARGET"
+            failed |= median > TARGETS_MS[name]
+            print(f"{name:9s} median {median:7.1f} ms (min {low:.1f}, max {high:.1f}); "
+                  f"target <= {TARGETS_MS[name]:.0f} ms: {verdict}")
+        if not args.skip_startup:
+            seconds = time_to_first_answer(Path(weights))
+            verdict = "ok" if seconds <= TARGET_START_S else "OVER TARGET"
+            failed |= seconds > TARGET_START_S
+            print(f"start     {seconds:7.1f} s from `python app.py` to the first /colorize answer; "
+                  f"target <= {TARGET_START_S:.0f} s: {verdict}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""colorseg.hub with the Hub API replaced by recorders: no network is used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import huggingface_hub
+import pytest
+
+from colorseg import hub
+from colorseg.weights_io import WeightsError
+from test_app_support import make_colour_weights
+
+
+def test_local_folder_without_the_variable(monkeypatch, tmp_path):
+    monkeypatch.delenv(hub.HUB_REPO_ENV, raising=False)
+    source = hub.resolve_weights_dir(tmp_path)
+    assert source.directory == tmp_path and "local folder" in source.message
+
+
+def test_snapshot_of_the_named_repo(monkeypatch, tmp_path):
+    calls = []
+
+    def snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(tmp_path / "snapshot")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setenv(hub.HUB_REPO_ENV, "someone/colorseg-weights")
+    monkeypatch.setenv(hub.HUB_REVISION_ENV, "v1")
+    source = hub.resolve_weights_dir(tmp_path / "local")
+    assert source.directory == tmp_path / "snapshot"
+    assert "someone/colorseg-weights" in source.message and "v1" in source.message
+    repo_id, kwargs = calls[0]
+    assert repo_id == "someone/colorseg-weights" and kwargs["repo_type"] == "model" and kwargs["revision"] == "v1"
+    assert "*.safetensors" in kwargs["allow_patterns"]
+
+
+def test_offline_falls_back_to_local_with_a_message(monkeypatch, tmp_path):
+    def snapshot_download(repo_id, **kwargs):
+        raise huggingface_hub.errors.LocalEntryNotFoundError("cannot reach the Hub and nothing is cached")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    source = hub.resolve_weights_dir(tmp_path, repo_id="someone/colorseg-weights")
+    assert source.directory == tmp_path
+    assert "Could not fetch" in source.message and "cannot reach the Hub" in source.message
+    assert str(tmp_path) in source.message
+
+
+class RecordingApi:
+    """Stands in for huggingface_hub.HfApi and records what would be sent."""
+
+    instances: list["RecordingApi"] = []
+
+    def __init__(self, token=None):
+        self.token, self.calls = token, []
+        RecordingApi.instances.append(self)
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        self.calls.append(("create_commit", repo_id, list(operations), kwargs))
+
+        class Commit:
+            commit_url = f"https://hub.invalid/{repo_id}/commit/abc"
+
+        return Commit()
+
+
+def test_push_uploads_weights_descriptions_and_a_card_in_one_commit(monkeypatch, tmp_path):
+    RecordingApi.instances.clear()
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    make_colour_weights(tmp_path)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "curves.png").write_bytes(b"png")
+    (tmp_path / "notes.txt").write_text("not a weight file")
+
+    url = hub.push_weights("someone/colorseg-weights", tmp_path, token="secret")
+
+    api = RecordingApi.instances[0]
+    assert api.token == "secret" and url.endswith("/commit/abc")
+    (kind, repo_id, kwargs), (commit_kind, _, operations, commit_kwargs) = api.calls
+    assert kind == "create_repo" and kwargs["exist_ok"] and kwargs["repo_type"] == "model"
+    assert commit_kind == "create_commit" and commit_kwargs["repo_type"] == "model"
+    names = sorted(op.path_in_repo for op in operations)
+    expected = sorted(p.name for p in Path(tmp_path).glob("*.*") if p.suffix in (".safetensors", ".json"))
+    assert names == sorted([*expected, "README.md", "reports/curves.png"])
+    card = next(op for op in operations if op.path_in_repo == "README.md").path_or_fileobj
+    assert b"COLORSEG_HUB_REPO=someone/colorseg-weights python app.py" in card
+
+
+def test_push_with_nothing_to_push(monkeypatch, tmp_path):
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    with pytest.raises(WeightsError, match="no weights"):
+        hub.push_weights("someone/colorseg-weights", tmp_path)
