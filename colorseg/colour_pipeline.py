@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -137,11 +138,12 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
             "regenerate": REGENERATE,
         },
     )
-    histories, results = {}, {}
+    # Merge into this recipe's report so that training a subset of the nets keeps the others.
+    report_path = report_dir / f"colour_{recipe.name}.json"
+    models = _read_report(report_path).get("models", {})
     for name in args.colour_models:
         model, history, seconds = _train(name, recipe, data, device, f"{name} ({recipe.name})")
-        histories[name] = history
-        results[name] = {**_final(history), "train_seconds": round(seconds, 1)}
+        metrics = {**_final(history), "train_seconds": round(seconds, 1)}
         # Saved only now that training has finished: an interrupted run leaves the old file.
         save_module(
             model,
@@ -154,7 +156,7 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
                 "palette": [[round(v, 6) for v in colour] for colour in palette.tolist()],
                 "recipe": recipe.to_dict(),
                 "data": data["info"],
-                "metrics": results[name],
+                "metrics": metrics,
                 "history": history,
                 "device": str(device),
                 "command": args.command,
@@ -162,21 +164,29 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
                 "versions": library_versions(),
             },
         )
-        log(f"{name}: {results[name]} -> {weights_dir / COLOUR_STEMS[name]}.safetensors")
+        log(f"{name}: {metrics} -> {weights_dir / COLOUR_STEMS[name]}.safetensors")
+        models[name] = {
+            "metrics": metrics,
+            "recipe": recipe.to_dict(),
+            "data": data["info"],
+            "device": str(device),
+            "command": args.command,
+            "weights": str(weights_dir / COLOUR_STEMS[name]) + ".safetensors",
+            "history": history,
+        }
+        report = {"recipe": recipe.name, "models": models}
+        atomic_write_json(report_path, report)
     plot_curves(
-        histories,
+        {name: entry["history"] for name, entry in models.items()},
         [("train_loss", "training loss"), ("val_loss", "validation loss"), ("val_accuracy", "validation accuracy")],
         report_dir / f"colour_{recipe.name}_curves.png",
         f"colourization, recipe {recipe.name}",
     )
-    report = {
-        "recipe": recipe.to_dict(),
-        "data": data["info"],
-        "device": str(device),
-        "command": args.command,
-        "weights_dir": str(weights_dir),
-        "results": results,
-        "histories": histories,
-    }
-    atomic_write_json(report_dir / f"colour_{recipe.name}.json", report)
-    return {"colour": report}
+    return {f"colour_{recipe.name}": report}
+
+
+def _read_report(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}

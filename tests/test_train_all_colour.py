@@ -33,7 +33,7 @@ def test_train_all_writes_weights_descriptions_and_report(trained):
         assert len(description["palette"]) == 24
         assert set(description["metrics"]) >= {"val_loss", "val_accuracy"}
     report = json.loads((reports / "training_report.json").read_text())
-    assert set(report["colour"]["results"]) == set(COLOUR_STEMS)
+    assert set(report["colour_default"]["models"]) == set(COLOUR_STEMS)
     assert (reports / "colour_default_curves.png").stat().st_size > 0
     assert not list(weights.glob(".*.tmp"))
 
