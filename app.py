@@ -1,8 +1,15 @@
 """colorseg demo: colourize photos with the assignment's three CNNs, segment them with two DeepLabV3 heads.
 
-    python app.py                          # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected)
-    COLORSEG_WEIGHTS_DIR=runs/x/weights python app.py
-    COLORSEG_HUB_REPO=user/colorseg-weights python app.py   # weights from a Hub model repo
+    python app.py            # http://127.0.0.1:7860; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT respected
+
+Environment (all optional):
+    COLORSEG_WEIGHTS_DIR     weights folder (default weights/)
+    COLORSEG_HUB_REPO        Hub model repo to fetch weights from, falling back to weights/ offline
+    COLORSEG_HUB_REVISION    branch, tag or commit of that repo
+    COLORSEG_DATA_DIR        local data whose validation images become examples (default data/, ../shared/data)
+    COLORSEG_DEVICE          cpu, cuda, ... (default: cuda when present)
+    COLORSEG_CONCURRENCY     inference requests run at once (default 2)
+    COLORSEG_TORCH_THREADS   torch threads per request (default 1)
 
 ``demo`` is built at import (models loaded once) and launched only when run as a script,
 so tests and Spaces can import it. Weights that are missing or damaged do not stop the
@@ -11,6 +18,7 @@ app: the affected tab says what is wrong and how to regenerate them.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import time
@@ -25,16 +33,19 @@ import torch
 from PIL import Image
 
 from colorseg import colorize as colourizing
+from colorseg.cifar import DataError
 from colorseg.colour_models import COLOUR_MODEL_NAMES
 from colorseg.hub import resolve_weights_dir
 from colorseg.image_io import ImageLoadError, LoadedImage, load_image, load_mask
-from colorseg.layer_stats import layer_table
+from colorseg.layer_stats import LayerTable, layer_table
 from colorseg.registry import create_model
+from colorseg.seg_data import find_pairs, is_validation
+from colorseg.seg_losses import per_image_metrics
 from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, REGENERATE_HINT, WeightsError
 
 REPO = Path(__file__).resolve().parent
 EXAMPLES_DIR = REPO / "examples"
-REPORT_DIRS_IN_REPO = REPO / "reports"
+REPORTS_DIR = REPO / "reports"
 # Local data folders whose validation images become extra examples (read in place, never copied).
 DATA_DIRS = [Path(os.environ["COLORSEG_DATA_DIR"])] if os.environ.get("COLORSEG_DATA_DIR") else [
     REPO / "data",
@@ -42,13 +53,13 @@ DATA_DIRS = [Path(os.environ["COLORSEG_DATA_DIR"])] if os.environ.get("COLORSEG_
 ]
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
-# The queue runs this many requests at once. Each request uses one torch thread: on a
-# 2-core machine, two intra-op threads per request fighting a second request (or any
-# other process) for the cores made the colour nets 10-20x slower, while one thread per
-# request keeps both cores busy with two requests and latency steady.
+# The queue runs this many inference requests at once. Each uses one torch thread: on a
+# 2-core machine shared with other work, two intra-op threads per request made the colour
+# nets about 10x slower (measured: 20 ms -> 250 ms per net), while one thread per request
+# keeps both cores busy with two requests and latency steady.
 CONCURRENCY = int(os.environ.get("COLORSEG_CONCURRENCY", "2"))
 TORCH_THREADS = int(os.environ.get("COLORSEG_TORCH_THREADS", "1"))
-QUEUE_SIZE = 64
+QUEUE_SIZE = 64  # requests waiting beyond this are refused at once ("queue full") instead of timing out
 
 # One colour per segmentation head, the same in overlays, the disagreement map and the legend.
 HEAD_COLOURS = {"cross_entropy": (255, 127, 14), "soft_iou": (31, 119, 180)}
@@ -88,7 +99,8 @@ def load_models(weights_dir: str | Path | None = None, device: str | None = None
     else:
         weights_dir = Path(weights_dir)
         message = f"Weights from the folder {weights_dir}."
-    device = torch.device(device or os.environ.get("COLORSEG_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device or os.environ.get("COLORSEG_DEVICE") or default_device)
     models = Models(weights_dir=Path(weights_dir), source=message, device=device)
 
     try:
@@ -107,7 +119,7 @@ def load_models(weights_dir: str | Path | None = None, device: str | None = None
         models.segmenter = load_segmenter(weights_dir, device=str(device))
     except WeightsError as error:
         models.segment_problem = _regenerate(f"The segmentation weights could not be loaded: {error}")
-    except Exception as error:  # the segmenter is its own module: nothing in it may take the colour tab down
+    except Exception as error:  # noqa: BLE001 - the segmenter is its own module: nothing in it may take the app down
         models.segment_problem = _regenerate(
             f"The segmentation model could not be set up ({type(error).__name__}: {error})."
         )
@@ -167,7 +179,7 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> 
 
 
 def disagreement_map(rgb: np.ndarray, mask_ce: np.ndarray, mask_iou: np.ndarray) -> np.ndarray:
-    """Dimmed grey photo; pixels only one head calls object in that head's colour, both in white."""
+    """The photo dimmed to grey; object pixels of only one head in that head's colour, of both in white."""
     grey = rgb.astype(np.float32).mean(axis=2, keepdims=True) * 0.4
     out = np.repeat(grey, 3, axis=2)
     for where, colour in (
@@ -186,8 +198,6 @@ def mask_picture(mask: np.ndarray) -> np.ndarray:
 
 def mask_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """IoU, the assignment's thresholded mIoU and pixel accuracy of one predicted mask."""
-    from colorseg.seg_losses import per_image_metrics
-
     scores = per_image_metrics(torch.from_numpy(pred)[None], torch.from_numpy(target)[None])
     return {name: float(values[0]) for name, values in scores.items()}
 
@@ -204,12 +214,12 @@ def _images_in(folder: Path) -> list[Path]:
 def _sample_photos() -> list[Path]:
     """Photos shipped in the repository, plus matplotlib's public-domain portrait when installed."""
     photos = _images_in(EXAMPLES_DIR)
-    try:
-        import matplotlib.cbook
-
-        photos.append(Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
-    except (ImportError, OSError, ValueError):
-        pass  # matplotlib is optional for the app; the repository's own photos remain
+    # Found without importing matplotlib (0.6 s of start-up): mpl-data/ sits in its package folder.
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.origin is not None:
+        portrait = Path(spec.origin).parent / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+        if portrait.is_file():
+            photos.append(portrait)
     return photos
 
 
@@ -225,9 +235,6 @@ def _cifar_validation(limit: int) -> list[Path]:
 
 def _segmentation_validation(limit: int) -> list[tuple[Path, Path]]:
     """Validation photo/mask pairs (segmentation's own split rule) from a local data folder."""
-    from colorseg.cifar import DataError
-    from colorseg.seg_data import find_pairs, is_validation
-
     for root in DATA_DIRS:
         for folder in (root / "weizmann_horse_db", root):
             if not folder.is_dir():
@@ -242,7 +249,7 @@ def _segmentation_validation(limit: int) -> list[tuple[Path, Path]]:
 
 def _report_dirs(weights_dir: Path) -> list[Path]:
     # A Hub snapshot carries the report inside the weights folder; a local run writes reports/.
-    return [d for d in (weights_dir / "reports", REPORT_DIRS_IN_REPO) if d.is_dir()]
+    return [d for d in (weights_dir / "reports", REPORTS_DIR) if d.is_dir()]
 
 
 def _format_metrics(metrics: dict[str, Any]) -> str:
@@ -270,7 +277,8 @@ def weights_report(models: Models) -> tuple[str, list[tuple[str, str]], dict[str
     described = list(models.colour.descriptions.items()) if models.colour else []
     if models.segmenter is not None:
         described += _described_parts(getattr(models.segmenter, "description", None) or {}, "segmentation")
-    rows = [models.source, "", "| Model | Architecture | Final metrics | Trained with |", "| --- | --- | --- | --- |"]
+    rows = [f"{models.source} Running on {models.device}.", "",
+            "| Model | Architecture | Final metrics | Trained with |", "| --- | --- | --- | --- |"]
     for name, description in described:
         command = description.get("command")
         rows.append(
@@ -367,11 +375,11 @@ class Handlers:
         confidence = [(save(colour_map(r.confidence)), f"{name}: confidence") for name, r in results.items()]
         width, height = loaded.rgb.shape[1], loaded.rgb.shape[0]
         work_w, work_h = results[best].working_size
-        notes = [
+        notes = [(
             f"Colourized {width}×{height} px with {', '.join(results)} in {seconds * 1000:.0f} ms "
             f"(colour predicted at {work_w}×{work_h}, {decoding} decoding). The slider compares the greyscale "
             f"input with **{best}**."
-        ]
+        )]
         if not loaded.is_colour:
             notes.append("The upload had no colour, so there is no original to compare with.")
         notes += [f"Note: {note}." for note in loaded.notes]
@@ -411,10 +419,10 @@ class Handlers:
                 row += [f"{scores['iou']:.3f}", f"{scores['miou_thresholded']:.1f}", f"{scores['pixel_accuracy']:.1%}"]
             table.append(row)
         agree = float((masks["cross_entropy"] == masks["soft_iou"]).mean())
-        notes = [
+        notes = [(
             f"Segmented {loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px in {seconds * 1000:.0f} ms "
             f"(one body pass, two heads). The heads agree on {agree:.1%} of the pixels."
-        ]
+        )]
         if target is None:
             notes.append("Add the photo's ground-truth mask (white = object) to score each head.")
         notes += [f"Note: {note}." for note in loaded.notes]
@@ -438,34 +446,40 @@ class Handlers:
             raise gr.Error("Height and width must be multiples of 4 between 4 and 1024 (the nets halve them twice).")
         colour = self.models.colour
         if colour is not None and network in colour.nets:
-            model = colour.nets[network]
             constructor = colour.descriptions[network].get("constructor", {})
-            origin = "the loaded weights"
+            origin = "as the loaded weights"
         else:
-            constructor = {}
-            model = create_model(network)
-            origin = "default settings (no weights loaded for it)"
+            constructor, origin = {}, "default settings: no weights loaded for it"
+        # A fresh module, not the loaded one: counting hooks on a net that a concurrent
+        # request is running would record that request's layers too. Counts need no weights.
+        model = create_model(network, **constructor)
         table = layer_table(model, height, width)
-        rows = [[r.name, r.kind, "×".join(map(str, r.output_shape)), r.outputs, r.weights, r.connections] for r in table.rows]
+        rows = [
+            [r.name, r.kind, "×".join(map(str, r.output_shape)), r.outputs, r.weights, r.connections]
+            for r in table.rows
+        ]
         rows.append(["total", "", "", table.outputs, table.weights, table.connections])
         settings = ", ".join(f"{k}={v}" for k, v in constructor.items()) or "kernel=3, num_filters=32, num_colours=24"
-        notes = [f"**{network}** ({settings}, from {origin}) on one {height}×{width} greyscale image."]
+        notes = [(
+            f"**{network}** ({settings}, {origin}) on one {height}×{width} greyscale image: "
+            f"**{table.outputs:,}** outputs, **{table.weights:,}** weights, **{table.connections:,}** connections."
+        )]
         if network == "PoolUpsampleNet" and height == width and height in (32, 64):
             notes.append(_closed_form_check(table, height, model))
         return rows, "\n\n".join(notes)
 
 
-def _closed_form_check(table, size: int, model: torch.nn.Module) -> str:
-    """Compare PoolUpsampleNet's totals with DESIGN.md's closed forms (Question A.3)."""
+def _closed_form_check(table: LayerTable, size: int, model: torch.nn.Module) -> str:
+    """Compare PoolUpsampleNet's totals with DESIGN.md's closed forms (Question A.3, 32x32 and 64x64)."""
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     nic, nf, nc = convs[0].in_channels, convs[0].out_channels, convs[-1].out_channels
-    scale = (size // 32) ** 2
+    scale = (size // 32) ** 2  # outputs grow with the pixel count; weights do not
     outputs = scale * (2880 * nf + 3328 * nc)
     weights = 36 * nf**2 + 9 * nc**2 + 9 * nic * nf + 9 * nf * nc + 12 * nf + 4 * nc
+    outputs_formula = "2880·NF + 3328·NC" if scale == 1 else f"{scale}·(2880·NF + 3328·NC)"
     verdict = "match" if (outputs, weights) == (table.outputs, table.weights) else "DO NOT match"
     return (
-        f"Closed forms (NIC={nic}, NF={nf}, NC={nc}): outputs = {scale if scale > 1 else ''}"
-        f"{'·(' if scale > 1 else ''}2880·NF + 3328·NC{')' if scale > 1 else ''} = {outputs:,}; "
+        f"Closed forms (NIC={nic}, NF={nf}, NC={nc}): outputs = {outputs_formula} = {outputs:,}; "
         f"weights = 36·NF² + 9·NC² + 9·NIC·NF + 9·NF·NC + 12·NF + 4·NC = {weights:,}. "
         f"The hooked module's totals {verdict}."
     )
@@ -485,7 +499,7 @@ def photo_input(**kwargs: Any) -> gr.Image:
     image = gr.Image(type="filepath", image_mode=None, **kwargs)
     decode = image.preprocess
 
-    def undecoded(payload):  # noqa: ANN001, ANN202 - gradio's ImageData in, a file path out
+    def undecoded(payload: Any) -> Any:  # gradio's ImageData in, a file path out
         if payload is None or payload.path is None:
             return decode(payload)  # data: URLs, which gr.Image turns into a file
         return str(payload.path)
@@ -517,6 +531,11 @@ value, the inputs it reads (+1 for a bias); a transposed convolution counts only
 really contribute. ReLU is not counted as a layer."""
 
 
+def _shown_heads(choice: str) -> tuple[gr.Column, gr.Column]:
+    """Visibility of the cross-entropy and soft-IoU columns for the "Show" choice (no recomputation)."""
+    return gr.Column(visible=choice != SHOW_IOU), gr.Column(visible=choice != SHOW_CE)
+
+
 def build_demo(weights_dir: str | Path | None = None, device: str | None = None) -> gr.Blocks:
     """Load the models once and lay out the three tabs; the queue is configured, nothing is launched."""
     torch.set_num_threads(TORCH_THREADS)
@@ -539,7 +558,7 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                 if models.colour_problem:
                     gr.Markdown(f"⚠️ **Colourization is unavailable.** {models.colour_problem}")
                 elif models.colour and models.colour.problems:
-                    gr.Markdown("⚠️ " + " ".join(f"{why}" for why in models.colour.problems.values()))
+                    gr.Markdown("⚠️ " + " ".join(models.colour.problems.values()))
                 gr.Markdown(COLOUR_HELP)
                 with gr.Row():
                     with gr.Column(scale=2):
@@ -552,7 +571,8 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                             working_size = gr.Slider(
                                 colourizing.MIN_WORKING_SIZE, colourizing.MAX_WORKING_SIZE,
                                 value=colourizing.DEFAULT_WORKING_SIZE, step=4, label="Working size (px)",
-                                info="Longest side the networks see; the colour is then carried onto your full-size photo.",
+                                info="Longest side the networks see; the colour is then carried onto your "
+                                "full-size photo.",
                             )
                             decoding = gr.Radio(
                                 list(colourizing.DECODINGS), value=colourizing.DEFAULT_DECODING, label="Decoding",
@@ -583,7 +603,8 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                 with gr.Row():
                     with gr.Column(scale=2):
                         segment_image = photo_input(
-                            label="Photo", sources=["upload", "clipboard", "webcam"], height=300, elem_id="segment-photo"
+                            label="Photo", sources=["upload", "clipboard", "webcam"], height=300,
+                            elem_id="segment-photo",
                         )
                         ground_truth = photo_input(
                             label="Ground-truth mask (optional)", sources=["upload"], height=160, elem_id="segment-mask"
@@ -591,20 +612,25 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                         segment_button = gr.Button(
                             "Segment", variant="primary", interactive=models.segmenter is not None
                         )
-                        show = gr.Radio([SHOW_BOTH, SHOW_CE, SHOW_IOU], value=SHOW_BOTH, label="Show")
                         gr.Examples(segment_examples, inputs=[segment_image, ground_truth],
-                                    label="Examples (click one)", examples_per_page=12)
+                                    label="Examples (click one)", examples_per_page=6)
                     with gr.Column(scale=3):
+                        show = gr.Radio([SHOW_BOTH, SHOW_CE, SHOW_IOU], value=SHOW_BOTH, label="Show", container=False)
+                        # Fixed heights: small photos would otherwise be shown at their own few pixels.
                         with gr.Row():
                             with gr.Column() as ce_column:
-                                overlay_ce = gr.Image(label=HEAD_TITLES["cross_entropy"], elem_id="overlay-ce")
-                                mask_ce = gr.Image(label="Cross-entropy mask (PNG)", buttons=["download"])
+                                overlay_ce = gr.Image(
+                                    label=HEAD_TITLES["cross_entropy"], height=280, elem_id="overlay-ce"
+                                )
+                                mask_ce = gr.Image(label="Cross-entropy mask (PNG)", height=180, buttons=["download"])
                             with gr.Column() as iou_column:
-                                overlay_iou = gr.Image(label=HEAD_TITLES["soft_iou"], elem_id="overlay-iou")
-                                mask_iou = gr.Image(label="Soft-IoU mask (PNG)", buttons=["download"])
+                                overlay_iou = gr.Image(
+                                    label=HEAD_TITLES["soft_iou"], height=280, elem_id="overlay-iou"
+                                )
+                                mask_iou = gr.Image(label="Soft-IoU mask (PNG)", height=180, buttons=["download"])
                         disagreement = gr.Image(
                             label="Where they differ: orange = only cross-entropy, blue = only soft-IoU, white = both",
-                            elem_id="disagreement",
+                            height=280, elem_id="disagreement",
                         )
                         scores = gr.Dataframe(
                             headers=["Head", "Object pixels", "IoU", "Thresholded mIoU", "Pixel accuracy"],
@@ -616,12 +642,14 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                 gr.Markdown(MODEL_HELP)
                 with gr.Row():
                     network = gr.Dropdown(list(COLOUR_MODEL_NAMES), value="PoolUpsampleNet", label="Network")
-                    height = gr.Number(32, label="Input height", precision=0, step=4, minimum=4, maximum=1024)
-                    width = gr.Number(32, label="Input width", precision=0, step=4, minimum=4, maximum=1024)
+                    height = gr.Number(32, label="Input height (multiple of 4)", precision=0, step=4, minimum=4,
+                                       maximum=1024)
+                    width = gr.Number(32, label="Input width (multiple of 4)", precision=0, step=4, minimum=4,
+                                      maximum=1024)
                     count_button = gr.Button("Count", variant="primary")
                 layers = gr.Dataframe(
                     headers=["Layer", "Type", "Output (C×H×W)", "Outputs", "Weights", "Connections"],
-                    label="Per layer", interactive=False,
+                    label="Per layer", interactive=False, max_height=720,
                 )
                 layers_notes = gr.Markdown()
                 gr.Markdown("### Training report of the weights in use")
@@ -633,11 +661,14 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                         gr.JSON(report)
 
         # ------------------------------------------------------------------ events
+        # Both endpoints share one pool of CONCURRENCY workers: they compete for the same cores.
+        inference = {"concurrency_limit": CONCURRENCY, "concurrency_id": "inference"}
         colour_button.click(
             handlers.colorize,
             inputs=[colour_image, networks, working_size, decoding, temperature],
             outputs=[colour_gallery, colour_slider, confidence, colour_notes],
             api_name="colorize",
+            **inference,
             api_description="Colourize a photo: greyscale input, each net's result (and the original), "
             "a before/after pair, confidence maps, notes.",
         )
@@ -646,25 +677,29 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
             inputs=[segment_image, ground_truth],
             outputs=[overlay_ce, overlay_iou, mask_ce, mask_iou, disagreement, scores, segment_notes],
             api_name="segment",
+            **inference,
             api_description="Segment a photo with both heads: overlays, masks, disagreement map, scores, notes.",
         )
         show.change(
-            lambda choice: (gr.Column(visible=choice != SHOW_IOU), gr.Column(visible=choice != SHOW_CE)),
+            _shown_heads,
             inputs=show,
             outputs=[ce_column, iou_column],
             api_visibility="private",
             queue=False,
         )
-        count = dict(fn=handlers.architecture, inputs=[network, height, width], outputs=[layers, layers_notes])
+        count = {"fn": handlers.architecture, "inputs": [network, height, width], "outputs": [layers, layers_notes]}
         count_button.click(**count, api_name="layer_table")
         network.change(**count, api_visibility="private")
         demo.load(**count, api_visibility="private")
 
-    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE)
+    demo.queue(max_size=QUEUE_SIZE)
     return demo
 
 
 demo = build_demo()
 
 if __name__ == "__main__":
-    demo.launch()
+    # Host and port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860); no share
+    # link unless GRADIO_SHARE=True. Photos are capped at 4096 px anyway: refuse uploads over 50 MB
+    # before they are stored.
+    demo.launch(max_file_size="50mb")

@@ -68,7 +68,7 @@ def caller(url: str, index: int, requests: int, results: list[tuple[str, float, 
 
     try:
         client = Client(url, verbose=False, analytics_enabled=False)
-    except Exception as error:  # a caller that cannot connect fails all its requests
+    except Exception as error:  # noqa: BLE001 - a caller that cannot connect fails all its requests
         with lock:
             results += [("connect", 0.0, f"{type(error).__name__}: {error}")] * requests
         return
@@ -78,7 +78,7 @@ def caller(url: str, index: int, requests: int, results: list[tuple[str, float, 
         error = None
         try:
             client.predict(handle_file(str(PHOTO)), api_name=endpoint)
-        except Exception as failure:  # every failure kind counts the same: the request failed
+        except Exception as failure:  # noqa: BLE001 - every failure kind counts the same: the request failed
             error = f"{type(failure).__name__}: {failure}"
         with lock:
             results.append((endpoint, time.perf_counter() - started, error))

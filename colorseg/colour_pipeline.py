@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,15 @@ from colorseg.colour_models import COLOUR_MODEL_NAMES
 from colorseg.colour_train import RECIPES, ColourRecipe, fit, get_recipe
 from colorseg.palette import NUM_COLOURS, fit_palette, label_images, save_palette
 from colorseg.plots import plot_curves
-from colorseg.weights_io import COLOUR_STEMS, atomic_write_bytes, atomic_write_json, library_versions, save_module
+from colorseg.weights_io import (
+    COLOUR_STEMS,
+    WeightsError,
+    atomic_write_bytes,
+    atomic_write_json,
+    library_versions,
+    read_description,
+    save_module,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-images"
@@ -125,7 +132,6 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
     if args.batch_sweep:
         return _batch_sweep(args, data, device, report_dir)
 
-    recipe = get_recipe(args.recipe, epochs=args.epochs, batch_size=args.batch_size, kernel=args.kernel)
     palette = data["palette"]
     save_palette(
         palette,
@@ -138,10 +144,8 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
             "regenerate": REGENERATE,
         },
     )
-    # Merge into this recipe's report so that training a subset of the nets keeps the others.
-    report_path = report_dir / f"colour_{recipe.name}.json"
-    models = _read_report(report_path).get("models", {})
     for name in args.colour_models:
+        recipe = get_recipe(args.recipe, name, epochs=args.epochs, batch_size=args.batch_size, kernel=args.kernel)
         model, history, seconds = _train(name, recipe, data, device, f"{name} ({recipe.name})")
         metrics = {**_final(history), "train_seconds": round(seconds, 1)}
         # Saved only now that training has finished: an interrupted run leaves the old file.
@@ -165,28 +169,29 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
             },
         )
         log(f"{name}: {metrics} -> {weights_dir / COLOUR_STEMS[name]}.safetensors")
-        models[name] = {
-            "metrics": metrics,
-            "recipe": recipe.to_dict(),
-            "data": data["info"],
-            "device": str(device),
-            "command": args.command,
-            "weights": str(weights_dir / COLOUR_STEMS[name]) + ".safetensors",
-            "history": history,
-        }
-        report = {"recipe": recipe.name, "models": models}
-        atomic_write_json(report_path, report)
+    return {f"colour_{args.recipe}": write_report(weights_dir, report_dir, args.recipe)}
+
+
+def write_report(weights_dir: Path, report_dir: Path, recipe_name: str) -> dict:
+    """Rebuild ``colour_<recipe>.json`` and its curves from the weight descriptions in
+    ``weights_dir``: the weights are the single source of truth, so training a subset of the
+    nets (or two runs at once) still gives a report of every net that is there."""
+    models = {}
+    for name, stem in COLOUR_STEMS.items():
+        try:
+            description = read_description(weights_dir, stem)
+        except WeightsError:
+            continue
+        if description.get("recipe", {}).get("name") != recipe_name:
+            continue
+        models[name] = {key: description.get(key) for key in ("metrics", "recipe", "data", "device", "command", "history")}
+        models[name]["weights"] = f"{weights_dir / stem}.safetensors"
+    report = {"recipe": recipe_name, "models": models}
+    atomic_write_json(report_dir / f"colour_{recipe_name}.json", report)
     plot_curves(
         {name: entry["history"] for name, entry in models.items()},
         [("train_loss", "training loss"), ("val_loss", "validation loss"), ("val_accuracy", "validation accuracy")],
-        report_dir / f"colour_{recipe.name}_curves.png",
-        f"colourization, recipe {recipe.name}",
+        report_dir / f"colour_{recipe_name}_curves.png",
+        f"colourization, recipe {recipe_name}",
     )
-    return {f"colour_{recipe.name}": report}
-
-
-def _read_report(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
+    return report

@@ -49,11 +49,21 @@ RECIPES = {
 }
 
 
-def get_recipe(name: str, **overrides) -> ColourRecipe:
+# Per-net changes to a recipe. PoolUpsampleNet under the default recipe ended with training
+# loss = validation loss (1.455 / 1.443 on a 500-image hold-out of the training set): it
+# underfits, so it gets three times as many, smaller steps for the same number of epochs.
+ARCHITECTURE_OVERRIDES = {
+    ("default", "PoolUpsampleNet"): {"batch_size": 16, "lr": 2e-3},
+}
+
+
+def get_recipe(name: str, architecture: str | None = None, **overrides) -> ColourRecipe:
+    """The named recipe, with its per-net changes for ``architecture``, then ``overrides`` (None = keep)."""
     try:
         recipe = RECIPES[name]
     except KeyError:
         raise KeyError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}") from None
+    recipe = replace(recipe, **ARCHITECTURE_OVERRIDES.get((name, architecture), {}))
     return replace(recipe, **{key: value for key, value in overrides.items() if value is not None})
 
 

@@ -14,13 +14,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, REGENERATE_HINT, WeightsError
+from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, PALETTE_STEM, REGENERATE_HINT, WeightsError
 
 HUB_REPO_ENV = "COLORSEG_HUB_REPO"
 HUB_REVISION_ENV = "COLORSEG_HUB_REVISION"
-# What a weights folder holds: tensors, their JSON descriptions, and the training report
-# (metrics JSON and curve PNGs) that the app's Model tab shows.
-WEIGHT_PATTERNS = ["*.safetensors", "*.json", "reports/*.json", "reports/*.png", "reports/*.md"]
+# A model repo holds the weights folder's tensors and JSON descriptions at its root and the
+# training report (metrics JSON, curve PNGs) under reports/, where the app's Model tab looks.
+WEIGHT_PATTERNS = ["*.safetensors", "*.json"]
+REPORT_PATTERNS = ["*.json", "*.png", "*.md"]
+REPORTS_IN_REPO = "reports"
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,11 @@ def resolve_weights_dir(local_dir: str | Path = DEFAULT_WEIGHTS_DIR, repo_id: st
 
     revision = os.environ.get(HUB_REVISION_ENV) or None
     try:
-        path = snapshot_download(repo_id, repo_type="model", revision=revision, allow_patterns=WEIGHT_PATTERNS)
-    except Exception as error:  # offline, unknown repo, rate limit...: each has its own type; all mean "use local"
+        path = snapshot_download(
+            repo_id, repo_type="model", revision=revision,
+            allow_patterns=WEIGHT_PATTERNS + [f"{REPORTS_IN_REPO}/{pattern}" for pattern in REPORT_PATTERNS],
+        )
+    except Exception as error:  # noqa: BLE001 - offline, unknown repo, rate limit...: all mean "use local"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return WeightsSource(
             local_dir,
@@ -80,32 +85,44 @@ def _model_card(repo_id: str, weights_dir: Path) -> str:
         metrics = description.get("metrics") or {}
         shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
                           if isinstance(v, (int, float)))
-        lines.append(f"| {description.get('weights_file', description_path.stem)} | "
-                     f"{description.get('architecture', '?')} | {shown} |")
+        # The palette is a plain tensor, saved without an architecture.
+        architecture = description.get("architecture", "palette" if description_path.stem == PALETTE_STEM else "?")
+        lines.append(f"| {description.get('weights_file', description_path.stem)} | {architecture} | {shown} |")
     return "\n".join(lines) + "\n"
+
+
+def _files(folder: Path | None, patterns: list[str]) -> list[Path]:
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted({p for pattern in patterns for p in folder.glob(pattern) if p.is_file()})
 
 
 def push_weights(
     repo_id: str,
     weights_dir: str | Path = DEFAULT_WEIGHTS_DIR,
     token: str | None = None,
+    report_dir: str | Path | None = None,
     private: bool | None = None,
 ) -> str:
-    """Upload every weight file, its description and the training report to ``repo_id`` in one commit.
+    """Upload the weights (tensors + descriptions), the training report (to reports/) and a model
+    card to the Hub model repo ``repo_id`` in one commit, creating the repo if needed.
 
-    Creates the model repo if needed. Returns the URL of the commit.
+    Returns the URL of the commit.
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
     weights_dir = Path(weights_dir)
-    files = sorted({p for pattern in WEIGHT_PATTERNS for p in weights_dir.glob(pattern) if p.is_file()})
-    if not any(p.suffix == ".safetensors" for p in files):
+    weights = _files(weights_dir, WEIGHT_PATTERNS)
+    if not any(p.suffix == ".safetensors" for p in weights):
         raise WeightsError(f"no weights in {weights_dir} to push; create them with `{REGENERATE_HINT}`")
+    reports = _files(Path(report_dir) if report_dir is not None else None, REPORT_PATTERNS)
+    operations = [CommitOperationAdd(p.name, str(p)) for p in weights]
+    operations += [CommitOperationAdd(f"{REPORTS_IN_REPO}/{p.name}", str(p)) for p in reports]
+    operations.append(CommitOperationAdd("README.md", _model_card(repo_id, weights_dir).encode()))
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    operations = [CommitOperationAdd(p.relative_to(weights_dir).as_posix(), str(p)) for p in files]
-    operations.append(CommitOperationAdd("README.md", _model_card(repo_id, weights_dir).encode()))
     commit = api.create_commit(
-        repo_id, operations, commit_message=f"colorseg weights ({len(files)} files)", repo_type="model"
+        repo_id, operations, commit_message=f"colorseg weights ({len(weights)} files, {len(reports)} report files)",
+        repo_type="model",
     )
     return commit.commit_url

@@ -98,9 +98,7 @@ def _to_rgb(image: Image.Image, notes: list[str]) -> np.ndarray:
         kind = "floating-point" if image.mode == "F" else "32-bit" if image.mode == "I" else "16-bit"
         notes.append(f"{kind} greyscale scaled to 8 bits")
         return np.repeat(grey[:, :, None], 3, axis=2)
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    elif image.mode in {"PA", "La"}:
+    if (image.mode == "P" and "transparency" in image.info) or image.mode in {"PA", "La"}:
         image = image.convert("RGBA")
     if image.mode in {"RGBA", "LA", "RGBa"}:
         rgba = image.convert("RGBA")

@@ -6,9 +6,6 @@ import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
-
-import app
-from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM
 from test_app_support import (
     install_fake_segment_module,
     make_all_weights,
@@ -17,6 +14,9 @@ from test_app_support import (
     photo,
     save_photo,
 )
+
+import app
+from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_segment_scores_against_a_ground_truth(handlers, tmp_path):
     truth = Image.fromarray(((image.mean(axis=2) / 255 > 0.5) * 255).astype(np.uint8)).resize((32, 24))
     truth_path = tmp_path / "mask.png"
     truth.save(truth_path)
-    *_, table, notes = handlers.segment(str(path), str(truth_path))
+    *_, table, _ = handlers.segment(str(path), str(truth_path))
     ce_iou, iou_iou = float(table[0][2]), float(table[1][2])
     assert ce_iou > 0.8 and iou_iou < ce_iou
     assert table[0][3] in {f"{v / 10:.1f}" for v in range(11)}, "thresholded mIoU in steps of 0.1"
@@ -234,7 +234,7 @@ def test_layer_table_handler(handlers):
     rows, notes = handlers.architecture("PoolUpsampleNet", 32, 32)
     assert rows[-1][0] == "total" and len(rows) == 14
     assert "match" in notes and "DO NOT" not in notes
-    rows64, notes64 = handlers.architecture("PoolUpsampleNet", 64, 64)
+    rows64, _ = handlers.architecture("PoolUpsampleNet", 64, 64)
     assert rows64[-1][3] == 4 * rows[-1][3] and rows64[-1][4] == rows[-1][4]
     rows, _ = handlers.architecture("UNet", 36, 52)
     assert rows[-2][2] == "24×36×52"

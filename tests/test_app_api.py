@@ -7,9 +7,9 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+from test_app_support import free_port, install_fake_segment_module, make_all_weights, save_photo
 
 import app
-from test_app_support import free_port, install_fake_segment_module, make_all_weights, save_photo
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_colorize_endpoint_with_settings(client, tmp_path):
 
 def test_segment_endpoint(client, tmp_path):
     path = save_photo(tmp_path / "photo.png", 64, 48)
-    overlay_ce, overlay_iou, mask_ce, mask_iou, disagreement, scores, notes = client.predict(
+    _, overlay_iou, mask_ce, _, _, scores, notes = client.predict(
         handle_file(str(path)), api_name="/segment"
     )
     mask = np.asarray(Image.open(mask_ce))

@@ -13,6 +13,7 @@ import sys
 import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ class FakeResult:
 class FakeSegmenter:
     """Foreground = bright pixels; the two 'heads' use different thresholds so they disagree."""
 
-    description = {
+    description: ClassVar[dict] = {
         "body": {"architecture": "FakeBody", "metrics": {}},
         "heads": {
             "cross_entropy": {"architecture": "FakeHead", "metrics": {"iou": 0.5}},

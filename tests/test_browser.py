@@ -13,8 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from test_app_support import free_port, install_fake_segment_module, make_all_weights, save_photo
+from test_app_support import free_port, install_fake_segment_module, make_all_weights
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
@@ -23,7 +22,9 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "artifacts"
+PHOTO = REPO / "examples" / "chelsea_the_cat.jpg"  # 451x300, a real photo for representative screenshots
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}")
@@ -56,35 +57,35 @@ def page(url):
         browser.close()
 
 
-def _shown_images(page, selector: str) -> int:
-    """Images inside ``selector`` that the browser has actually decoded."""
-    return page.eval_on_selector_all(f"{selector} img", "imgs => imgs.filter(i => i.complete && i.naturalWidth > 0).length")
+def _wait_for_images(page, selector: str, count: int) -> None:
+    """Wait until at least ``count`` images inside ``selector`` are loaded and decoded by the browser."""
+    page.wait_for_function(
+        "([selector, count]) => [...document.querySelectorAll(selector + ' img')]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length >= count",
+        arg=[selector, count],
+    )
 
 
-def test_colourize_tab(page, tmp_path):
+def test_colourize_tab(page):
     ARTIFACTS.mkdir(exist_ok=True)
-    photo = save_photo(tmp_path / "photo.png", 96, 64)
     page.get_by_role("tab", name="Colourize").click()
-    page.locator("#colour-photo input[type=file]").set_input_files(str(photo))
+    page.locator("#colour-photo input[type=file]").set_input_files(str(PHOTO))
     page.locator("#colour-photo img").first.wait_for()
     page.get_by_role("button", name="Colourize", exact=True).click()
-    page.get_by_text("Colourized 96×64 px").wait_for()
-    page.wait_for_function("document.querySelectorAll('#colour-results img').length >= 5")
-    assert _shown_images(page, "#colour-results") >= 5  # grey, three nets, original
+    page.get_by_text("Colourized 451×300 px").wait_for()
+    _wait_for_images(page, "#colour-results", 5)  # grey, three nets, original
     page.screenshot(path=str(ARTIFACTS / "colourize_tab.png"), full_page=True)
 
 
-def test_segment_tab(page, tmp_path):
+def test_segment_tab(page):
     ARTIFACTS.mkdir(exist_ok=True)
-    photo = save_photo(tmp_path / "photo.png", 96, 64)
     page.get_by_role("tab", name="Segment").click()
-    page.locator("#segment-photo input[type=file]").set_input_files(str(photo))
+    page.locator("#segment-photo input[type=file]").set_input_files(str(PHOTO))
     page.locator("#segment-photo img").first.wait_for()
     page.get_by_role("button", name="Segment", exact=True).click()
-    page.get_by_text("Segmented 96×64 px").wait_for()
+    page.get_by_text("Segmented 451×300 px").wait_for()
     for elem_id in ("overlay-ce", "overlay-iou", "disagreement"):
-        page.wait_for_function(f"document.querySelector('#{elem_id} img') !== null")
-        assert _shown_images(page, f"#{elem_id}") == 1
+        _wait_for_images(page, f"#{elem_id}", 1)
     page.screenshot(path=str(ARTIFACTS / "segment_tab.png"), full_page=True)
     # The toggle hides one head's column without recomputing.
     page.get_by_label("Soft-IoU head only").check()

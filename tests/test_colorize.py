@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from test_app_support import make_colour_weights, photo
 
 from colorseg import colorize as c
 from colorseg.palette import save_palette
 from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM, WeightsError
-from test_app_support import make_colour_weights, photo
 
 
 @pytest.fixture(scope="module")

@@ -49,3 +49,10 @@ def test_evaluate_counts_pixels_exactly():
     assert metrics["accuracy"] == pytest.approx(0.5)
     expected = torch.nn.functional.cross_entropy(Constant()(torch.zeros(1, 1, 2, 2)), labels).item()
     assert metrics["loss"] == pytest.approx(expected)
+
+
+def test_per_net_overrides_apply_before_explicit_ones():
+    assert get_recipe("default", "PoolUpsampleNet").batch_size == 16
+    assert get_recipe("default", "UNet").batch_size == RECIPES["default"].batch_size
+    assert get_recipe("default", "PoolUpsampleNet", batch_size=64).batch_size == 64
+    assert get_recipe("assignment", "PoolUpsampleNet") == RECIPES["assignment"]

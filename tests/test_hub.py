@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import ClassVar
 
 import huggingface_hub
 import pytest
+from test_app_support import make_colour_weights
 
 from colorseg import hub
 from colorseg.weights_io import WeightsError
-from test_app_support import make_colour_weights
 
 
 def test_local_folder_without_the_variable(monkeypatch, tmp_path):
@@ -33,7 +33,7 @@ def test_snapshot_of_the_named_repo(monkeypatch, tmp_path):
     assert "someone/colorseg-weights" in source.message and "v1" in source.message
     repo_id, kwargs = calls[0]
     assert repo_id == "someone/colorseg-weights" and kwargs["repo_type"] == "model" and kwargs["revision"] == "v1"
-    assert "*.safetensors" in kwargs["allow_patterns"]
+    assert "*.safetensors" in kwargs["allow_patterns"] and "reports/*.png" in kwargs["allow_patterns"]
 
 
 def test_offline_falls_back_to_local_with_a_message(monkeypatch, tmp_path):
@@ -50,7 +50,7 @@ def test_offline_falls_back_to_local_with_a_message(monkeypatch, tmp_path):
 class RecordingApi:
     """Stands in for huggingface_hub.HfApi and records what would be sent."""
 
-    instances: list["RecordingApi"] = []
+    instances: ClassVar[list[RecordingApi]] = []
 
     def __init__(self, token=None):
         self.token, self.calls = token, []
@@ -71,21 +71,25 @@ class RecordingApi:
 def test_push_uploads_weights_descriptions_and_a_card_in_one_commit(monkeypatch, tmp_path):
     RecordingApi.instances.clear()
     monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
-    make_colour_weights(tmp_path)
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports" / "curves.png").write_bytes(b"png")
-    (tmp_path / "notes.txt").write_text("not a weight file")
+    weights, reports = tmp_path / "weights", tmp_path / "reports"
+    make_colour_weights(weights)
+    (weights / "notes.txt").write_text("not a weight file")
+    reports.mkdir()
+    (reports / "colour_default_curves.png").write_bytes(b"png")
+    (reports / "training_report.json").write_text("{}")
 
-    url = hub.push_weights("someone/colorseg-weights", tmp_path, token="secret")
+    url = hub.push_weights("someone/colorseg-weights", weights, token="secret", report_dir=reports)
 
     api = RecordingApi.instances[0]
     assert api.token == "secret" and url.endswith("/commit/abc")
-    (kind, repo_id, kwargs), (commit_kind, _, operations, commit_kwargs) = api.calls
+    (kind, _, kwargs), (commit_kind, _, operations, commit_kwargs) = api.calls
     assert kind == "create_repo" and kwargs["exist_ok"] and kwargs["repo_type"] == "model"
     assert commit_kind == "create_commit" and commit_kwargs["repo_type"] == "model"
     names = sorted(op.path_in_repo for op in operations)
-    expected = sorted(p.name for p in Path(tmp_path).glob("*.*") if p.suffix in (".safetensors", ".json"))
-    assert names == sorted([*expected, "README.md", "reports/curves.png"])
+    expected = [p.name for p in weights.iterdir() if p.suffix in (".safetensors", ".json")]
+    assert len(expected) == 8, "palette and three nets, tensors and descriptions"
+    reported = ["reports/colour_default_curves.png", "reports/training_report.json"]
+    assert names == sorted([*expected, "README.md", *reported])
     card = next(op for op in operations if op.path_in_repo == "README.md").path_or_fileobj
     assert b"COLORSEG_HUB_REPO=someone/colorseg-weights python app.py" in card
 

@@ -63,7 +63,7 @@ def test_transposed_convolutions_count_only_contributing_inputs(kernel, height, 
     transposed = [m for m in model.modules() if isinstance(m, nn.ConvTranspose2d)]
     rows = [r for r in table.rows if r.kind.startswith("ConvTranspose2d")]
     inputs = [(height // 4, width // 4), (height // 2, width // 2)]
-    for module, row, (h, w) in zip(transposed, rows, inputs):
+    for module, row, (h, w) in zip(transposed, rows, inputs, strict=True):
         assert row.connections == _brute_force_transposed(module, h, w)
         # Fewer than the k²·C_in per output a dense count would give: the stride's zeros do not count.
         assert row.connections < row.outputs * (kernel**2 * module.in_channels + 1)
