@@ -558,7 +558,9 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                 if models.colour_problem:
                     gr.Markdown(f"⚠️ **Colourization is unavailable.** {models.colour_problem}")
                 elif models.colour and models.colour.problems:
-                    gr.Markdown("⚠️ " + " ".join(models.colour.problems.values()))
+                    gr.Markdown(_regenerate("⚠️ **Some networks are unavailable:**\n\n" + "\n".join(
+                        f"- {name}: {why}" for name, why in models.colour.problems.items()
+                    )))
                 gr.Markdown(COLOUR_HELP)
                 with gr.Row():
                     with gr.Column(scale=2):
@@ -585,16 +587,18 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
                         gr.Examples(colour_examples, inputs=[colour_image], label="Examples (click one)",
                                     examples_per_page=12)
                     with gr.Column(scale=3):
-                        colour_slider = gr.ImageSlider(label="Before / after: drag the handle", max_height=420)
-                        colour_gallery = gr.Gallery(
-                            label="Side by side", columns=3, object_fit="contain", height="auto",
-                            elem_id="colour-results",
-                        )
+                        colour_slider = gr.ImageSlider(label="Before / after: drag the handle", max_height=460)
                         colour_notes = gr.Markdown()
-                        with gr.Accordion("Confidence maps (yellow = sure of the colour, purple = unsure)", open=False):
-                            confidence = gr.Gallery(
-                                label="Confidence", columns=3, object_fit="contain", height="auto"
-                            )
+                # Full width, one row: greyscale, up to three nets and the original side by side.
+                colour_gallery = gr.Gallery(
+                    label="Side by side (click one to enlarge)", columns=5, fit_columns=False, object_fit="contain",
+                    height=320, elem_id="colour-results",
+                )
+                with gr.Accordion("Confidence maps (yellow = sure of the colour, purple = unsure)", open=False):
+                    confidence = gr.Gallery(
+                        label="Confidence, at the working size", columns=5, fit_columns=False, object_fit="contain",
+                        height=300,
+                    )
 
             with gr.Tab("Segment", id="segment"):
                 if models.segment_problem:

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.push_to_hub:
         from colorseg.hub import push_weights
 
-        url = push_weights(args.push_to_hub, weights_dir)
+        url = push_weights(args.push_to_hub, weights_dir, report_dir=args.report_dir)
         log(f"pushed {weights_dir} to {url}")
     return 0
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Longest side kept for inference: a 4096-px photo is ~50 MB as float32 RGB per
-# intermediate, enough detail for the nets, and bounded work per request.
+# Longest side kept: a 4096 x 4096 photo is 50 MB as uint8 RGB and 200 MB per float32 RGB
+# intermediate, far more detail than the nets use, and memory per request stays bounded.
 MAX_SIDE = 4096
 
 # Transparent pixels are shown on white, as browsers and image viewers show them.
@@ -127,6 +127,14 @@ def load_image(source: str | Path | bytes | Image.Image | None, max_side: int = 
     Raises :class:`ImageLoadError` for anything that is not a complete, readable image.
     """
     image = _open(source)
+    try:
+        return _decode(image, max_side)
+    finally:
+        if image is not source:
+            image.close()  # multi-frame files stay open after load(); the caller's own image is left alone
+
+
+def _decode(image: Image.Image, max_side: int) -> LoadedImage:
     notes: list[str] = []
     try:
         with warnings.catch_warnings():

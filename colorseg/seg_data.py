@@ -275,14 +275,20 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator, device
 
 
 def augment(
-    images: torch.Tensor, masks: torch.Tensor, config: Augmentation, generator: torch.Generator
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    config: Augmentation,
+    generator: torch.Generator,
+    size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 [B, 3, S, S], bool [B, S, S] -> float [B, 3, S, S] in 0..255, long [B, S, S].
+    """uint8 [B, 3, S, S], bool [B, S, S] -> float [B, 3, s, s] in 0..255, long [B, s, s]
+    with s = ``size`` (default S): the random window is sampled straight at that size.
 
     Each sample gets its own affine map (scale, aspect, rotation, shift, flip) and colour
     jitter, but all of it runs as batched tensor operations (``generator`` must live on
     the tensors' device).
     """
+    size = size or images.shape[-1]
     n, device = images.shape[0], images.device
     scale = _uniform(n, config.min_scale, config.max_scale, generator, device)
     log_aspect = _uniform(n, -math.log(config.max_aspect), math.log(config.max_aspect), generator, device)
@@ -299,7 +305,7 @@ def augment(
     theta = torch.stack(
         [torch.stack([cos * sx, -sin * sy, tx], dim=1), torch.stack([sin * sx, cos * sy, ty], dim=1)], dim=1
     )
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
     photo = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     target = F.grid_sample(masks[:, None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

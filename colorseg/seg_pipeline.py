@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seg-image-size", type=int, default=224, help="side of the square training images (px)")
     group.add_argument("--seg-epochs", type=int, default=body.epochs, help="body epochs (scratch source)")
     group.add_argument("--seg-batch-size", type=int, default=body.batch_size, help="body batch size (scratch source)")
+    group.add_argument(
+        "--seg-small-epochs", type=int, default=body.small_epochs,
+        help="body epochs at the start trained on --seg-small-size px images (progressive resizing)",
+    )
+    group.add_argument("--seg-small-size", type=int, default=body.small_size)
     group.add_argument("--seg-lr", type=float, default=body.lr, help="body peak learning rate (one-cycle AdamW)")
     group.add_argument("--seg-eval-every", type=int, default=body.eval_every, help="body epochs between validation scores")
     group.add_argument(
@@ -151,7 +156,8 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
     }
 
     body_recipe = seg_train.BodyRecipe(
-        epochs=args.seg_epochs, batch_size=args.seg_batch_size, lr=args.seg_lr, eval_every=args.seg_eval_every
+        epochs=args.seg_epochs, batch_size=args.seg_batch_size, lr=args.seg_lr, eval_every=args.seg_eval_every,
+        small_size=args.seg_small_size, small_epochs=args.seg_small_epochs,
     )
     body_history: list[dict] = []
     with _stage("body", cpu, wall):

@@ -122,7 +122,12 @@ def recompute_bn_statistics(body: nn.Module, images: torch.Tensor, batch_size: i
 
 @dataclass
 class BodyRecipe:
-    """Whole-network training from scratch (AdamW, one-cycle schedule, augmentation)."""
+    """Whole-network training from scratch (AdamW, one-cycle schedule, augmentation).
+
+    The first ``small_epochs`` epochs see the augmented images at ``small_size`` px instead
+    of the full size (progressive resizing): an epoch there costs about (small/full)^2 as
+    much, and the fully convolutional body carries what it learns to the full size.
+    """
 
     epochs: int = 60
     batch_size: int = 16
@@ -130,6 +135,8 @@ class BodyRecipe:
     weight_decay: float = 1e-4
     loss: str = "cross_entropy"
     eval_every: int = 5  # validation costs a BatchNorm pass over the training set too
+    small_size: int = 128
+    small_epochs: int = 0
     augmentation: Augmentation = field(default_factory=Augmentation)
 
     def to_dict(self) -> dict:
@@ -153,16 +160,22 @@ def train_body(
         optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch
     )
 
-    def prepare(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        photo, target = augment(images, masks, recipe.augmentation, augment_generator)
-        return normalize(photo), target
+    def prepare_at(size: int) -> Prepare:
+        def prepare(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            photo, target = augment(images, masks, recipe.augmentation, augment_generator, size)
+            return normalize(photo).contiguous(memory_format=torch.channels_last), target
 
+        return prepare
+
+    # channels_last runs this network's convolutions about 20 % faster on CPU.
+    net.to(memory_format=torch.channels_last)
     history = []
     progress = tqdm(range(1, recipe.epochs + 1), desc="seg body", unit="epoch")
     for epoch in progress:
-        row = {"epoch": epoch, "train_loss": train_one_epoch(
+        size = recipe.small_size if epoch <= recipe.small_epochs else train.images.shape[-1]
+        row = {"epoch": epoch, "size": size, "train_loss": train_one_epoch(
             net, optimizer, loss_fn, train.images, train.masks,
-            batch_size=recipe.batch_size, generator=generator, prepare=prepare, scheduler=scheduler,
+            batch_size=recipe.batch_size, generator=generator, prepare=prepare_at(size), scheduler=scheduler,
         )}
         if val is not None and (epoch % recipe.eval_every == 0 or epoch == recipe.epochs):
             recompute_bn_statistics(net.body, train.images, recipe.batch_size)

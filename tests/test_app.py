@@ -281,3 +281,24 @@ def test_examples_include_shipped_photos_and_local_validation_data(monkeypatch, 
     monkeypatch.setattr(app, "DATA_DIRS", [tmp_path / "absent"])
     assert app._cifar_validation(limit=4) == [] and app._segmentation_validation(limit=4) == []
 
+
+
+def test_weights_from_a_hub_repo_named_by_the_environment(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    snapshot = make_colour_weights(tmp_path / "snapshot")
+    monkeypatch.delenv("COLORSEG_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("COLORSEG_HUB_REPO", "someone/colorseg-weights")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kwargs: str(snapshot))
+    models = app.load_models()
+    assert models.weights_dir == snapshot and len(models.colour.nets) == 3
+    assert "Hub repo someone/colorseg-weights" in app.weights_report(models)[0]
+
+    def offline(repo_id, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    models = app.load_models()
+    assert models.weights_dir == app.DEFAULT_WEIGHTS_DIR
+    assert "Could not fetch weights from the Hub repo someone/colorseg-weights" in models.source
+    assert "(network is unreachable)" in models.source

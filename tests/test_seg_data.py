@@ -117,6 +117,13 @@ def test_augmentation_moves_photo_and_mask_together():
     assert torch.equal(photo, again)
 
 
+def test_augmentation_can_sample_at_a_smaller_size():
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    masks = torch.rand(3, 32, 32) > 0.5
+    photo, target = seg_data.augment(images, masks, seg_data.Augmentation(), torch.Generator().manual_seed(0), 16)
+    assert photo.shape == (3, 3, 16, 16) and target.shape == (3, 16, 16)
+
+
 def test_augmentation_without_randomness_is_the_identity():
     images = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
     masks = torch.rand(2, 16, 16) > 0.5

@@ -123,12 +123,14 @@ def test_body_training_runs_and_leaves_fresh_statistics():
     images, masks = _images_and_masks(6, 32)
     data = SegmentationTensors(images, masks, [str(i) for i in range(6)])
     net = SegmentationNet(DeepLabV3Body(), DeepLabV3Head())
-    recipe = seg_train.BodyRecipe(epochs=2, batch_size=3, eval_every=2, augmentation=Augmentation())
+    recipe = seg_train.BodyRecipe(
+        epochs=3, batch_size=3, eval_every=2, small_size=16, small_epochs=1, augmentation=Augmentation()
+    )
     history = seg_train.train_body(
         net, data, data, recipe, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     )
-    assert [row["epoch"] for row in history] == [1, 2]
-    assert "val_iou" in history[1] and "val_iou" not in history[0]
+    assert [(row["epoch"], row["size"]) for row in history] == [(1, 16), (2, 32), (3, 32)]
+    assert ["val_iou" in row for row in history] == [False, True, True]  # every 2nd and the last
     first_bn = next(m for m in net.body.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with torch.no_grad():
         first_conv_output = net.body.backbone["0"][0](normalize(images))

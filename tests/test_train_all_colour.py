@@ -69,3 +69,19 @@ def test_batch_sweep_writes_table_and_plot(tmp_path, image_folder_dump, monkeypa
     assert (reports / "batch_sweep.png").is_file()
     assert "| 20 |" in (reports / "batch_sweep.md").read_text()
     assert not (tmp_path / "w").exists(), "the sweep must not write weights"
+
+
+def test_push_to_hub_after_training(tmp_path, image_folder_dump, monkeypatch):
+    import huggingface_hub
+    from test_hub import RecordingApi
+
+    RecordingApi.instances.clear()
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    train_all.main(["--only", "colour", "--colour-models", "UNet", "--colour-data", str(image_folder_dump),
+                    "--epochs", "1", "--weights-dir", str(tmp_path / "w"), "--report-dir", str(tmp_path / "r"),
+                    "--push-to-hub", "someone/colorseg-weights"])
+    (api,) = RecordingApi.instances
+    commit = next(call for call in api.calls if call[0] == "create_commit")
+    sent = {operation.path_in_repo for operation in commit[2]}
+    assert {"colour_UNet.safetensors", "colour_UNet.json", "palette.json", "README.md"} <= sent
+    assert "reports/training_report.json" in sent
