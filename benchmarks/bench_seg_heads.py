@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from colorseg import seg_data, seg_losses, seg_train  # noqa: E402
 from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body  # noqa: E402
 from colorseg.seg_pipeline import WEIZMANN_DIR  # noqa: E402
+from colorseg.segment import HEAD_NAMES  # noqa: E402
 
 ASSIGNMENT = seg_train.HEAD_RECIPES["assignment"]
 
@@ -52,7 +53,7 @@ def main() -> None:
 
     start = time.perf_counter()
     features = seg_train.compute_features(body, images, batch_size=16)
-    for loss_name in seg_losses.LOSSES:
+    for loss_name in HEAD_NAMES:
         seg_train.train_head(loss_name, features, masks, None, None, ASSIGNMENT, torch.Generator().manual_seed(0))
     cached = time.perf_counter() - start
     print(f"cached features, both heads:     {cached:8.1f} s")

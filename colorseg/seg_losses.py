@@ -84,4 +84,13 @@ def mask_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     return {name: values.mean().item() for name, values in per_image_metrics(pred, target).items()}
 
 
-LOSSES = {"cross_entropy": cross_entropy_loss, "soft_iou": soft_iou_loss}
+def cross_entropy_plus_soft_iou_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """Sum of both: cross-entropy's per-pixel signal plus soft IoU's weight on the object."""
+    return cross_entropy_loss(logits, masks) + soft_iou_loss(logits, masks)
+
+
+LOSSES = {
+    "cross_entropy": cross_entropy_loss,
+    "soft_iou": soft_iou_loss,
+    "cross_entropy+soft_iou": cross_entropy_plus_soft_iou_loss,
+}

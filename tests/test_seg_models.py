@@ -40,13 +40,15 @@ def test_body_plus_head_computes_torchvision_deeplabv3():
         assert body(images).shape == (2, seg_models.FEATURE_CHANNELS, 72 // 16 + 1, 96 // 16)
 
 
-@pytest.mark.parametrize("size", [5, 12, 13, 30])
-def test_atrous_conv_equals_plain_dilated_conv(size):
+# Rate 12 on maps where every, some or most off-centre taps read padding, non-square too.
+@pytest.mark.parametrize("height, width", [(5, 12), (8, 8), (12, 19), (14, 14), (16, 16), (13, 30), (40, 40)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_atrous_conv_equals_plain_dilated_conv(height, width, bias):
     torch.manual_seed(0)
-    plain = nn.Conv2d(4, 3, 3, padding=12, dilation=12, bias=False)
-    atrous = AtrousConv2d(4, 3, 3, padding=12, dilation=12, bias=False)
+    plain = nn.Conv2d(4, 3, 3, padding=12, dilation=12, bias=bias)
+    atrous = AtrousConv2d(4, 3, 3, padding=12, dilation=12, bias=bias)
     atrous.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 4, size, size + 7)
+    x = torch.randn(2, 4, height, width)
     x_plain, x_atrous = x.clone().requires_grad_(), x.clone().requires_grad_()
     out_plain, out_atrous = plain(x_plain), atrous(x_atrous)
     assert torch.allclose(out_plain, out_atrous, atol=1e-6)
