@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from colorseg import seg_data, seg_train, weights_io
+from colorseg import seg_data, seg_losses, seg_train, weights_io
 from colorseg.cifar import DataError
 from colorseg.seg_models import (
     BACKBONES,
@@ -56,11 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--seg-epochs", type=int, default=body.epochs, help="body epochs (scratch source)")
     group.add_argument("--seg-batch-size", type=int, default=body.batch_size, help="body batch size (scratch source)")
     group.add_argument(
-        "--seg-small-epochs", type=int, default=body.small_epochs,
-        help="body epochs at the start trained on --seg-small-size px images (progressive resizing)",
+        "--seg-small-fraction", type=float, default=body.small_fraction,
+        help="fraction of the body epochs, at the start, trained on --seg-small-size px images (progressive resizing)",
     )
     group.add_argument("--seg-small-size", type=int, default=body.small_size)
     group.add_argument("--seg-lr", type=float, default=body.lr, help="body peak learning rate (one-cycle AdamW)")
+    group.add_argument("--seg-body-loss", choices=sorted(seg_losses.LOSSES), default=body.loss)
     group.add_argument("--seg-eval-every", type=int, default=body.eval_every, help="body epochs between validation scores")
     group.add_argument(
         "--seg-head-recipe", choices=sorted(seg_train.HEAD_RECIPES), default="default",
@@ -131,7 +132,8 @@ def _plot_curves(report_dir: Path, body_history: list[dict], head_histories: dic
 
 
 def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: torch.device) -> dict[str, Any]:
-    """Train body (scratch source) and both heads, save them, plot curves, return the report."""
+    """Train body (scratch source) and both heads, save them, plot curves; returns the
+    training report's section, ``{"segmentation": {...}}``."""
     if args.seg_data is None:
         raise DataError("no segmentation data: pass --seg-data DIR (photos with binary masks)")
     if args.seg_threads > 0:
@@ -156,8 +158,8 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
     }
 
     body_recipe = seg_train.BodyRecipe(
-        epochs=args.seg_epochs, batch_size=args.seg_batch_size, lr=args.seg_lr, eval_every=args.seg_eval_every,
-        small_size=args.seg_small_size, small_epochs=args.seg_small_epochs,
+        epochs=args.seg_epochs, batch_size=args.seg_batch_size, lr=args.seg_lr, loss=args.seg_body_loss,
+        eval_every=args.seg_eval_every, small_size=args.seg_small_size, small_fraction=args.seg_small_fraction,
     )
     body_history: list[dict] = []
     with _stage("body", cpu, wall):
@@ -191,7 +193,8 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
     common = {
         "data": data,
         "image_size": size,
-        "command": weights_io.command_line(),
+        # train_all.py sets args.command (quoted argv); otherwise the running command line.
+        "command": getattr(args, "command", None) or weights_io.command_line(),
         "regenerate": REGENERATE,
         "seed": args.seg_seed,
     }
@@ -225,7 +228,7 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
                 "cpu_seconds": {key: cpu[key] for key in ("features", f"head_{name}")},
             },
         )
-    return {
+    return {"segmentation": {
         "settings": {
             "source": args.seg_source, "backbone": args.seg_backbone, "image_size": size,
             "body_recipe": body_recipe.to_dict() if args.seg_source == "scratch" else None,
@@ -239,4 +242,4 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
         "wall_seconds": {**wall, "total": round(sum(wall.values()), 1)},
         "weights": [weights_io.SEG_BODY_STEM, *weights_io.SEG_HEAD_STEMS.values()],
         "plots": plots,
-    }
+    }}

@@ -124,19 +124,20 @@ def recompute_bn_statistics(body: nn.Module, images: torch.Tensor, batch_size: i
 class BodyRecipe:
     """Whole-network training from scratch (AdamW, one-cycle schedule, augmentation).
 
-    The first ``small_epochs`` epochs see the augmented images at ``small_size`` px instead
-    of the full size (progressive resizing): an epoch there costs about (small/full)^2 as
-    much, and the fully convolutional body carries what it learns to the full size.
+    The first ``small_fraction`` of the epochs see the augmented images at ``small_size`` px
+    instead of the full size (progressive resizing; skipped if that is not smaller): an
+    epoch there costs about half as much at 128 vs 224 px, and the fully convolutional body
+    carries what it learns to the full size.
     """
 
-    epochs: int = 60
-    batch_size: int = 16
+    epochs: int = 70
+    batch_size: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
-    loss: str = "cross_entropy"
-    eval_every: int = 5  # validation costs a BatchNorm pass over the training set too
+    loss: str = "cross_entropy+soft_iou"
+    eval_every: int = 10  # validation costs a BatchNorm pass over the training set too
     small_size: int = 128
-    small_epochs: int = 0
+    small_fraction: float = 0.6
     augmentation: Augmentation = field(default_factory=Augmentation)
 
     def to_dict(self) -> dict:
@@ -167,12 +168,14 @@ def train_body(
 
         return prepare
 
+    full_size = train.images.shape[-1]
+    small_epochs = round(recipe.small_fraction * recipe.epochs)
     # channels_last runs this network's convolutions about 20 % faster on CPU.
     net.to(memory_format=torch.channels_last)
     history = []
     progress = tqdm(range(1, recipe.epochs + 1), desc="seg body", unit="epoch")
     for epoch in progress:
-        size = recipe.small_size if epoch <= recipe.small_epochs else train.images.shape[-1]
+        size = min(recipe.small_size, full_size) if epoch <= small_epochs else full_size
         row = {"epoch": epoch, "size": size, "train_loss": train_one_epoch(
             net, optimizer, loss_fn, train.images, train.masks,
             batch_size=recipe.batch_size, generator=generator, prepare=prepare_at(size), scheduler=scheduler,
@@ -224,7 +227,9 @@ class HeadRecipe:
 HEAD_RECIPES = {
     # Part D as the assignment runs it: Adam, lr 0.05, batch 128, 10 epochs.
     "assignment": HeadRecipe(epochs=10, lr=0.05, batch_size=128),
-    "default": HeadRecipe(epochs=10, lr=0.05, batch_size=128),
+    # More, smaller steps: 0.005-0.01 more validation IoU than the assignment's 20 steps
+    # on a 224 px scratch body (README), for seconds more on cached features.
+    "default": HeadRecipe(epochs=20, lr=0.01, batch_size=16),
 }
 
 

@@ -5,9 +5,10 @@ photos squeezed to a square the same way) to ``working_size`` x ``working_size``
 heads' logits are upsampled straight from the feature grid to the input's height and width,
 as DeepLabV3 itself upsamples to its input, so any size and aspect ratio works.
 
-Keep ``working_size`` at the trained size (the default) or below: the scratch body was
-trained at a size where the widest ASPP dilations only ever saw zero padding, so their
-off-centre weights never trained and come into play only on larger feature maps.
+Keep ``working_size`` near the trained size (the default, recorded as the body's
+``image_size``): at 224 px the ASPP's rate-24 and rate-36 taps only ever read zero padding,
+so their off-centre weights never trained; from 384 px (24 feature cells) on they would
+start to contribute.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from colorseg.seg_models import head_logits, normalize
 from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, SEG_BODY_STEM, SEG_HEAD_STEMS, WeightsError, load_module
 
 HEAD_NAMES = tuple(SEG_HEAD_STEMS)  # ("cross_entropy", "soft_iou")
+MIN_WORKING_SIZE = 16  # one cell of the body's stride-16 feature grid
 
 
 @dataclass
@@ -46,7 +48,7 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
         raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
-    return np.ascontiguousarray(image[:, :, :3])
+    return np.array(image[:, :, :3])  # a writable, contiguous copy for torch.from_numpy
 
 
 class Segmenter:
@@ -69,9 +71,11 @@ class Segmenter:
     @torch.inference_mode()
     def probabilities(self, image: np.ndarray, working_size: int | None = None) -> dict[str, torch.Tensor]:
         """Foreground probability of each head, float [H, W] on the device."""
-        rgb = torch.from_numpy(_as_rgb(image).copy()).permute(2, 0, 1)[None].to(self.device)
+        rgb = torch.from_numpy(_as_rgb(image)).permute(2, 0, 1)[None].to(self.device)
         height, width = rgb.shape[-2:]
         size = working_size or self.working_size
+        if size < MIN_WORKING_SIZE:
+            raise ValueError(f"working_size must be at least {MIN_WORKING_SIZE} px, got {size}")
         features = self.body(normalize(resize_images(rgb, (size, size))))  # [1, 256, size/s, size/s]
         return {
             name: head_logits(head, features, (height, width)).softmax(dim=1)[0, 1]

@@ -55,8 +55,9 @@ def test_run_trains_saves_and_reports(horse_folder, tmp_path):
         "--seg-data", str(horse_folder), "--seg-image-size", "32", "--seg-epochs", "2",
         "--seg-batch-size", "4", "--seg-eval-every", "1", "--seg-threads", "1",
     )
+    args.command = "python train_all.py --only segmentation --seg-epochs 2"  # as train_all.py sets it
     weights_dir, report_dir = tmp_path / "weights", tmp_path / "report"
-    report = seg_pipeline.run(args, weights_dir, report_dir, torch.device("cpu"))
+    report = seg_pipeline.run(args, weights_dir, report_dir, torch.device("cpu"))["segmentation"]
 
     json.dumps(report)
     assert report["data"]["train_images"] + report["data"]["val_images"] == 12
@@ -70,6 +71,7 @@ def test_run_trains_saves_and_reports(horse_folder, tmp_path):
     body = json.loads((weights_dir / f"{SEG_BODY_STEM}.json").read_text())
     assert body["source"] == "scratch" and body["stored_dtype"] == "float16" and body["image_size"] == 32
     assert body["regenerate"] == "python train_all.py --only segmentation"
+    assert body["command"] == args.command
     assert {"command", "data", "recipe", "metrics", "history", "cpu_seconds", "sha256"} <= set(body)
     assert "sha256" in body["data"]["split"]
     for name, stem in SEG_HEAD_STEMS.items():
@@ -89,7 +91,7 @@ def test_run_with_pretrained_source_trains_heads_only(horse_folder, tmp_path, mo
     state = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).state_dict()
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", lambda url, *a, **k: state)
     args = _args("--seg-data", str(horse_folder), "--seg-source", "pretrained", "--seg-image-size", "32")
-    report = seg_pipeline.run(args, tmp_path / "weights", tmp_path / "report", torch.device("cpu"))
+    report = seg_pipeline.run(args, tmp_path / "weights", tmp_path / "report", torch.device("cpu"))["segmentation"]
     body = json.loads((tmp_path / "weights" / f"{SEG_BODY_STEM}.json").read_text())
     assert body["source"] == "pretrained" and body["history"] == []
     assert report["settings"]["source"] == "pretrained"

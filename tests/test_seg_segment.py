@@ -95,6 +95,8 @@ def test_bad_images_are_clear_errors(weights_dir):
         segmenter.predict(np.zeros((8, 8, 3), dtype=np.float32))
     with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
         segmenter.predict(np.zeros((8, 8, 2), dtype=np.uint8))
+    with pytest.raises(ValueError, match="working_size"):
+        segmenter.predict(np.zeros((8, 8, 3), dtype=np.uint8), working_size=4)
 
 
 def test_description_holds_body_and_heads(weights_dir):

@@ -124,7 +124,7 @@ def test_body_training_runs_and_leaves_fresh_statistics():
     data = SegmentationTensors(images, masks, [str(i) for i in range(6)])
     net = SegmentationNet(DeepLabV3Body(), DeepLabV3Head())
     recipe = seg_train.BodyRecipe(
-        epochs=3, batch_size=3, eval_every=2, small_size=16, small_epochs=1, augmentation=Augmentation()
+        epochs=3, batch_size=3, eval_every=2, small_size=16, small_fraction=0.34, augmentation=Augmentation()
     )
     history = seg_train.train_body(
         net, data, data, recipe, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
