@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from colorseg.cifar import load_horses, to_grey
 from colorseg.colour_models import COLOUR_MODEL_NAMES
 from colorseg.colour_train import build_optimizer, evaluate, get_recipe, train_one_epoch
