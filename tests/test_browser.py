@@ -34,9 +34,15 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromi
 def url(tmp_path_factory):
     import app
 
-    weights = make_all_weights(tmp_path_factory.mktemp("weights"))
+    # COLORSEG_BROWSER_WEIGHTS=weights (with COLORSEG_DATA_DIR pointing at an empty folder)
+    # takes README's screenshots with the trained nets; by default tiny random weights.
+    trained = os.environ.get("COLORSEG_BROWSER_WEIGHTS")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        install_fake_segment_module(monkeypatch)
+        if trained:
+            weights = Path(trained)
+        else:
+            weights = make_all_weights(tmp_path_factory.mktemp("weights"))
+            install_fake_segment_module(monkeypatch)
         demo = app.build_demo(weights, device="cpu")
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
