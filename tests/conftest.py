@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,3 +56,13 @@ def cifar_batches(tmp_path: Path) -> Path:
         with open(folder / name, "wb") as handle:
             pickle.dump({b"data": data, b"labels": list(range(10))}, handle)
     return root
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: more threads only contend (with each other and with other jobs on a
+    small CI machine) and make such tests many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

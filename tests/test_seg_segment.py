@@ -16,14 +16,7 @@ SIZE = 64
 SHARED_WEIZMANN = Path(__file__).resolve().parents[2] / "shared" / "data" / "weizmann_horse_db"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: more threads only contend (with each other and with other jobs on a
-    # small CI machine) and make these tests many times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _save_tiny_weights(directory: Path) -> tuple[DeepLabV3Body, dict]:

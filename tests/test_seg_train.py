@@ -9,14 +9,7 @@ from colorseg import seg_losses, seg_train
 from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body, normalize
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny tensors: more threads only contend (with each other and with other jobs on a
-    # small CI machine) and make these tests many times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
