@@ -5,10 +5,11 @@ photos squeezed to a square the same way) to ``working_size`` x ``working_size``
 heads' logits are upsampled straight from the feature grid to the input's height and width,
 as DeepLabV3 itself upsamples to its input, so any size and aspect ratio works.
 
-Keep ``working_size`` near the trained size (the default, recorded as the body's
-``image_size``): at 224 px the ASPP's rate-24 and rate-36 taps only ever read zero padding,
-so their off-centre weights never trained; from 384 px (24 feature cells) on they would
-start to contribute.
+The default ``working_size`` is the one training chose on its training photos (the body's
+``working_size``, 288 px for a body trained at 224: see seg_pipeline.WORKING_SIZE_FACTORS).
+Keep it below 384 px: at 224 px the ASPP's rate-24 and rate-36 taps only ever read zero
+padding, so their off-centre weights never trained; from 384 px (24 feature cells) on they
+would start to contribute.
 """
 
 from __future__ import annotations
@@ -110,9 +111,13 @@ def load_segmenter(weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, device: str | 
                 f"the {name} head in {weights_dir} was trained on another body than "
                 f"{SEG_BODY_STEM}.safetensors; regenerate them together with `{hint}`"
             )
-    working_size = body_description.get("image_size")
-    if not isinstance(working_size, int) or working_size < 1:
-        raise WeightsError(f"{Path(weights_dir) / SEG_BODY_STEM}.json lacks its image_size; regenerate it with `{hint}`")
+    # Bodies saved without a chosen inference size run at their training size.
+    working_size = body_description.get("working_size", body_description.get("image_size"))
+    if not isinstance(working_size, int) or working_size < MIN_WORKING_SIZE:
+        raise WeightsError(
+            f"{Path(weights_dir) / SEG_BODY_STEM}.json lacks a valid working_size/image_size; "
+            f"regenerate it with `{hint}`"
+        )
     description = {"body": body_description, "heads": head_descriptions}
     return Segmenter(body, heads, working_size, description, device)
 

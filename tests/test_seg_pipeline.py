@@ -55,7 +55,7 @@ def test_run_trains_saves_and_reports(horse_folder, tmp_path):
     json.dumps(report)
     assert report["data"]["train_images"] + report["data"]["val_images"] == 12
     assert set(report["metrics"]["val"]) == {"cross_entropy", "soft_iou"}
-    assert {"data", "body", "features", "head_cross_entropy", "head_soft_iou", "evaluate", "total"} <= set(
+    assert {"data", "body", "features", "head_cross_entropy", "head_soft_iou", "working_size", "evaluate", "total"} <= set(
         report["cpu_seconds"]
     )
     for plot in report["plots"]:
@@ -67,6 +67,9 @@ def test_run_trains_saves_and_reports(horse_folder, tmp_path):
     assert body["command"] == args.command
     assert {"command", "data", "recipe", "metrics", "history", "cpu_seconds", "sha256"} <= set(body)
     assert "sha256" in body["data"]["split"]
+    # The inference size is chosen among the candidates by training-photo scores.
+    assert body["working_size"] in {32, 48} and set(body["working_size_scores_train"]) == {"32", "48"}
+    assert segment.load_segmenter(weights_dir).working_size == body["working_size"]
     for name, stem in SEG_HEAD_STEMS.items():
         head = json.loads((weights_dir / f"{stem}.json").read_text())
         assert head["loss"] == name and head["body_sha256"] == body["sha256"]
