@@ -130,14 +130,14 @@ class BodyRecipe:
     carries what it learns to the full size.
     """
 
-    epochs: int = 70
+    epochs: int = 100
     batch_size: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
     loss: str = "cross_entropy+soft_iou"
     eval_every: int = 10  # validation costs a BatchNorm pass over the training set too
     small_size: int = 128
-    small_fraction: float = 0.6
+    small_fraction: float = 0.5
     augmentation: Augmentation = field(default_factory=Augmentation)
 
     def to_dict(self) -> dict:

@@ -6,7 +6,7 @@ heads' logits are upsampled straight from the feature grid to the input's height
 as DeepLabV3 itself upsamples to its input, so any size and aspect ratio works.
 
 The default ``working_size`` is the one training chose on its training photos (the body's
-``working_size``, 288 px for a body trained at 224: see seg_pipeline.WORKING_SIZE_FACTORS).
+``working_size``: 320 px for the committed body, trained at 224; see seg_pipeline.WORKING_SIZE_FACTORS).
 Keep it below 384 px: at 224 px the ASPP's rate-24 and rate-36 taps only ever read zero
 padding, so their off-centre weights never trained; from 384 px (24 feature cells) on they
 would start to contribute.
