@@ -4,12 +4,15 @@ The reference loop re-implements the assignment's code faithfully: numpy arrays 
 into batches, ``torch.from_numpy(...).float()`` per batch, the loss computed on
 ``outputs.transpose(1, 3).contiguous().view(...)``, ``loss.item()`` per batch, and a
 validation pass in batches of the training size with numpy bookkeeping.
-Both run one epoch of training plus one validation pass on the same data.
+Each loop first runs one untimed warm-up epoch (training plus validation), then the timed
+epochs, on the same data.
 
-    python benchmarks/bench_colour_train.py --data ../shared/data/cifar10-images [--epochs 2]
+    python benchmarks/bench_colour_train.py --data ../shared/data/cifar10-images [--epochs 2] [--threads 1]
+    python benchmarks/bench_colour_train.py --compile   # colorseg's loop through torch.compile too
 
 Prints images per second (training images of an epoch / seconds for train + validation)
-for each net and the ratio. Timings only; nothing here is asserted.
+for each net and the ratio; with --compile also the compiled loop and its warm-up epoch
+(which pays for compiling). Timings only; nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ def assignment_epoch(model, optimizer, train_grey, train_cat, val_grey, val_cat,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data/cifar10-images")
-    parser.add_argument("--epochs", type=int, default=1, help="timed epochs per loop (after one warm-up batch)")
+    parser.add_argument("--epochs", type=int, default=1, help="timed epochs per loop (after one warm-up epoch)")
+    parser.add_argument("--compile", action="store_true", help="also time colorseg's loop through torch.compile")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     if args.threads:
@@ -85,26 +89,45 @@ def main() -> None:
     recipe = get_recipe("assignment")
     device = torch.device("cpu")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} epoch(s), batch {recipe.batch_size}")
-    print(f"{'net':<18}{'assignment img/s':>18}{'colorseg img/s':>16}{'ratio':>8}")
+    header = f"{'net':<18}{'assignment img/s':>18}{'colorseg img/s':>16}{'ratio':>8}"
+    if args.compile:
+        header += f"{'compiled img/s':>16}{'ratio':>8}{'warm-up s':>11}"
+    print(header)
+
+    def timed(run_epoch) -> tuple[float, float]:
+        """(seconds of the warm-up epoch, images per second over the timed epochs)"""
+        started = time.perf_counter()
+        run_epoch()
+        warm_up = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(args.epochs):
+            run_epoch()
+        return warm_up, args.epochs * len(grey_t) / (time.perf_counter() - started)
+
     for name in COLOUR_MODEL_NAMES:
         torch.manual_seed(0)
         reference = create_model(name)
-        optimizer = torch.optim.Adam(reference.parameters(), lr=recipe.lr)
-        started = time.perf_counter()
-        for _ in range(args.epochs):
-            assignment_epoch(reference, optimizer, grey_np, cat_np, val_np, val_cat_np, recipe.batch_size, 24)
-        reference_rate = args.epochs * len(grey_np) / (time.perf_counter() - started)
+        reference_optimizer = torch.optim.Adam(reference.parameters(), lr=recipe.lr)
+        _, reference_rate = timed(
+            lambda: assignment_epoch(reference, reference_optimizer, grey_np, cat_np, val_np, val_cat_np, recipe.batch_size, 24)
+        )
+        line = f"{name:<18}{reference_rate:>18.0f}"
+        for compiled in (False, True) if args.compile else (False,):
+            torch.manual_seed(0)
+            model = create_model(name).to(device, memory_format=torch.channels_last)
+            runner = torch.compile(model, dynamic=False) if compiled else model
+            optimizer, scheduler = build_optimizer(model, recipe, math.ceil(len(grey_t) / recipe.batch_size))
+            generator = torch.Generator().manual_seed(0)
 
-        torch.manual_seed(0)
-        model = create_model(name).to(device, memory_format=torch.channels_last)
-        optimizer, scheduler = build_optimizer(model, recipe, math.ceil(len(grey_t) / recipe.batch_size))
-        generator = torch.Generator().manual_seed(0)
-        started = time.perf_counter()
-        for _ in range(args.epochs):
-            train_one_epoch(model, optimizer, scheduler, grey_t, cat_t, recipe, generator)
-            evaluate(model, val_t, val_cat_t)
-        ours_rate = args.epochs * len(grey_t) / (time.perf_counter() - started)
-        print(f"{name:<18}{reference_rate:>18.0f}{ours_rate:>16.0f}{ours_rate / reference_rate:>7.2f}x")
+            def epoch() -> None:
+                train_one_epoch(runner, optimizer, scheduler, grey_t, cat_t, recipe, generator)
+                evaluate(runner, val_t, val_cat_t)
+
+            warm_up, rate = timed(epoch)
+            line += f"{rate:>16.0f}{rate / reference_rate:>7.2f}x"
+            if compiled:
+                line += f"{warm_up:>11.1f}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from colorseg.weights_io import (
     atomic_write_bytes,
     atomic_write_json,
     library_versions,
+    load_module,
     read_description,
     save_module,
 )
@@ -53,6 +55,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     group.add_argument("--kernel", type=int, choices=(3, 4, 5), help="override the recipe's kernel size")
     group.add_argument(
+        "--compile", action="store_true",
+        help="run the colour nets through torch.compile (needs a C++ compiler on CPU; see benchmarks/bench_colour_train.py)",
+    )
+    group.add_argument("--seed", type=int, help="override the recipe's seed (initialisation, order, flips)")
+    group.add_argument(
+        "--teacher", choices=[*COLOUR_MODEL_NAMES, "none"],
+        help="distil from this net (trained earlier in the run, else read from --weights-dir); none: no distillation",
+    )
+    group.add_argument("--distill-weight", type=float, help="weight of the teacher's soft targets in the loss (0-1)")
+    group.add_argument(
         "--holdout",
         type=int,
         default=0,
@@ -60,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "without looking at the test set); final weights use 0",
     )
     group.add_argument("--batch-sweep", action="store_true", help="run Question B.5's batch-size sweep instead")
+    group.add_argument(
+        "--sweep-sizes", type=int, nargs="+", default=list(SWEEP_BATCH_SIZES), help="batch sizes of --batch-sweep"
+    )
 
 
 def _prepare(args: argparse.Namespace, device: torch.device) -> dict:
@@ -85,7 +100,9 @@ def _prepare(args: argparse.Namespace, device: torch.device) -> dict:
     return data
 
 
-def _train(name: str, recipe: ColourRecipe, data: dict, device: torch.device, label: str):
+def _train(
+    name: str, recipe: ColourRecipe, data: dict, device: torch.device, label: str, teacher=None, compile_model=False
+):
     bar = tqdm(total=recipe.epochs, desc=label, unit="epoch", file=sys.stderr, dynamic_ncols=True)
 
     def on_epoch(row: dict) -> None:
@@ -94,7 +111,9 @@ def _train(name: str, recipe: ColourRecipe, data: dict, device: torch.device, la
 
     started = time.perf_counter()
     try:
-        model, history = fit(name, recipe, data["train"], data["val"], device, len(data["palette"]), on_epoch)
+        model, history = fit(
+            name, recipe, data["train"], data["val"], device, len(data["palette"]), on_epoch, teacher, compile_model
+        )
     finally:
         bar.close()
     return model, history, time.perf_counter() - started
@@ -102,9 +121,12 @@ def _train(name: str, recipe: ColourRecipe, data: dict, device: torch.device, la
 
 def _batch_sweep(args, data, device, report_dir: Path) -> dict:
     histories, rows = {}, []
-    for batch_size in SWEEP_BATCH_SIZES:
-        recipe = get_recipe("assignment", batch_size=batch_size, epochs=args.epochs)
-        _, history, seconds = _train("ConvTransposeNet", recipe, data, device, f"ConvTransposeNet batch {batch_size}")
+    for batch_size in getattr(args, "sweep_sizes", SWEEP_BATCH_SIZES):
+        recipe = get_recipe("assignment", batch_size=batch_size, epochs=args.epochs, seed=getattr(args, "seed", None))
+        _, history, seconds = _train(
+            "ConvTransposeNet", recipe, data, device, f"ConvTransposeNet batch {batch_size}",
+            compile_model=getattr(args, "compile", False),
+        )
         histories[f"batch {batch_size}"] = history
         rows.append({"batch_size": batch_size, **_final(history), "seconds": round(seconds, 1)})
         log(f"batch {batch_size}: {rows[-1]}")
@@ -126,6 +148,32 @@ def _final(history: list[dict]) -> dict:
     return {"val_loss": round(last["val_loss"], 4), "val_accuracy": round(last["val_accuracy"], 4)}
 
 
+def _recipe(args: argparse.Namespace, name: str) -> ColourRecipe:
+    recipe = get_recipe(
+        args.recipe, name, epochs=args.epochs, batch_size=args.batch_size, kernel=args.kernel, seed=getattr(args, "seed", None),
+        teacher=getattr(args, "teacher", None), distill_weight=getattr(args, "distill_weight", None),
+    )
+    # "--teacher UNet" distils the other nets from UNet; UNet itself trains on the labels.
+    if recipe.teacher in ("none", name):
+        recipe = replace(recipe, teacher=None, distill_weight=0.0)
+    return recipe
+
+
+def _teacher(name: str, trained: dict, weights_dir: Path, palette: torch.Tensor, device: torch.device):
+    """The teacher net and what to record about it: trained earlier in this run, or the one
+    saved in ``weights_dir``, which must use this run's palette (its outputs index it)."""
+    if name in trained:
+        return trained[name], {"architecture": name, "source": "trained in this run"}
+    try:
+        model, description = load_module(weights_dir, COLOUR_STEMS[name], device)
+    except WeightsError as error:
+        raise SystemExit(f"distillation needs a trained {name}: {error}") from None
+    if not torch.allclose(torch.tensor(description.get("palette", [])).reshape(palette.shape), palette.cpu(), atol=1e-5):
+        raise SystemExit(f"{weights_dir / COLOUR_STEMS[name]} was trained with another palette; retrain {name} first")
+    log(f"teacher {name}: {weights_dir / COLOUR_STEMS[name]}.safetensors (trained on {description.get('data')})")
+    return model, {"architecture": name, "sha256": description.get("sha256"), "data": description.get("data")}
+
+
 def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: torch.device) -> dict:
     """Train and save the colour part; returns the section of the training report."""
     data = _prepare(args, device)
@@ -144,9 +192,18 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
             "regenerate": REGENERATE,
         },
     )
-    for name in args.colour_models:
-        recipe = get_recipe(args.recipe, name, epochs=args.epochs, batch_size=args.batch_size, kernel=args.kernel)
-        model, history, seconds = _train(name, recipe, data, device, f"{name} ({recipe.name})")
+    recipes = {name: _recipe(args, name) for name in args.colour_models}
+    trained, teacher_info = {}, None
+    # Teachers train before the nets distilled from them.
+    for name in sorted(args.colour_models, key=lambda name: recipes[name].teacher is not None):
+        recipe = recipes[name]
+        teacher = None
+        if recipe.teacher is not None:
+            teacher, teacher_info = _teacher(recipe.teacher, trained, weights_dir, palette, device)
+        model, history, seconds = _train(
+            name, recipe, data, device, f"{name} ({recipe.name})", teacher, getattr(args, "compile", False)
+        )
+        trained[name] = model
         metrics = {**_final(history), "train_seconds": round(seconds, 1)}
         # Saved only now that training has finished: an interrupted run leaves the old file.
         save_module(
@@ -159,6 +216,7 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
                 "task": "colourization",
                 "palette": [[round(v, 6) for v in colour] for colour in palette.tolist()],
                 "recipe": recipe.to_dict(),
+                **({"teacher": teacher_info} if recipe.teacher is not None else {}),
                 "data": data["info"],
                 "metrics": metrics,
                 "history": history,

@@ -34,6 +34,10 @@ class ColourRecipe:
     kernel: int = 3
     num_filters: int = 32
     seed: int = 0
+    # Knowledge distillation: the named, already trained net's predicted colour distributions
+    # are soft targets, mixed into the loss with this weight (0 = plain cross-entropy).
+    teacher: str | None = None
+    distill_weight: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,12 +76,37 @@ def colour_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, targets)
 
 
-def _flip_half(grey: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mirror a random half of the batch left-right, inputs and targets alike."""
+def distillation_loss(
+    logits: torch.Tensor, targets: torch.Tensor, soft_targets: torch.Tensor, weight: float
+) -> torch.Tensor:
+    """(1 - weight) * cross-entropy with the palette labels + weight * cross-entropy with a
+    teacher's colour distributions soft_targets [B, K, H, W] (KL divergence plus a constant)."""
+    soft = -(soft_targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    return (1 - weight) * colour_loss(logits, targets) + weight * soft
+
+
+@torch.inference_mode()
+def teacher_targets(teacher: nn.Module, grey: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's colour distributions for grey [N,1,H,W] and for its mirror image, each
+    float16 [N,K,H,W] in its own orientation: a flipped training input gets the teacher's
+    answer for exactly that input, not a flipped copy of another one."""
+    teacher.eval()
+
+    def probabilities(images: torch.Tensor) -> torch.Tensor:
+        return torch.cat([teacher(images[i : i + batch_size]).softmax(dim=1).half() for i in range(0, len(images), batch_size)])
+
+    return probabilities(grey), probabilities(grey.flip(-1))
+
+
+def _flip_half(
+    grey: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mirror a random half of the batch left-right, inputs and targets alike; also returns
+    which samples were mirrored."""
     flip = torch.rand(len(grey), generator=generator, device=generator.device) < 0.5
     grey = torch.where(flip[:, None, None, None], grey.flip(-1), grey)
     labels = torch.where(flip[:, None, None], labels.flip(-1), labels)
-    return grey, labels
+    return grey, labels, flip
 
 
 def train_one_epoch(
@@ -88,24 +117,33 @@ def train_one_epoch(
     labels: torch.Tensor,
     recipe: ColourRecipe,
     generator: torch.Generator,
+    soft_targets: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> float:
-    """One pass over (grey [N,1,H,W], labels [N,H,W]); returns the mean training loss."""
+    """One pass over (grey [N,1,H,W], labels [N,H,W]); returns the mean training loss against
+    the labels. ``soft_targets`` (from :func:`teacher_targets`) turns on distillation."""
     model.train()
     order = torch.randperm(len(grey), generator=generator, device=generator.device) if recipe.shuffle else None
     total, count = torch.zeros((), device=grey.device), 0
     for start in range(0, len(grey), recipe.batch_size):
         index = slice(start, start + recipe.batch_size) if order is None else order[start : start + recipe.batch_size]
         x, y = grey[index], labels[index]
+        flip = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         if recipe.hflip:
-            x, y = _flip_half(x, y, generator)
-        loss = colour_loss(model(x), y)
+            x, y, flip = _flip_half(x, y, generator)
+        logits = model(x)
+        hard = colour_loss(logits, y)
+        if soft_targets is None:
+            loss = hard
+        else:
+            soft = torch.where(flip[:, None, None, None], soft_targets[1][index], soft_targets[0][index]).float()
+            loss = distillation_loss(logits, y, soft, recipe.distill_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         # Accumulate on the device: a .item() per batch would force a sync on the GPU.
-        total += loss.detach() * len(x)
+        total += hard.detach() * len(x)
         count += len(x)
     return total.item() / count
 
@@ -149,23 +187,35 @@ def fit(
     device: torch.device,
     num_colours: int,
     on_epoch: Callable[[dict], None] | None = None,
+    teacher: nn.Module | None = None,
+    compile_model: bool = False,
 ) -> tuple[nn.Module, list[dict]]:
     """Train ``architecture`` from scratch; returns the model and one history row per epoch.
 
-    ``train``/``val`` are (grey float [N,1,H,W], labels int64 [N,H,W]) already on ``device``.
+    ``train``/``val`` are (grey float [N,1,H,W], labels int64 [N,H,W]) already on ``device``;
+    ``teacher`` is the trained net the recipe's ``teacher`` names, when it names one.
+    ``compile_model`` runs training and evaluation through ``torch.compile`` (needs a C++
+    compiler on CPU; the first epoch pays for compiling); the returned module is the plain one.
     """
+    soft_targets = None
+    if recipe.teacher is not None:
+        if teacher is None:
+            raise ValueError(f"recipe {recipe.name!r} distils {architecture} from {recipe.teacher}: pass the trained teacher")
+        soft_targets = teacher_targets(teacher, train[0])
     torch.manual_seed(recipe.seed)
     model = create_model(architecture, kernel=recipe.kernel, num_filters=recipe.num_filters, num_colours=num_colours)
     # channels_last lets oneDNN/cuDNN pick their fastest convolution kernels (1.4x on
     # PoolUpsampleNet on a 2-core CPU); it changes memory layout only, not results.
     model.to(device, memory_format=torch.channels_last)
+    # Shares parameters with ``model``; a fixed-shape graph per batch shape, train and eval.
+    runner = torch.compile(model, dynamic=False) if compile_model else model
     generator = torch.Generator(device=device).manual_seed(recipe.seed)
     optimizer, scheduler = build_optimizer(model, recipe, math.ceil(len(train[0]) / recipe.batch_size))
     history = []
     for epoch in range(1, recipe.epochs + 1):
         started = time.perf_counter()
-        train_loss = train_one_epoch(model, optimizer, scheduler, *train, recipe, generator)
-        metrics = evaluate(model, *val)
+        train_loss = train_one_epoch(runner, optimizer, scheduler, *train, recipe, generator, soft_targets)
+        metrics = evaluate(runner, *val)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,

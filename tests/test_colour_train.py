@@ -3,9 +3,10 @@ import json
 import pytest
 import torch
 
-from colorseg.colour_train import RECIPES, evaluate, fit, get_recipe
+from colorseg.colour_train import RECIPES, distillation_loss, evaluate, fit, get_recipe, teacher_targets
 from colorseg.palette import fit_palette, label_images
 from colorseg.cifar import to_grey
+from colorseg.registry import create_model
 from conftest import synthetic_horses
 
 
@@ -56,3 +57,53 @@ def test_per_net_overrides_apply_before_explicit_ones():
     assert get_recipe("default", "UNet").batch_size == RECIPES["default"].batch_size
     assert get_recipe("default", "PoolUpsampleNet", batch_size=64).batch_size == 64
     assert get_recipe("assignment", "PoolUpsampleNet") == RECIPES["assignment"]
+
+
+def test_teacher_targets_answer_each_orientation_for_itself():
+    torch.manual_seed(0)
+    teacher = create_model("UNet", num_filters=4, num_colours=5).eval()
+    grey = torch.rand(3, 1, 8, 12)
+    plain, mirrored = teacher_targets(teacher, grey, batch_size=2)
+    with torch.no_grad():
+        assert torch.allclose(plain.float(), teacher(grey).softmax(1), atol=1e-3)
+        assert torch.allclose(mirrored.float(), teacher(grey.flip(-1)).softmax(1), atol=1e-3)
+    assert not torch.allclose(mirrored.float(), plain.float().flip(-1), atol=1e-3)  # the net is not mirror-symmetric
+
+
+def test_distillation_loss_mixes_hard_and_soft_cross_entropy():
+    logits, labels = torch.randn(2, 4, 3, 3), torch.randint(0, 4, (2, 3, 3))
+    one_hot = torch.nn.functional.one_hot(labels, 4).permute(0, 3, 1, 2).float()
+    hard = torch.nn.functional.cross_entropy(logits, labels)
+    # Soft targets equal to the labels' one-hot give plain cross-entropy at every weight.
+    assert distillation_loss(logits, labels, one_hot, 0.7) == pytest.approx(hard.item(), rel=1e-5)
+    uniform = torch.full_like(one_hot, 0.25)
+    soft = -(torch.log_softmax(logits, 1).mean(1)).mean()
+    assert distillation_loss(logits, labels, uniform, 0.3) == pytest.approx(0.7 * hard.item() + 0.3 * soft.item(), rel=1e-5)
+
+
+def test_distillation_pulls_the_student_towards_the_teacher():
+    palette = fit_palette(torch.from_numpy(synthetic_horses(16, 0)).permute(0, 3, 1, 2), num_colours=6)
+    train, val = tiny_data(48, 0, palette), tiny_data(16, 1, palette)
+    torch.manual_seed(1)
+    teacher = create_model("UNet", num_filters=4, num_colours=6).eval()  # untrained: its own, odd opinion
+
+    def distance_to_teacher(weight):
+        recipe = get_recipe("default", epochs=6, batch_size=16, num_filters=4, teacher="UNet", distill_weight=weight)
+        student, history = fit("ConvTransposeNet", recipe, train, val, torch.device("cpu"), num_colours=6, teacher=teacher)
+        student.eval()
+        with torch.no_grad():
+            target = teacher(val[0]).softmax(1)
+            return -(target * student(val[0]).log_softmax(1)).sum(1).mean().item(), history
+
+    plain, _ = distance_to_teacher(0.0)
+    distilled, history = distance_to_teacher(1.0)
+    assert distilled < plain
+    assert all("train_loss" in row for row in history)
+
+
+def test_a_distilled_recipe_needs_its_teacher():
+    palette = fit_palette(torch.from_numpy(synthetic_horses(8, 0)).permute(0, 3, 1, 2), num_colours=4)
+    data = tiny_data(8, 0, palette)
+    recipe = get_recipe("default", epochs=1, num_filters=4, teacher="UNet", distill_weight=0.5)
+    with pytest.raises(ValueError, match="teacher"):
+        fit("PoolUpsampleNet", recipe, data, data, torch.device("cpu"), num_colours=4)

@@ -85,3 +85,31 @@ def test_push_to_hub_after_training(tmp_path, image_folder_dump, monkeypatch):
     sent = {operation.path_in_repo for operation in commit[2]}
     assert {"colour_UNet.safetensors", "colour_UNet.json", "palette.json", "README.md"} <= sent
     assert "reports/training_report.json" in sent
+
+
+def test_distillation_reads_the_teacher_from_the_weights_folder(trained, image_folder_dump):
+    weights, reports = trained
+    teacher_sha = load_module(weights, COLOUR_STEMS["UNet"])[1]["sha256"]
+    code = train_all.main(
+        ["--only", "colour", "--colour-data", str(image_folder_dump), "--epochs", "1", "--batch-size", "20",
+         "--colour-models", "PoolUpsampleNet", "--teacher", "UNet", "--distill-weight", "0.5",
+         "--weights-dir", str(weights), "--report-dir", str(reports), "--device", "cpu"]
+    )
+    assert code == 0
+    _, description = load_module(weights, COLOUR_STEMS["PoolUpsampleNet"])
+    assert description["recipe"]["teacher"] == "UNet" and description["recipe"]["distill_weight"] == 0.5
+    assert description["teacher"]["sha256"] == teacher_sha
+
+
+def test_distillation_refuses_a_teacher_with_another_palette(trained, image_folder_dump):
+    weights, reports = trained
+    description_path = weights / f"{COLOUR_STEMS['UNet']}.json"
+    description = json.loads(description_path.read_text())
+    description["palette"] = [[0.5, 0.5, 0.5]] * len(description["palette"])
+    description_path.write_text(json.dumps(description))
+    with pytest.raises(SystemExit, match="another palette"):
+        train_all.main(
+            ["--only", "colour", "--colour-data", str(image_folder_dump), "--epochs", "1",
+             "--colour-models", "PoolUpsampleNet", "--teacher", "UNet", "--distill-weight", "0.5",
+             "--weights-dir", str(weights), "--report-dir", str(reports), "--device", "cpu"]
+        )
