@@ -121,11 +121,11 @@ def _train(
 
 def _batch_sweep(args, data, device, report_dir: Path) -> dict:
     histories, rows = {}, []
-    for batch_size in getattr(args, "sweep_sizes", SWEEP_BATCH_SIZES):
-        recipe = get_recipe("assignment", batch_size=batch_size, epochs=args.epochs, seed=getattr(args, "seed", None))
+    for batch_size in args.sweep_sizes:
+        recipe = get_recipe("assignment", batch_size=batch_size, epochs=args.epochs, seed=args.seed)
         _, history, seconds = _train(
             "ConvTransposeNet", recipe, data, device, f"ConvTransposeNet batch {batch_size}",
-            compile_model=getattr(args, "compile", False),
+            compile_model=args.compile,
         )
         histories[f"batch {batch_size}"] = history
         rows.append({"batch_size": batch_size, **_final(history), "seconds": round(seconds, 1)})
@@ -150,8 +150,8 @@ def _final(history: list[dict]) -> dict:
 
 def _recipe(args: argparse.Namespace, name: str) -> ColourRecipe:
     recipe = get_recipe(
-        args.recipe, name, epochs=args.epochs, batch_size=args.batch_size, kernel=args.kernel, seed=getattr(args, "seed", None),
-        teacher=getattr(args, "teacher", None), distill_weight=getattr(args, "distill_weight", None),
+        args.recipe, name, epochs=args.epochs, batch_size=args.batch_size, kernel=args.kernel, seed=args.seed,
+        teacher=args.teacher, distill_weight=args.distill_weight,
     )
     # "--teacher UNet" distils the other nets from UNet; UNet itself trains on the labels.
     if recipe.teacher in ("none", name):
@@ -168,7 +168,8 @@ def _teacher(name: str, trained: dict, weights_dir: Path, palette: torch.Tensor,
         model, description = load_module(weights_dir, COLOUR_STEMS[name], device)
     except WeightsError as error:
         raise SystemExit(f"distillation needs a trained {name}: {error}") from None
-    if not torch.allclose(torch.tensor(description.get("palette", [])).reshape(palette.shape), palette.cpu(), atol=1e-5):
+    recorded = torch.tensor(description.get("palette") or [])
+    if recorded.shape != palette.shape or not torch.allclose(recorded, palette.cpu(), atol=1e-5):
         raise SystemExit(f"{weights_dir / COLOUR_STEMS[name]} was trained with another palette; retrain {name} first")
     log(f"teacher {name}: {weights_dir / COLOUR_STEMS[name]}.safetensors (trained on {description.get('data')})")
     return model, {"architecture": name, "sha256": description.get("sha256"), "data": description.get("data")}
@@ -193,15 +194,15 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
         },
     )
     recipes = {name: _recipe(args, name) for name in args.colour_models}
-    trained, teacher_info = {}, None
+    trained = {}
     # Teachers train before the nets distilled from them.
     for name in sorted(args.colour_models, key=lambda name: recipes[name].teacher is not None):
         recipe = recipes[name]
-        teacher = None
+        teacher, teacher_info = None, None
         if recipe.teacher is not None:
             teacher, teacher_info = _teacher(recipe.teacher, trained, weights_dir, palette, device)
         model, history, seconds = _train(
-            name, recipe, data, device, f"{name} ({recipe.name})", teacher, getattr(args, "compile", False)
+            name, recipe, data, device, f"{name} ({recipe.name})", teacher, args.compile
         )
         trained[name] = model
         metrics = {**_final(history), "train_seconds": round(seconds, 1)}
@@ -216,7 +217,7 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
                 "task": "colourization",
                 "palette": [[round(v, 6) for v in colour] for colour in palette.tolist()],
                 "recipe": recipe.to_dict(),
-                **({"teacher": teacher_info} if recipe.teacher is not None else {}),
+                **({"teacher": teacher_info} if teacher_info else {}),
                 "data": data["info"],
                 "metrics": metrics,
                 "history": history,

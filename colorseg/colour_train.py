@@ -128,7 +128,7 @@ def train_one_epoch(
     for start in range(0, len(grey), recipe.batch_size):
         index = slice(start, start + recipe.batch_size) if order is None else order[start : start + recipe.batch_size]
         x, y = grey[index], labels[index]
-        flip = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        flip = None
         if recipe.hflip:
             x, y, flip = _flip_half(x, y, generator)
         logits = model(x)
@@ -136,7 +136,10 @@ def train_one_epoch(
         if soft_targets is None:
             loss = hard
         else:
-            soft = torch.where(flip[:, None, None, None], soft_targets[1][index], soft_targets[0][index]).float()
+            soft = soft_targets[0][index]
+            if flip is not None:
+                soft = torch.where(flip[:, None, None, None], soft_targets[1][index], soft)
+            soft = soft.float()
             loss = distillation_loss(logits, y, soft, recipe.distill_weight)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
