@@ -75,7 +75,9 @@ def _describe(module: nn.Module) -> str:
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         kh, kw = module.kernel_size
         stride = f", stride {module.stride[0]}" if module.stride != (1, 1) else ""
-        return f"{type(module).__name__} {kh}×{kw}{stride}, {module.in_channels}→{module.out_channels}"
+        # The base type: UNet's final conv is a Conv2d over a concatenation (colour_models).
+        kind = "ConvTranspose2d" if isinstance(module, nn.ConvTranspose2d) else "Conv2d"
+        return f"{kind} {kh}×{kw}{stride}, {module.in_channels}→{module.out_channels}"
     if isinstance(module, nn.MaxPool2d):
         return f"MaxPool2d {_pair(module.kernel_size)[0]}×{_pair(module.kernel_size)[1]}"
     if isinstance(module, nn.Upsample):

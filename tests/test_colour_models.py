@@ -34,6 +34,33 @@ def test_unet_skip_connection_channels():
     assert model.final.in_channels == 1 + 24
 
 
+@pytest.mark.parametrize("kernel", [3, 4, 5])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_unet_final_conv_equals_conv_of_the_concatenation(kernel, channels_last):
+    # UNet's final conv takes grey and x4 apart and sums per-part convolutions: same values
+    # and same gradients as one convolution over the concatenation written out.
+    torch.manual_seed(0)
+    model = create_model("UNet", kernel=kernel, num_filters=8, num_colours=24)
+    grey = torch.rand(3, 1, 32, 32)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        grey = grey.contiguous(memory_format=torch.channels_last)
+
+    def explicit(images):
+        x1 = model.down1(images)
+        x4 = model.up2(torch.cat([x1, model.up1(model.down2(x1))], dim=1))
+        return model.final(torch.cat([images, x4], dim=1))
+
+    expected = explicit(grey)
+    expected.square().sum().backward()
+    expected_grad = model.final.weight.grad.clone()
+    model.zero_grad()
+    actual = model(grey)
+    actual.square().sum().backward()
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model.final.weight.grad, expected_grad, rtol=1e-4, atol=1e-4)
+
+
 def test_unknown_model_lists_known_names():
     with pytest.raises(KeyError) as error:
         create_model("ResNet9000")

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from colorseg.colour_train import RECIPES, distillation_loss, evaluate, fit, get_recipe, teacher_targets
+from colorseg.colour_train import RECIPES, colour_loss, distillation_loss, evaluate, fit, get_recipe, teacher_targets
 from colorseg.palette import fit_palette, label_images
 from colorseg.cifar import to_grey
 from colorseg.registry import create_model
@@ -36,6 +36,24 @@ def test_short_training_lowers_the_loss_and_repeats(recipe_name):
     assert history[-1]["val_loss"] < history[0]["val_loss"]
     _, again = fit("ConvTransposeNet", recipe, train, val, torch.device("cpu"), num_colours=8)
     assert [row["val_loss"] for row in again] == [row["val_loss"] for row in history]
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_colour_loss_is_per_pixel_cross_entropy_in_either_layout(channels_last, reduction):
+    # colour_loss reads the logits as [pixels, colours] rows; values and gradients must be
+    # those of cross_entropy over the colour dimension.
+    torch.manual_seed(0)
+    logits, labels = torch.randn(3, 5, 4, 6), torch.randint(0, 5, (3, 4, 6))
+    if channels_last:
+        logits = logits.contiguous(memory_format=torch.channels_last)
+    ours, reference = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    loss = colour_loss(ours, labels, reduction=reduction)
+    expected = torch.nn.functional.cross_entropy(reference, labels, reduction=reduction)
+    torch.testing.assert_close(loss, expected)
+    loss.backward()
+    expected.backward()
+    torch.testing.assert_close(ours.grad, reference.grad)
 
 
 def test_evaluate_counts_pixels_exactly():
