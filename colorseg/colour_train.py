@@ -79,7 +79,7 @@ def colour_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "m
     The nets run channels-last, where the colour scores of a pixel are adjacent in memory:
     viewed as [B*H*W, K] rows the loss needs no copy and a row-wise softmax, whereas
     cross_entropy over dim 1 first converts the whole logit tensor to NCHW and back
-    (0.3 ms -> 0.1 ms per image, forward and backward, on a 2-core CPU).
+    (0.21 ms -> 0.10 ms per image, forward and backward, on one core).
     """
     rows = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
     return F.cross_entropy(rows, targets.reshape(-1), reduction=reduction)
