@@ -72,6 +72,11 @@ def get_recipe(name: str, architecture: str | None = None, **overrides) -> Colou
     return replace(recipe, **{key: value for key, value in overrides.items() if value is not None})
 
 
+def _pixel_rows(per_pixel: torch.Tensor) -> torch.Tensor:
+    """[B, K, H, W] -> [B*H*W, K]: a view, no copy, for the channels-last tensors the nets make."""
+    return per_pixel.permute(0, 2, 3, 1).reshape(-1, per_pixel.shape[1])
+
+
 def colour_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Per-pixel cross-entropy (mean, or sum with ``reduction="sum"``); logits [B, K, H, W],
     targets int64 [B, H, W].
@@ -81,17 +86,23 @@ def colour_loss(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "m
     cross_entropy over dim 1 first converts the whole logit tensor to NCHW and back
     (0.21 ms -> 0.10 ms per image, forward and backward, on one core).
     """
-    rows = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
-    return F.cross_entropy(rows, targets.reshape(-1), reduction=reduction)
+    return F.cross_entropy(_pixel_rows(logits), targets.reshape(-1), reduction=reduction)
 
 
 def distillation_loss(
-    logits: torch.Tensor, targets: torch.Tensor, soft_targets: torch.Tensor, weight: float
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    soft_targets: torch.Tensor,
+    weight: float,
+    hard: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(1 - weight) * cross-entropy with the palette labels + weight * cross-entropy with a
-    teacher's colour distributions soft_targets [B, K, H, W] (KL divergence plus a constant)."""
-    soft = -(soft_targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-    return (1 - weight) * colour_loss(logits, targets) + weight * soft
+    teacher's colour distributions soft_targets [B, K, H, W] (KL divergence plus a constant).
+    ``hard`` is ``colour_loss(logits, targets)`` when the caller has computed it already."""
+    if hard is None:
+        hard = colour_loss(logits, targets)
+    soft = -(_pixel_rows(soft_targets) * F.log_softmax(_pixel_rows(logits), dim=1)).sum(dim=1).mean()
+    return (1 - weight) * hard + weight * soft
 
 
 @torch.inference_mode()
@@ -148,7 +159,7 @@ def train_one_epoch(
             if flip is not None:
                 soft = torch.where(flip[:, None, None, None], soft_targets[1][index], soft)
             soft = soft.float()
-            loss = distillation_loss(logits, y, soft, recipe.distill_weight)
+            loss = distillation_loss(logits, y, soft, recipe.distill_weight, hard)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
