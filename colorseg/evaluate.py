@@ -1,7 +1,7 @@
 """Score the committed weights on a data folder; prints exactly one JSON object to stdout.
 
     python -m colorseg.evaluate colour DATA_DIR
-    python -m colorseg.evaluate segment DATA_DIR [--split all|val]
+    python -m colorseg.evaluate segment DATA_DIR [--task objects|flowers|horses] [--split all|val]
 
 colour: DATA_DIR is a cifar-10-batches-py folder (or its parent) or an image-folder dump
 {train,test}/horse/; the test split is scored against the palette stored with the weights.
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("task", choices=("colour", "segment"))
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--split", choices=("all", "val"), default="all", help="segment: every image, or the validation split")
+    parser.add_argument("--task", default="objects", help="segment: whose two heads to score (objects, flowers, horses)")
     parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
@@ -52,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from colorseg.segment import evaluate_folder
 
-            results = evaluate_folder(args.data_dir, split=args.split, weights_dir=args.weights_dir, device=args.device)
-    except (DataError, WeightsError) as error:
+            results = evaluate_folder(args.data_dir, split=args.split, task=args.task, weights_dir=args.weights_dir, device=args.device)
+    except (DataError, WeightsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(results))

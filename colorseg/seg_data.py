@@ -1,24 +1,38 @@
-"""Photos with binary masks for segmentation, from three folder layouts.
+"""Photos with binary masks for segmentation, from five folder layouts, and mixtures of them.
 
-1. Weizmann horses: ``<root>/rgb/<name>.jpg`` + ``<root>/figure_ground/<name>.jpg``.
-2. Generic: ``<root>/images/<name>.*`` + ``<root>/masks/<name>.*``.
+Masks are uint8 with 0 = background, 1 = foreground and IGNORE (255) = not labelled; the
+losses and metrics in seg_losses skip ignored pixels.
+
+1. Weizmann horses ``weizmann``: ``<root>/rgb/<name>.jpg`` + ``<root>/figure_ground/<name>.jpg``.
+2. Generic ``folder``: ``<root>/images/<name>.*`` + ``<root>/masks/<name>.*``.
    For both, masks are greyscale with white = foreground; they are often JPEG (noisy grey
    levels), so a pixel is foreground when its value is > 127 (masks holding only 0 and 1
    are read as 0 = background, 1 = foreground). Masks may be smaller than their photos
-   (Weizmann: 800x590 photo, 315x232 mask): the photo is resized to its mask's size.
-   Split: an image is in validation when sha256(file stem) taken as a number is
-   < VAL_PERCENT % of the hash range, else in training. This is deterministic, needs no
-   stored list, and keeps every image's side when images are added to the folder.
-3. Oxford 17 Flowers (the assignment's data): ``<root>/jpg/image_XXXX.jpg``,
+   (Weizmann: 800x590 photo, 315x232 mask): the photo is resized to its mask's size; a
+   mask whose aspect ratio differs from its photo's by more than 2 % is refused.
+3. Oxford 17 Flowers re-released at 256 px with label maps, ``oxford17_labels``:
+   ``<root>/images/image_NNNN.jpg`` + ``<root>/labels/image_NNNN.png`` (mode P): label 1 is
+   the flower (foreground), 0 the unlabelled boundaries (ignored), anything else background.
+   Photos without a label map are not segmentation data and are skipped.
+4. DAVIS 2016 ``davis``: ``<root>/JPEGImages/480p/<sequence>/<frame>.jpg`` +
+   ``<root>/Annotations/480p/<sequence>/<frame>.png`` (0 / 255). A frame is named
+   ``<sequence>/<frame>``; its group, which decides its split, is its sequence, because the
+   frames of one sequence are near-duplicates.
+5. Official Oxford 17 Flowers ``oxford17``: ``<root>/jpg/image_XXXX.jpg``,
    ``<root>/trimaps/image_XXXX.png`` and ``<root>/datasplits.mat``, extracted from the
    official archives (downloaded from OXFORD17_URLS when asked and the network allows).
    As in the assignment, a trimap pixel is foreground iff its colour is exactly
-   (128, 0, 0). Split: validation = ``val1``; training = ``trn1 + trn2 + trn3`` as in
-   the assignment, minus the ``val1`` images that union contains (the assignment's
-   training set overlaps its validation set; colorseg keeps them apart).
+   (128, 0, 0). Split: validation = ``val1``; training = ``trn1 + trn2 + trn3`` minus the
+   ``val1`` images that union contains (the assignment's sets overlap; colorseg keeps them apart).
 
-Training data is held as uint8 tensors of one square size (it fits in memory on any
-machine: 280 Weizmann images at 256 px are 55 MB) and augmented a whole batch at a time.
+Split of layouts 1-4: an image is in validation when sha256(its group) taken as a number is
+below VAL_PERCENT % of the hash range (GROUP_VAL_PERCENT % for DAVIS, whose 16 sequences
+would otherwise leave two or three for validation), else in training. The group is the
+file stem, or the sequence for DAVIS. This is deterministic, needs no stored list, and
+keeps every image's side when images are added to the folder.
+
+Training data is held as uint8 tensors of one square size (the three shared data sets,
+about 2200 photos, take 330 MB at 224 px) and augmented a whole batch at a time.
 """
 
 from __future__ import annotations
@@ -35,9 +49,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorseg.cifar import IMAGE_SUFFIXES, DataError
+from colorseg.seg_losses import IGNORE
 
 VAL_PERCENT = 20
+GROUP_VAL_PERCENT = 25
 SPLITS = ("all", "train", "val")
+MAX_ASPECT_MISMATCH = 0.02
 
 OXFORD17_BASE = "https://www.robots.ox.ac.uk/~vgg/data/flowers/17/"
 OXFORD17_URLS = {
@@ -48,46 +65,69 @@ OXFORD17_URLS = {
 OXFORD17_FOREGROUND = (128, 0, 0)
 OXFORD17_TRAIN_KEYS = ("trn1", "trn2", "trn3")
 OXFORD17_VAL_KEY = "val1"
+FLOWER_LABEL = 1  # oxford17_labels: 1 flower, 0 unlabelled, 2-5 leaves/background/sky/stray
+UNLABELLED = 0
 
-_HASH_RULE = f"validation iff int(sha256(file stem)[:8], 16) < {VAL_PERCENT}% of 16**8, else training"
+_HASH_RULE = "validation iff int(sha256({group})[:8], 16) < {percent}% of 16**8, else training"
 # How each layout is split, recorded with the weights.
 SPLIT_RULES = {
-    "weizmann": _HASH_RULE,
-    "folder": _HASH_RULE,
+    "weizmann": _HASH_RULE.format(group="file stem", percent=VAL_PERCENT),
+    "folder": _HASH_RULE.format(group="file stem", percent=VAL_PERCENT),
+    "oxford17_labels": _HASH_RULE.format(group="file stem", percent=VAL_PERCENT),
+    "davis": _HASH_RULE.format(group="sequence name", percent=GROUP_VAL_PERCENT),
     "oxford17": "validation = datasplits.mat val1; training = trn1 + trn2 + trn3 minus val1",
 }
 
-# Layout name -> (photo folder, mask folder).
-FOLDER_LAYOUTS = {"weizmann": ("rgb", "figure_ground"), "folder": ("images", "masks"), "oxford17": ("jpg", "trimaps")}
+# Layout name -> (photo folder, mask folder), in detection order.
+FOLDER_LAYOUTS = {
+    "weizmann": ("rgb", "figure_ground"),
+    "oxford17_labels": ("images", "labels"),
+    "folder": ("images", "masks"),
+    "davis": ("JPEGImages/480p", "Annotations/480p"),
+    "oxford17": ("jpg", "trimaps"),
+}
 
 
 @dataclass
 class Pair:
-    name: str  # file stem, shared by photo and mask
+    name: str  # file stem shared by photo and mask (DAVIS: "<sequence>/<frame>")
     image: Path
     mask: Path
+    group: str  # what the split is decided on: the name, or the DAVIS sequence
 
 
 @dataclass
 class Sample:
     name: str
     image: np.ndarray  # uint8 [h, w, 3] RGB, resized to the mask's size
-    mask: np.ndarray  # bool [h, w], True = foreground
+    mask: np.ndarray  # uint8 [h, w]: 0 background, 1 foreground, IGNORE unlabelled
 
 
 @dataclass
 class SegmentationTensors:
     images: torch.Tensor  # uint8 [N, 3, S, S]
-    masks: torch.Tensor  # bool [N, S, S]
+    masks: torch.Tensor  # uint8 [N, S, S], values 0, 1, IGNORE
     names: list[str]
+    sources: torch.Tensor | None = None  # long [N]: index into source_names (mixtures)
+    source_names: tuple[str, ...] = ()
 
     def to(self, device: torch.device | str) -> "SegmentationTensors":
-        return SegmentationTensors(self.images.to(device), self.masks.to(device), self.names)
+        sources = None if self.sources is None else self.sources.to(device)
+        return SegmentationTensors(self.images.to(device), self.masks.to(device), self.names, sources, self.source_names)
+
+    def subset(self, index: torch.Tensor) -> "SegmentationTensors":
+        chosen = index.tolist()
+        sources = None if self.sources is None else self.sources[index.to(self.sources.device)]
+        device_index = index.to(self.images.device)
+        return SegmentationTensors(
+            self.images[device_index], self.masks[device_index], [self.names[i] for i in chosen],
+            sources, self.source_names,
+        )
 
 
-def is_validation(name: str, val_percent: int = VAL_PERCENT) -> bool:
+def is_validation(group: str, val_percent: int = VAL_PERCENT) -> bool:
     """The documented split rule for folder layouts (see the module docstring)."""
-    value = int(hashlib.sha256(name.encode("utf-8")).hexdigest()[:8], 16)
+    value = int(hashlib.sha256(group.encode("utf-8")).hexdigest()[:8], 16)
     return value * 100 < val_percent * 16**8
 
 
@@ -105,6 +145,16 @@ def _files_by_stem(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
 
 
+def _davis_pairs(photo_dir: Path, mask_dir: Path) -> list[Pair]:
+    pairs = []
+    for sequence in sorted(p for p in photo_dir.iterdir() if p.is_dir()):
+        masks = _files_by_stem(mask_dir / sequence.name) if (mask_dir / sequence.name).is_dir() else {}
+        for stem, photo in _files_by_stem(sequence).items():
+            if stem in masks:
+                pairs.append(Pair(f"{sequence.name}/{stem}", photo, masks[stem], sequence.name))
+    return pairs
+
+
 def find_pairs(root: str | Path) -> tuple[str, list[Pair]]:
     """The layout of ``root`` and its photo/mask pairs, sorted by name."""
     root = Path(root)
@@ -114,16 +164,21 @@ def find_pairs(root: str | Path) -> tuple[str, list[Pair]]:
     if layout == "oxford17":
         prepare_oxford17(root, download=False)
     photo_dir, mask_dir = (root / folder for folder in FOLDER_LAYOUTS[layout])
+    if layout == "davis":
+        pairs = _davis_pairs(photo_dir, mask_dir)
+        if not pairs:
+            raise DataError(f"no annotated frames in {photo_dir}")
+        return layout, pairs
     photos, masks = _files_by_stem(photo_dir), _files_by_stem(mask_dir)
-    if layout == "oxford17":
-        # Only 848 of the 1360 flower photos have a trimap; the others are not segmentation data.
+    if layout in ("oxford17", "oxford17_labels"):
+        # Only some flower photos have a segmentation; the others are not segmentation data.
         photos = {name: path for name, path in photos.items() if name in masks}
     missing = sorted(set(photos) - set(masks))
     if missing:
         raise DataError(f"{len(missing)} photos in {photo_dir} have no mask in {mask_dir} (first: {missing[0]})")
     if not photos:
         raise DataError(f"no photos with masks in {photo_dir}")
-    return layout, [Pair(name, photos[name], masks[name]) for name in sorted(photos)]
+    return layout, [Pair(name, photos[name], masks[name], name) for name in sorted(photos)]
 
 
 def _oxford17_split_names(root: Path) -> tuple[set[str], set[str]]:
@@ -154,33 +209,50 @@ def select_split(root: str | Path, split: str = "all") -> list[Pair]:
         wanted = val if split == "val" else train
         chosen = [pair for pair in pairs if pair.name in wanted]
     else:
-        chosen = [pair for pair in pairs if is_validation(pair.name) == (split == "val")]
+        percent = GROUP_VAL_PERCENT if layout == "davis" else VAL_PERCENT
+        chosen = [pair for pair in pairs if is_validation(pair.group, percent) == (split == "val")]
     if not chosen:
         raise DataError(f"the {split} split of {root} is empty ({len(pairs)} images in all)")
     return chosen
 
 
-def _read_image(path: Path, mode: str) -> Image.Image:
+def _read_image(path: Path, mode: str | None) -> Image.Image:
     try:
         with Image.open(path) as image:
-            return image.convert(mode)
-    except (OSError, ValueError) as error:
+            image.load()
+            return image.convert(mode) if mode else image.copy()
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise DataError(f"cannot read {path}: {error}") from None
 
 
 def read_mask(path: Path, layout: str) -> np.ndarray:
-    """bool [h, w] foreground mask under the layout's rule (module docstring)."""
+    """uint8 [h, w] mask (0, 1, IGNORE) under the layout's rule (module docstring)."""
     if layout == "oxford17":
         trimap = np.asarray(_read_image(path, "RGB"))
-        return np.all(trimap == np.array(OXFORD17_FOREGROUND, dtype=np.uint8), axis=-1)
+        return np.all(trimap == np.array(OXFORD17_FOREGROUND, dtype=np.uint8), axis=-1).astype(np.uint8)
+    if layout == "oxford17_labels":
+        labels = np.asarray(_read_image(path, None))
+        if labels.ndim != 2:
+            raise DataError(f"{path} is not a label map (one value per pixel)")
+        mask = (labels == FLOWER_LABEL).astype(np.uint8)
+        mask[labels == UNLABELLED] = IGNORE
+        return mask
     grey = np.asarray(_read_image(path, "L"))
-    return grey > 0 if grey.max() <= 1 else grey > 127
+    return (grey > 0 if grey.max() <= 1 else grey > 127).astype(np.uint8)
+
+
+def check_aspect(photo_size: tuple[int, int], mask_size: tuple[int, int], what: str) -> None:
+    """DataError when a mask cannot belong to a photo: aspect ratios differ by > 2 %."""
+    (pw, ph), (mw, mh) = photo_size, mask_size
+    if abs(math.log((pw / ph) / (mw / mh))) > math.log1p(MAX_ASPECT_MISMATCH):
+        raise DataError(f"{what}: the mask ({mw}x{mh}) does not have its photo's aspect ratio ({pw}x{ph})")
 
 
 def read_sample(pair: Pair, layout: str) -> Sample:
     mask = read_mask(pair.mask, layout)
     photo = _read_image(pair.image, "RGB")
     size = (mask.shape[1], mask.shape[0])
+    check_aspect(photo.size, size, pair.name)
     if photo.size != size:
         photo = photo.resize(size, Image.Resampling.BILINEAR)
     return Sample(pair.name, np.asarray(photo), mask)
@@ -201,19 +273,80 @@ def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(images.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
+def resize_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 [B, H, W] (0, 1, IGNORE) -> uint8 [B, *size]: foreground and ignore are resampled
+    as fractions (antialiased bilinear) and a pixel is ignored when more than half of it is."""
+    foreground = F.interpolate((masks == 1)[:, None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    ignored = F.interpolate((masks == IGNORE)[:, None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    resized = (foreground[:, 0] > 0.5).to(torch.uint8)
+    resized[ignored[:, 0] > 0.5] = IGNORE
+    return resized
+
+
+def sample_to_tensors(sample: Sample, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One sample resized to size x size: uint8 [3, S, S], uint8 [S, S]."""
+    photo = torch.from_numpy(np.array(sample.image)).permute(2, 0, 1)[None]
+    image = resize_images(photo, (size, size)).round().clamp(0, 255).to(torch.uint8)[0]
+    return image, resize_masks(torch.from_numpy(np.array(sample.mask))[None], (size, size))[0]
+
+
 def samples_to_tensors(samples: list[Sample], size: int) -> SegmentationTensors:
-    """Stack samples resized to size x size: uint8 images [N, 3, S, S], bool masks [N, S, S]."""
-    images, masks = [], []
-    for sample in samples:
-        photo = torch.from_numpy(np.array(sample.image)).permute(2, 0, 1)[None]
-        images.append(resize_images(photo, (size, size)).round().clamp(0, 255).to(torch.uint8)[0])
-        mask = torch.from_numpy(sample.mask)[None, None].float()
-        masks.append(F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False, antialias=True)[0, 0] > 0.5)
-    return SegmentationTensors(torch.stack(images), torch.stack(masks), [s.name for s in samples])
+    """Stack samples resized to size x size: uint8 images [N, 3, S, S], uint8 masks [N, S, S]."""
+    pairs = [sample_to_tensors(sample, size) for sample in samples]
+    return SegmentationTensors(torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), [s.name for s in samples])
 
 
 def load_tensors(root: str | Path, split: str, size: int) -> SegmentationTensors:
-    return samples_to_tensors(load_samples(root, split), size)
+    """One split of ``root`` as square tensors, decoding one photo at a time (a DAVIS frame
+    at full size is 1.2 MB; only its 224 px copy is kept)."""
+    layout, _ = find_pairs(root)
+    pairs = select_split(root, split)
+    tensors = [sample_to_tensors(read_sample(pair, layout), size) for pair in pairs]
+    return SegmentationTensors(torch.stack([t[0] for t in tensors]), torch.stack([t[1] for t in tensors]), [p.name for p in pairs])
+
+
+# --- mixtures of named sources ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named segmentation data folder, e.g. ``flowers=data/oxford17flowers``."""
+
+    name: str
+    root: Path
+
+    @classmethod
+    def parse(cls, spec: str) -> "Source":
+        name, sep, root = spec.partition("=")
+        if not sep or not name or not root:
+            raise DataError(f"segmentation source {spec!r} is not NAME=FOLDER (e.g. flowers=data/oxford17flowers)")
+        return cls(name, Path(root))
+
+
+def concatenate(parts: dict[str, SegmentationTensors]) -> SegmentationTensors:
+    """Sources' tensors as one mixture whose ``sources`` says where each image came from."""
+    names = tuple(parts)
+    return SegmentationTensors(
+        torch.cat([p.images for p in parts.values()]),
+        torch.cat([p.masks for p in parts.values()]),
+        [f"{source}:{n}" for source, p in parts.items() for n in p.names],
+        torch.cat([torch.full((len(p.names),), i, dtype=torch.long) for i, p in enumerate(parts.values())]),
+        names,
+    )
+
+
+def balanced_epoch(sources: torch.Tensor, per_source: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices of one epoch of a mixture: ``per_source`` images from every source (each
+    source's images in a fresh random order, repeated when it has fewer), shuffled together.
+    Small sources are seen as often as large ones, so no source dominates the body."""
+    chosen = []
+    for source in sources.unique(sorted=True).tolist():
+        members = torch.nonzero(sources.cpu() == source).flatten()
+        repeats = -(-per_source // len(members))
+        order = torch.cat([members[torch.randperm(len(members), generator=generator)] for _ in range(repeats)])
+        chosen.append(order[:per_source])
+    everything = torch.cat(chosen)
+    return everything[torch.randperm(len(everything), generator=generator)]
 
 
 # --- Oxford 17 Flowers -------------------------------------------------------------------
@@ -281,8 +414,10 @@ def augment(
     generator: torch.Generator,
     size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 [B, 3, S, S], bool [B, S, S] -> float [B, 3, s, s] in 0..255, long [B, s, s]
-    with s = ``size`` (default S): the random window is sampled straight at that size.
+    """uint8 [B, 3, S, S], masks [B, S, S] (bool, or uint8 0/1/IGNORE) -> float
+    [B, 3, s, s] in 0..255, long [B, s, s] (0/1/IGNORE) with s = ``size`` (default S): the
+    random window is sampled straight at that size. Outside the photo (zoomed out) the
+    photo is black and the mask background.
 
     Each sample gets its own affine map (scale, aspect, rotation, shift, flip) and colour
     jitter, but all of it runs as batched tensor operations (``generator`` must live on
@@ -307,7 +442,9 @@ def augment(
     )
     grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
     photo = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    target = F.grid_sample(masks[:, None].float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # Foreground and ignore as two fractional channels, thresholded after resampling.
+    planes = torch.stack([masks == 1, masks == IGNORE] if masks.dtype != torch.bool else [masks, torch.zeros_like(masks)], 1)
+    sampled = F.grid_sample(planes.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     shape = (n, 1, 1, 1)
     grey = photo.mean(dim=1, keepdim=True)
@@ -318,4 +455,5 @@ def augment(
     photo = mean + contrast * (photo - mean)
     brightness = _uniform(n, 1 - config.brightness, 1 + config.brightness, generator, device).view(shape)
     photo = (photo * brightness).clamp(0, 255)
-    return photo, (target[:, 0] > 0.5).long()
+    target = (sampled[:, 0] > 0.5).long()
+    return photo, target.masked_fill(sampled[:, 1] > 0.5, IGNORE)

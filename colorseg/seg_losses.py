@@ -1,6 +1,8 @@
 """Segmentation losses and metrics (Part D), as free functions.
 
-Shapes: logits [B, 2, H, W] (class 1 = foreground); masks bool or 0/1 [B, H, W].
+Shapes: logits [B, 2, H, W] (class 1 = foreground); masks [B, H, W], either bool or
+uint8/long with 0 = background, 1 = foreground and IGNORE (255) = not labelled (the Oxford
+flowers' thin region boundaries). Ignored pixels count in no loss and no metric.
 Every metric is computed per image and then averaged over the images.
 """
 
@@ -11,10 +13,22 @@ import torch.nn.functional as F
 
 # The assignment's smoothing term: an empty prediction of an empty mask scores IoU 1.
 SMOOTH = 1e-6
+# Mask value of pixels that are not labelled; ignored by every loss and metric.
+IGNORE = 255
+
+
+def foreground_and_valid(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """bool foreground and bool labelled-pixel masks of a mask batch (any dtype above)."""
+    if masks.dtype == torch.bool:
+        return masks, torch.ones_like(masks)
+    return masks == 1, masks != IGNORE
 
 
 def cross_entropy_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits, masks.long())
+    """Mean per-pixel cross-entropy over the labelled pixels (0 when none is labelled)."""
+    target = masks.long()
+    total = F.cross_entropy(logits, target, ignore_index=IGNORE, reduction="sum")
+    return total / (target != IGNORE).sum().clamp(min=1)
 
 
 def soft_iou_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -24,7 +38,8 @@ def soft_iou_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     the result lies in [0, 1] and is about 0 for a confident, correct prediction.
     """
     prob = logits.softmax(dim=1)[:, 1]
-    target = masks.to(prob.dtype)
+    foreground, valid = foreground_and_valid(masks)
+    prob, target = prob * valid, foreground.to(prob.dtype)
     intersection = (prob * target).sum(dim=(1, 2))
     union = (prob + target - prob * target).sum(dim=(1, 2))
     return 1 - ((intersection + SMOOTH) / (union + SMOOTH)).mean()
@@ -36,10 +51,12 @@ def predicted_masks(logits: torch.Tensor) -> torch.Tensor:
 
 
 def iou_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """IoU of bool masks, one value per image [B] (1 when both are empty)."""
-    pred, target = pred.bool(), target.bool()
-    intersection = (pred & target).sum(dim=(1, 2)).double()
-    union = (pred | target).sum(dim=(1, 2)).double()
+    """IoU of bool predictions with target masks over the labelled pixels, one value per
+    image [B] (1 when both are empty)."""
+    foreground, valid = foreground_and_valid(target)
+    pred = pred.bool() & valid
+    intersection = (pred & foreground).sum(dim=(1, 2)).double()
+    union = (pred | foreground).sum(dim=(1, 2)).double()
     return (intersection + SMOOTH) / (union + SMOOTH)
 
 
@@ -60,7 +77,10 @@ def mean_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def pixel_accuracy_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return (pred.bool() == target.bool()).double().mean(dim=(1, 2))
+    """Fraction of the labelled pixels labelled correctly, one value per image [B]."""
+    foreground, valid = foreground_and_valid(target)
+    correct = ((pred.bool() == foreground) & valid).sum(dim=(1, 2)).double()
+    return correct / valid.sum(dim=(1, 2)).clamp(min=1)
 
 
 def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:

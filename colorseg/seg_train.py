@@ -15,7 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from colorseg import seg_losses
-from colorseg.seg_data import Augmentation, SegmentationTensors, augment
+from colorseg.seg_data import Augmentation, SegmentationTensors, augment, balanced_epoch
 from colorseg.seg_models import DeepLabV3Head, SegmentationNet, head_logits, normalize
 
 # prepare(inputs[idx], targets[idx]) -> (model input, target masks [B, H, W])
@@ -32,9 +32,13 @@ def identity(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor,
     return inputs, targets
 
 
-def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-    """Index tensors covering range(n): shuffled with ``generator``, in order without it."""
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+def batches(
+    n: int, batch_size: int, generator: torch.Generator | None = None, order: torch.Tensor | None = None
+) -> Iterator[torch.Tensor]:
+    """Index tensors covering range(n): shuffled with ``generator``, in order without it;
+    or the given ``order`` (e.g. a balanced epoch of a mixture)."""
+    if order is None:
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     yield from order.split(batch_size)
 
 
@@ -49,11 +53,12 @@ def train_one_epoch(
     generator: torch.Generator,
     prepare: Prepare = identity,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    order: torch.Tensor | None = None,
 ) -> float:
-    """One shuffled pass over (inputs, targets); returns the mean training loss."""
+    """One shuffled pass over (inputs, targets), or over ``order``; returns the mean training loss."""
     model.train()
     total, count = 0.0, 0
-    for index in batches(len(inputs), batch_size, generator):
+    for index in batches(len(inputs), batch_size, generator, order):
         index = index.to(inputs.device)
         x, y = prepare(inputs[index], targets[index])
         loss = loss_fn(model(x), y)
@@ -113,7 +118,10 @@ def recompute_bn_statistics(body: nn.Module, images: torch.Tensor, batch_size: i
         module.reset_running_stats()
         module.momentum = None  # cumulative average over the batches
         module.train()
-    for index in batches(len(images), batch_size):
+    chunks = list(batches(len(images), batch_size))
+    if len(chunks) > 1 and len(chunks[-1]) == 1:  # BatchNorm after the ASPP's pooling needs 2 images
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    for index in chunks:
         body(normalize(images[index.to(images.device)]))
     for module, momentum in zip(batchnorms, momenta):
         module.momentum = momentum
@@ -126,40 +134,78 @@ class BodyRecipe:
 
     The first ``small_fraction`` of the epochs see the augmented images at ``small_size`` px
     instead of the full size (progressive resizing; skipped if that is not smaller): an
-    epoch there costs about half as much at 128 vs 224 px, and the fully convolutional body
-    carries what it learns to the full size.
+    epoch there costs about half as much at 160 vs 224 px, and the fully convolutional body
+    carries what it learns to the full size. Every epoch draws ``samples_per_source`` images
+    from each source, so 232 horses weigh as much as 900 DAVIS frames.
     """
 
-    epochs: int = 100
+    epochs: int = 26
     batch_size: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
     loss: str = "cross_entropy+soft_iou"
-    eval_every: int = 10  # validation costs a BatchNorm pass over the training set too
-    small_size: int = 128
+    eval_every: int = 13  # validation costs a BatchNorm pass too
+    small_size: int = 160
     small_fraction: float = 0.5
+    # An epoch draws this many images from every source of the mixture (0: every image once).
+    samples_per_source: int = 256
+    # BatchNorm statistics are recomputed over at most this many training images per source.
+    bn_images_per_source: int = 200
     augmentation: Augmentation = field(default_factory=Augmentation)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
+def _epoch_order(train: SegmentationTensors, recipe: BodyRecipe, generator: torch.Generator) -> torch.Tensor | None:
+    if train.sources is None or recipe.samples_per_source <= 0:
+        return None
+    return balanced_epoch(train.sources, recipe.samples_per_source, generator)
+
+
+def bn_subset(train: SegmentationTensors, per_source: int) -> torch.Tensor:
+    """A fixed, evenly spread subset of the training images (at most ``per_source`` of each
+    source) over which BatchNorm statistics are measured."""
+    sources = train.sources.cpu() if train.sources is not None else torch.zeros(len(train.names), dtype=torch.long)
+    chosen = []
+    for source in sources.unique(sorted=True).tolist():
+        members = torch.nonzero(sources == source).flatten()
+        step = max(1, len(members) // per_source)
+        chosen.append(members[::step][:per_source])
+    return torch.cat(chosen)
+
+
+def evaluate_by_source(
+    net: nn.Module, loss_fn: LossFn, val: dict[str, SegmentationTensors], batch_size: int
+) -> dict[str, float]:
+    """Validation metrics of every source, keyed ``val_<source>_<metric>``."""
+    row = {}
+    for source, tensors in val.items():
+        metrics = evaluate(net, loss_fn, tensors.images, tensors.masks, batch_size=batch_size, prepare=plain_images)
+        row.update({f"val_{source}_{name}": value for name, value in metrics.items()})
+    return row
+
+
 def train_body(
     net: SegmentationNet,
     train: SegmentationTensors,
-    val: SegmentationTensors | None,
+    val: dict[str, SegmentationTensors] | None,
     recipe: BodyRecipe,
     generator: torch.Generator,
     augment_generator: torch.Generator,
 ) -> list[dict[str, float]]:
-    """Train body and head together; leaves BatchNorm statistics recomputed. Returns the
-    per-epoch history (train loss; validation metrics every ``eval_every`` epochs)."""
+    """Train body and head together on a (mixture) training set; leaves BatchNorm statistics
+    recomputed. Returns the per-epoch history (train loss; validation metrics of every
+    source every ``eval_every`` epochs)."""
     loss_fn = seg_losses.LOSSES[recipe.loss]
     optimizer = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    steps_per_epoch = -(-len(train.images) // recipe.batch_size)
+    first_order = _epoch_order(train, recipe, torch.Generator().manual_seed(0))
+    epoch_length = len(first_order) if first_order is not None else len(train.names)
+    steps_per_epoch = -(-epoch_length // recipe.batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch
     )
+    bn_images = train.images[bn_subset(train, recipe.bn_images_per_source).to(train.images.device)]
 
     def prepare_at(size: int) -> Prepare:
         def prepare(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,17 +223,17 @@ def train_body(
     for epoch in progress:
         size = min(recipe.small_size, full_size) if epoch <= small_epochs else full_size
         row = {"epoch": epoch, "size": size, "train_loss": train_one_epoch(
-            net, optimizer, loss_fn, train.images, train.masks,
-            batch_size=recipe.batch_size, generator=generator, prepare=prepare_at(size), scheduler=scheduler,
+            net, optimizer, loss_fn, train.images, train.masks, batch_size=recipe.batch_size,
+            generator=generator, prepare=prepare_at(size), scheduler=scheduler,
+            order=_epoch_order(train, recipe, generator),
         )}
-        if val is not None and (epoch % recipe.eval_every == 0 or epoch == recipe.epochs):
-            recompute_bn_statistics(net.body, train.images, recipe.batch_size)
-            metrics = evaluate(net, loss_fn, val.images, val.masks, batch_size=recipe.batch_size, prepare=plain_images)
-            row.update({f"val_{name}": value for name, value in metrics.items()})
+        if val and (epoch % recipe.eval_every == 0 or epoch == recipe.epochs):
+            recompute_bn_statistics(net.body, bn_images, recipe.batch_size)
+            row.update(evaluate_by_source(net, loss_fn, val, recipe.batch_size))
         history.append(row)
         progress.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-    if val is None or recipe.epochs % recipe.eval_every:
-        recompute_bn_statistics(net.body, train.images, recipe.batch_size)
+    if not val:  # with validation, the last epoch has recomputed them already
+        recompute_bn_statistics(net.body, bn_images, recipe.batch_size)
     return history
 
 

@@ -26,10 +26,13 @@ from torch import nn
 from colorseg import seg_losses
 from colorseg.seg_data import Sample, load_samples, resize_images
 from colorseg.seg_models import head_logits, normalize
-from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, SEG_BODY_STEM, SEG_HEAD_STEMS, WeightsError, load_module
+from colorseg.weights_io import (
+    DEFAULT_WEIGHTS_DIR, SEG_BODY_STEM, SEG_LOSSES, SEG_TASKS, WeightsError, load_module, seg_head_stem,
+)
 
-HEAD_NAMES = tuple(SEG_HEAD_STEMS)  # ("cross_entropy", "soft_iou")
+HEAD_NAMES = SEG_LOSSES  # ("cross_entropy", "soft_iou"): the two heads of every task
 MIN_WORKING_SIZE = 16  # one cell of the body's stride-16 feature grid
+DEFAULT_TASK = "objects"
 
 
 @dataclass
@@ -53,25 +56,41 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
 
 
 class Segmenter:
-    """A body and the two heads of Part D, ready for inference."""
+    """One frozen body and Part D's two heads (cross-entropy, soft IoU) for each task."""
 
     def __init__(
         self,
         body: nn.Module,
-        heads: dict[str, nn.Module],
+        heads: dict[str, dict[str, nn.Module]],
         working_size: int,
         description: dict[str, Any],
         device: str | torch.device = "cpu",
     ):
         self.device = torch.device(device)
         self.body = body.to(self.device).eval()
-        self.heads = {name: heads[name].to(self.device).eval() for name in HEAD_NAMES}
+        self.heads = {
+            task: {loss: pair[loss].to(self.device).eval() for loss in HEAD_NAMES} for task, pair in heads.items()
+        }
         self.working_size = working_size
         self.description = description
 
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.heads)
+
+    def _check_task(self, task: str) -> None:
+        if task not in self.heads:
+            raise ValueError(f"no heads for task {task!r}; these weights have: {', '.join(self.heads)}")
+
     @torch.inference_mode()
-    def probabilities(self, image: np.ndarray, working_size: int | None = None) -> dict[str, torch.Tensor]:
-        """Foreground probability of each head, float [H, W] on the device."""
+    def probabilities(
+        self, image: np.ndarray, working_size: int | None = None, tasks: tuple[str, ...] | None = None
+    ) -> dict[str, dict[str, torch.Tensor]]:
+        """Foreground probability of each head of each task, {task: {loss: float [H, W]}},
+        from one body pass."""
+        tasks = self.tasks if tasks is None else tasks
+        for task in tasks:
+            self._check_task(task)
         rgb = torch.from_numpy(_as_rgb(image)).permute(2, 0, 1)[None].to(self.device)
         height, width = rgb.shape[-2:]
         size = working_size or self.working_size
@@ -79,13 +98,17 @@ class Segmenter:
             raise ValueError(f"working_size must be at least {MIN_WORKING_SIZE} px, got {size}")
         features = self.body(normalize(resize_images(rgb, (size, size))))  # [1, 256, size/s, size/s]
         return {
-            name: head_logits(head, features, (height, width)).softmax(dim=1)[0, 1]
-            for name, head in self.heads.items()
+            task: {
+                loss: head_logits(head, features, (height, width)).softmax(dim=1)[0, 1]
+                for loss, head in self.heads[task].items()
+            }
+            for task in tasks
         }
 
-    def predict(self, image: np.ndarray, working_size: int | None = None) -> SegmentationResult:
-        """Both heads' probabilities and masks for a uint8 RGB image [H, W, 3]."""
-        probs = {name: prob.float().cpu().numpy() for name, prob in self.probabilities(image, working_size).items()}
+    def predict(self, image: np.ndarray, working_size: int | None = None, task: str = DEFAULT_TASK) -> SegmentationResult:
+        """One task's two heads: probabilities and masks for a uint8 RGB image [H, W, 3]."""
+        probs = self.probabilities(image, working_size, (task,))[task]
+        probs = {loss: prob.float().cpu().numpy() for loss, prob in probs.items()}
         return SegmentationResult(
             prob_cross_entropy=probs["cross_entropy"],
             prob_soft_iou=probs["soft_iou"],
@@ -95,20 +118,27 @@ class Segmenter:
 
 
 def load_segmenter(weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, device: str | torch.device = "cpu") -> Segmenter:
-    """Rebuild body and heads from ``weights_dir``; WeightsError if anything is missing,
-    damaged, or the heads were trained on a different body."""
+    """Rebuild the body and every task's heads from ``weights_dir``; WeightsError if anything
+    is missing, damaged, or a head was trained on a different body."""
     try:
         body, body_description = load_module(weights_dir, SEG_BODY_STEM, device)
-        heads, head_descriptions = {}, {}
-        for name, stem in SEG_HEAD_STEMS.items():
-            heads[name], head_descriptions[name] = load_module(weights_dir, stem, device)
+        hint = body_description.get("regenerate", "python train_all.py --only segmentation")
+        tasks = body_description.get("tasks") or [t for t in SEG_TASKS if (Path(weights_dir) / f"{seg_head_stem(t, HEAD_NAMES[0])}.json").is_file()]
+        if not tasks:
+            raise WeightsError(f"no segmentation heads in {weights_dir}; regenerate them with `{hint}`")
+        heads: dict[str, dict[str, nn.Module]] = {}
+        head_descriptions: dict[str, dict[str, Any]] = {}
+        for task in tasks:
+            heads[task] = {}
+            for loss in HEAD_NAMES:
+                stem = seg_head_stem(task, loss)
+                heads[task][loss], head_descriptions[stem] = load_module(weights_dir, stem, device)
     except ValueError as error:  # e.g. an unknown backbone name in a hand-edited JSON
         raise WeightsError(f"cannot rebuild the segmentation model in {weights_dir}: {error}") from None
-    hint = body_description.get("regenerate", "python train_all.py --only segmentation")
-    for name, description in head_descriptions.items():
+    for stem, description in head_descriptions.items():
         if description.get("body_sha256") != body_description["sha256"]:
             raise WeightsError(
-                f"the {name} head in {weights_dir} was trained on another body than "
+                f"the head {stem} in {weights_dir} was trained on another body than "
                 f"{SEG_BODY_STEM}.safetensors; regenerate them together with `{hint}`"
             )
     # Bodies saved without a chosen inference size run at their training size.
@@ -122,24 +152,34 @@ def load_segmenter(weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, device: str | 
     return Segmenter(body, heads, working_size, description, device)
 
 
-def evaluate_samples(segmenter: Segmenter, samples: list[Sample]) -> dict[str, dict[str, float]]:
-    """Per head, the three metrics averaged over ``samples``, each scored at its mask's size."""
-    values: dict[str, dict[str, list[float]]] = {name: {} for name in HEAD_NAMES}
+def evaluate_samples(
+    segmenter: Segmenter, samples: list[Sample], tasks: tuple[str, ...] | None = None, working_size: int | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{task: {loss: the three metrics averaged over ``samples``}}, each image scored at its
+    mask's size, with ignored pixels left out; one body pass per image serves every head."""
+    tasks = segmenter.tasks if tasks is None else tasks
+    values: dict[str, dict[str, dict[str, list[float]]]] = {t: {loss: {} for loss in HEAD_NAMES} for t in tasks}
     for sample in samples:
-        target = torch.from_numpy(sample.mask)[None].to(segmenter.device)
-        for name, prob in segmenter.probabilities(sample.image).items():
-            for metric, value in seg_losses.per_image_metrics((prob > 0.5)[None], target).items():
-                values[name].setdefault(metric, []).append(value.item())
-    return {name: {metric: math.fsum(v) / len(v) for metric, v in metrics.items()} for name, metrics in values.items()}
+        target = torch.from_numpy(np.array(sample.mask))[None].to(segmenter.device)
+        for task, probs in segmenter.probabilities(sample.image, working_size, tasks).items():
+            for loss, prob in probs.items():
+                for metric, value in seg_losses.per_image_metrics((prob > 0.5)[None], target).items():
+                    values[task][loss].setdefault(metric, []).append(value.item())
+    return {
+        task: {loss: {metric: math.fsum(v) / len(v) for metric, v in metrics.items()} for loss, metrics in by_loss.items()}
+        for task, by_loss in values.items()
+    }
 
 
 def evaluate_folder(
     data_dir: str | Path,
     split: str = "all",
+    task: str = DEFAULT_TASK,
     weights_dir: str | Path = DEFAULT_WEIGHTS_DIR,
     device: str | torch.device = "cpu",
 ) -> dict[str, dict[str, float]]:
-    """Score the weights in ``weights_dir`` on ``data_dir`` (any layout of colorseg.seg_data):
-    ``{"cross_entropy": {"miou_thresholded", "iou", "pixel_accuracy"}, "soft_iou": {...}}``."""
+    """Score one task's two heads from ``weights_dir`` on ``data_dir`` (any layout of
+    colorseg.seg_data): ``{"cross_entropy": {"miou_thresholded", "iou", "pixel_accuracy"}, "soft_iou": {...}}``."""
     segmenter = load_segmenter(weights_dir, device)
-    return evaluate_samples(segmenter, load_samples(data_dir, split))
+    segmenter._check_task(task)
+    return evaluate_samples(segmenter, load_samples(data_dir, split), (task,))[task]

@@ -33,7 +33,13 @@ DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 PALETTE_STEM = "palette"
 COLOUR_STEMS = {name: f"colour_{name}" for name in ("PoolUpsampleNet", "ConvTransposeNet", "UNet")}
 SEG_BODY_STEM = "seg_body"
-SEG_HEAD_STEMS = {"cross_entropy": "seg_head_cross_entropy", "soft_iou": "seg_head_soft_iou"}
+# Segmentation: one body and, for each task, a head per loss of Part D (D.1 and D.2).
+SEG_TASKS = ("objects", "flowers", "horses")
+SEG_LOSSES = ("cross_entropy", "soft_iou")
+
+
+def seg_head_stem(task: str, loss: str) -> str:
+    return f"seg_head_{task}_{loss}"
 
 
 class WeightsError(RuntimeError):
@@ -46,6 +52,11 @@ def sha256_of(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def names_digest(names: list[str]) -> str:
+    """sha256 of a sorted list of file names: identifies a data set's content without a path."""
+    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
 
 
 def library_versions() -> dict[str, str]:

@@ -11,6 +11,8 @@ from PIL import Image
 
 from colorseg import seg_data
 from colorseg.cifar import DataError
+from colorseg.seg_losses import IGNORE
+from seg_fixtures import make_davis, make_flower_labels
 
 SHARED_WEIZMANN = Path(__file__).resolve().parents[2] / "shared" / "data" / "weizmann_horse_db"
 
@@ -43,8 +45,56 @@ def test_weizmann_layout_resizes_photo_to_mask_and_thresholds(tmp_path):
     assert layout == "weizmann" and [p.name for p in pairs] == ["horse001", "horse002"]
     samples = seg_data.load_samples(tmp_path)
     assert samples[0].image.shape == (15, 20, 3) and samples[0].image.dtype == np.uint8
-    assert samples[0].mask.dtype == bool
+    assert samples[0].mask.dtype == np.uint8
     assert np.array_equal(samples[0].mask, _grey_mask(20, 15) > 127)
+
+
+def test_flower_label_maps_mark_flowers_and_ignore_unlabelled(tmp_path):
+    root = make_flower_labels(tmp_path / "flowers", count=4, unlabelled_photos=2)
+    layout, pairs = seg_data.find_pairs(root)
+    assert layout == "oxford17_labels" and len(pairs) == 4  # photos without a label map are skipped
+    labels = np.asarray(Image.open(root / "labels" / "image_0001.png"))
+    (sample, *_) = seg_data.load_samples(root)
+    assert np.array_equal(sample.mask == 1, labels == 1)
+    assert np.array_equal(sample.mask == IGNORE, labels == 0) and (labels == 0).any()
+    assert np.array_equal(sample.mask == 0, labels == 3)
+    tensors = seg_data.load_tensors(root, "all", 16)
+    assert set(tensors.masks.unique().tolist()) <= {0, 1, IGNORE}
+
+
+def test_davis_frames_are_split_by_sequence(tmp_path):
+    root = make_davis(tmp_path / "davis", sequences=("bear", "boat", "camel", "cows", "swan"), frames=3)
+    layout, pairs = seg_data.find_pairs(root)
+    assert layout == "davis" and len(pairs) == 15 and pairs[0].name == "bear/00000" and pairs[0].group == "bear"
+    val = seg_data.select_split(root, "val")
+    train = seg_data.select_split(root, "train")
+    val_sequences = {p.group for p in val}
+    assert val_sequences == {s for s in ("bear", "boat", "camel", "cows", "swan") if seg_data.is_validation(s, 25)}
+    assert val_sequences and not val_sequences & {p.group for p in train}
+    assert len(val) + len(train) == 15 and len(val) % 3 == 0  # whole sequences only
+    sample = seg_data.load_samples(root, "val")[0]
+    assert sample.image.shape == (27, 48, 3) and set(np.unique(sample.mask)) <= {0, 1}
+
+
+def test_mask_of_another_aspect_ratio_is_refused(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    _photo(40, 30, 0).save(tmp_path / "images" / "a.png")
+    Image.fromarray(np.zeros((30, 30), dtype=np.uint8)).save(tmp_path / "masks" / "a.png")
+    with pytest.raises(DataError, match="aspect ratio"):
+        seg_data.load_samples(tmp_path)
+
+
+def test_resized_and_augmented_masks_keep_ignore_labels():
+    masks = torch.zeros(2, 32, 32, dtype=torch.uint8)
+    masks[:, 8:24, 8:24] = 1
+    masks[:, :, :4] = IGNORE
+    small = seg_data.resize_masks(masks, (16, 16))
+    assert (small[:, :, :2] == IGNORE).all() and (small[:, 5:11, 5:11] == 1).all() and (small[:, :, 3:] != IGNORE).all()
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    config = seg_data.Augmentation(min_scale=1, max_scale=1, max_aspect=1, max_rotation_deg=0, flip=False)
+    _, target = seg_data.augment(images, masks, config, torch.Generator().manual_seed(0))
+    assert torch.equal(target, masks.long())
 
 
 def test_generic_layout_reads_zero_one_masks(tmp_path):
@@ -57,7 +107,7 @@ def test_generic_layout_reads_zero_one_masks(tmp_path):
     layout, _ = seg_data.find_pairs(tmp_path)
     (sample,) = seg_data.load_samples(tmp_path)
     assert layout == "folder"
-    assert np.array_equal(sample.mask, mask == 1)
+    assert np.array_equal(sample.mask, mask)
 
 
 def test_missing_mask_and_unknown_layout_are_clear_errors(tmp_path):
@@ -94,10 +144,10 @@ def test_samples_to_tensors(tmp_path):
     _make_folder(tmp_path, "rgb", "figure_ground", ["h1", "h2", "h3"])
     tensors = seg_data.load_tensors(tmp_path, "all", 16)
     assert tensors.images.shape == (3, 3, 16, 16) and tensors.images.dtype == torch.uint8
-    assert tensors.masks.shape == (3, 16, 16) and tensors.masks.dtype == torch.bool
+    assert tensors.masks.shape == (3, 16, 16) and tensors.masks.dtype == torch.uint8
     assert tensors.names == ["h1", "h2", "h3"]
     # Left half of the mask is foreground (200 or 128), right half background.
-    assert tensors.masks[:, :, :6].all() and not tensors.masks[:, :, 10:].any()
+    assert (tensors.masks[:, :, :6] == 1).all() and not tensors.masks[:, :, 10:].any()
 
 
 def test_augmentation_moves_photo_and_mask_together():

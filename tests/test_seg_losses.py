@@ -87,3 +87,36 @@ def test_empty_prediction_of_empty_mask_scores_one():
 def test_predicted_masks_are_the_argmax():
     logits = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]])
     assert seg_losses.predicted_masks(logits).tolist() == [[[False, True]]]
+
+
+def test_ignored_pixels_count_in_no_loss_and_no_metric():
+    # Two images whose only difference is what their ignored pixels hold: every loss and
+    # metric must be the same, and equal to the score of the labelled pixels alone.
+    torch.manual_seed(0)
+    logits = torch.randn(1, 2, 4, 6, requires_grad=True)
+    masks = torch.zeros(1, 4, 6, dtype=torch.uint8)
+    masks[:, 1:3, 1:4] = 1
+    masks[:, :, 5] = seg_losses.IGNORE
+    other_logits = logits.detach().clone()
+    other_logits[:, :, :, 5] = torch.tensor([-9.0, 9.0]).view(1, 2, 1)  # confident foreground where ignored
+    for loss in (seg_losses.cross_entropy_loss, seg_losses.soft_iou_loss):
+        assert loss(logits, masks).item() == pytest.approx(loss(other_logits, masks).item(), abs=1e-6)
+        assert loss(logits, masks).item() == pytest.approx(loss(logits[..., :5], masks[..., :5]).item(), abs=1e-6)
+    loss = seg_losses.cross_entropy_loss(logits, masks)
+    loss.backward()
+    assert (logits.grad[..., 5] == 0).all()
+
+    pred = torch.zeros(1, 4, 6, dtype=torch.bool)
+    pred[:, 1:3, 1:3] = True
+    pred_with_noise = pred.clone()
+    pred_with_noise[:, :, 5] = True
+    for p in (pred, pred_with_noise):
+        metrics = {k: v.item() for k, v in seg_losses.per_image_metrics(p, masks).items()}
+        assert metrics["iou"] == pytest.approx(4 / 6)
+        assert metrics["pixel_accuracy"] == pytest.approx(18 / 20)  # 2 of the 20 labelled pixels wrong
+        assert metrics["miou_thresholded"] == pytest.approx(0.4)  # IoU 0.667 passes 0.5 ... 0.65
+
+
+def test_cross_entropy_of_a_fully_ignored_batch_is_zero():
+    logits = torch.randn(1, 2, 3, 3)
+    assert seg_losses.cross_entropy_loss(logits, torch.full((1, 3, 3), seg_losses.IGNORE, dtype=torch.uint8)).item() == 0

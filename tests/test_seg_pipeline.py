@@ -10,7 +10,8 @@ from PIL import Image
 
 from colorseg import seg_pipeline, segment
 from colorseg.cifar import DataError
-from colorseg.weights_io import SEG_BODY_STEM, SEG_HEAD_STEMS
+from colorseg.weights_io import SEG_BODY_STEM, seg_head_stem
+from seg_fixtures import make_davis, make_flower_labels, make_weizmann
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -18,17 +19,16 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture
 def horse_folder(tmp_path):
-    root = tmp_path / "horses"
-    (root / "rgb").mkdir(parents=True)
-    (root / "figure_ground").mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(1, 13):
-        mask = np.zeros((24, 32), dtype=np.uint8)
-        mask[6 + i % 4 : 18, 4 : 20 + i % 8] = 255
-        photo = rng.integers(0, 80, (24, 32, 3), dtype=np.uint8) + (mask[:, :, None] > 0) * np.uint8(150)
-        Image.fromarray(photo).resize((64, 48)).save(root / "rgb" / f"horse{i:03d}.jpg")
-        Image.fromarray(mask).save(root / "figure_ground" / f"horse{i:03d}.jpg")
-    return root
+    return make_weizmann(tmp_path / "horses")
+
+
+@pytest.fixture
+def three_sources(tmp_path):
+    return [
+        f"davis={make_davis(tmp_path / 'davis2016')}",
+        f"flowers={make_flower_labels(tmp_path / 'flowers')}",
+        f"horses={make_weizmann(tmp_path / 'horses')}",
+    ]
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -43,42 +43,81 @@ def test_arguments_are_prefixed_and_default_to_scratch():
     assert all(name.startswith("seg_") for name in vars(args))
 
 
-def test_run_trains_saves_and_reports(horse_folder, tmp_path):
+def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     args = _args(
-        "--seg-data", str(horse_folder), "--seg-image-size", "32", "--seg-epochs", "2",
+        "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-samples-per-source", "4",
         "--seg-batch-size", "4", "--seg-eval-every", "1", "--seg-threads", "1",
     )
     args.command = "python train_all.py --only segmentation --seg-epochs 2"  # as train_all.py sets it
     weights_dir, report_dir = tmp_path / "weights", tmp_path / "report"
+    (weights_dir).mkdir()
+    (weights_dir / "seg_head_cross_entropy.json").write_text("{}")  # a head of an older body
     report = seg_pipeline.run(args, weights_dir, report_dir, torch.device("cpu"))["segmentation"]
 
     json.dumps(report)
-    assert report["data"]["train_images"] + report["data"]["val_images"] == 12
-    assert set(report["metrics"]["val"]) == {"cross_entropy", "soft_iou"}
-    assert {"data", "body", "features", "head_cross_entropy", "head_soft_iou", "working_size", "evaluate", "total"} <= set(
+    assert {name: d["train_images"] + d["val_images"] for name, d in report["data"].items()} == {
+        "davis": 15, "flowers": 12, "horses": 12,
+    }
+    assert report["settings"]["tasks"] == {"objects": ["davis", "flowers", "horses"], "flowers": ["flowers"], "horses": ["horses"]}
+    assert set(report["metrics"]["val"]) == {"objects", "flowers", "horses"}
+    assert set(report["metrics"]["val"]["flowers"]["soft_iou"]) == {"davis", "flowers", "horses"}
+    assert {"data", "body", "features", "head_objects_cross_entropy", "head_flowers_soft_iou", "working_size", "evaluate", "total"} <= set(
         report["cpu_seconds"]
     )
     for plot in report["plots"]:
         assert (report_dir / plot).is_file()
+    # Body validation is scored per source; a mixture epoch draws 4 images of each source.
+    assert {"val_davis_iou", "val_flowers_iou", "val_horses_iou"} <= set(report["metrics"]["body_val_at_training_size"])
+    assert not (weights_dir / "seg_head_cross_entropy.json").exists()
 
     body = json.loads((weights_dir / f"{SEG_BODY_STEM}.json").read_text())
     assert body["source"] == "scratch" and body["stored_dtype"] == "float16" and body["image_size"] == 32
     assert body["regenerate"] == "python train_all.py --only segmentation"
-    assert body["command"] == args.command
+    assert body["command"] == args.command and body["tasks"] == ["objects", "flowers", "horses"]
     assert {"command", "data", "recipe", "metrics", "history", "cpu_seconds", "sha256"} <= set(body)
-    assert "sha256" in body["data"]["split"]
+    assert "sequence" in body["data"]["davis"]["split"] and body["data"]["flowers"]["layout"] == "oxford17_labels"
+    assert str(tmp_path) not in json.dumps(body)  # data are recorded by name, never by path
     # The inference size is chosen among the candidates by training-photo scores.
     assert body["working_size"] in {32, 48} and set(body["working_size_scores_train"]) == {"32", "48"}
-    assert segment.load_segmenter(weights_dir).working_size == body["working_size"]
-    for name, stem in SEG_HEAD_STEMS.items():
-        head = json.loads((weights_dir / f"{stem}.json").read_text())
-        assert head["loss"] == name and head["body_sha256"] == body["sha256"]
-        assert head["metrics"]["val"] == pytest.approx(report["metrics"]["val"][name])
+    segmenter = segment.load_segmenter(weights_dir)
+    assert segmenter.working_size == body["working_size"] and segmenter.tasks == ("objects", "flowers", "horses")
+    for task in ("objects", "flowers", "horses"):
+        for loss in ("cross_entropy", "soft_iou"):
+            head = json.loads((weights_dir / f"{seg_head_stem(task, loss)}.json").read_text())
+            assert head["task"] == task and head["loss"] == loss and head["body_sha256"] == body["sha256"]
+            for source, metrics in report["metrics"]["val"][task][loss].items():
+                assert head["metrics"]["val"][source] == pytest.approx(metrics)
 
     # The scores recorded are those of the stored (float16) weights.
-    rescored = segment.evaluate_folder(horse_folder, "val", weights_dir)
-    for name, metrics in report["metrics"]["val"].items():
-        assert rescored[name] == pytest.approx(metrics, abs=1e-6)
+    flowers = three_sources[1].split("=", 1)[1]
+    rescored = segment.evaluate_folder(flowers, "val", "flowers", weights_dir)
+    for loss in ("cross_entropy", "soft_iou"):
+        assert rescored[loss] == pytest.approx(report["metrics"]["val"]["flowers"][loss]["flowers"], abs=1e-6)
+
+    # Heads only, on the body just trained: the assignment's head recipe, same body.
+    again = _args("--seg-data", *three_sources, "--seg-image-size", "32", "--seg-body-from", str(weights_dir),
+                  "--seg-head-recipe", "assignment", "--seg-tasks", "flowers=flowers")
+    seg_pipeline.run(again, tmp_path / "heads_only", report_dir, torch.device("cpu"))
+    reused = json.loads((tmp_path / "heads_only" / f"{SEG_BODY_STEM}.json").read_text())
+    assert reused["sha256"] == body["sha256"] and reused["tasks"] == ["flowers"]
+    assert segment.load_segmenter(tmp_path / "heads_only").tasks == ("flowers",)
+
+
+def test_task_specs_are_checked(three_sources):
+    sources = seg_pipeline.resolve_sources(three_sources)
+    assert seg_pipeline.resolve_tasks(["pets=davis,horses"], sources) == {"pets": ["davis", "horses"]}
+    with pytest.raises(DataError, match="TASK=SOURCE"):
+        seg_pipeline.resolve_tasks(["pets=cats"], sources)
+    with pytest.raises(DataError, match="NAME=FOLDER"):
+        seg_pipeline.resolve_sources(["=nowhere"])
+
+
+def test_default_sources_come_from_the_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORSEG_DATA", str(tmp_path))
+    with pytest.raises(DataError, match="COLORSEG_DATA"):
+        seg_pipeline.resolve_sources(None)
+    make_weizmann(tmp_path / "weizmann_horse_db", 2)
+    assert [(s.name, s.root) for s in seg_pipeline.resolve_sources(None)] == [("horses", tmp_path / "weizmann_horse_db")]
 
 
 def test_run_with_pretrained_source_trains_heads_only(horse_folder, tmp_path, monkeypatch):

@@ -109,6 +109,18 @@ def test_train_one_epoch_and_evaluate_on_cached_features():
     assert not head.training
 
 
+def test_balanced_epochs_draw_equally_from_every_source():
+    from colorseg.seg_data import balanced_epoch
+
+    sources = torch.tensor([0] * 10 + [1] * 3 + [2] * 40)
+    order = balanced_epoch(sources, 12, torch.Generator().manual_seed(0))
+    assert torch.bincount(sources[order]).tolist() == [12, 12, 12]
+    small = order[sources[order] == 1]
+    assert sorted(small.tolist()) == sorted([10, 11, 12] * 4)  # each of the 3 images 4 times
+    big = order[sources[order] == 2]
+    assert len(set(big.tolist())) == 12  # no repeats where the source has enough images
+
+
 def test_body_training_runs_and_leaves_fresh_statistics():
     from colorseg.seg_data import Augmentation, SegmentationTensors
 
@@ -120,10 +132,10 @@ def test_body_training_runs_and_leaves_fresh_statistics():
         epochs=3, batch_size=3, eval_every=2, small_size=16, small_fraction=0.34, augmentation=Augmentation()
     )
     history = seg_train.train_body(
-        net, data, data, recipe, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+        net, data, {"toy": data}, recipe, torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     )
     assert [(row["epoch"], row["size"]) for row in history] == [(1, 16), (2, 32), (3, 32)]
-    assert ["val_iou" in row for row in history] == [False, True, True]  # every 2nd and the last
+    assert ["val_toy_iou" in row for row in history] == [False, True, True]  # every 2nd and the last
     first_bn = next(m for m in net.body.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with torch.no_grad():
         first_conv_output = net.body.backbone["0"][0](normalize(images))
