@@ -336,6 +336,17 @@ def _described_parts(description: dict[str, Any], prefix: str) -> list[tuple[str
     return parts
 
 
+def _without_server_paths(value: Any) -> Any:
+    """The training report as shown to visitors: absolute paths (data folders, weight files) by their name."""
+    if isinstance(value, dict):
+        return {key: _without_server_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_server_paths(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value) and "\n" not in value:
+        return Path(value).name
+    return value
+
+
 def weights_report(models: Models) -> tuple[str, list[tuple[str, str]], dict[str, Any] | None]:
     """Markdown table of the weights in use, curve images and the training report JSON."""
     described = list(models.colour.descriptions.items()) if models.colour else []
@@ -357,9 +368,9 @@ def weights_report(models: Models) -> tuple[str, list[tuple[str, str]], dict[str
         path = folder / "training_report.json"
         if report is None and path.is_file():
             try:
-                report = json.loads(path.read_text())
+                report = _without_server_paths(json.loads(path.read_text()))
             except (UnicodeDecodeError, json.JSONDecodeError):
-                report = {"error": f"{path} is not valid JSON"}
+                report = {"error": f"{path.name} is not valid JSON"}
     return "\n".join(rows), curves, report
 
 

@@ -350,3 +350,11 @@ def test_handlers_refuse_paths_outside_uploads_with_one_message(weights, store, 
                 call(path)
             messages.add(caught.value.message)
     assert messages == {app.REFUSED_PATH}
+
+
+def test_training_report_shows_no_server_paths(handlers):
+    _, _, report = app.weights_report(handlers.models)
+    if report is None:
+        pytest.skip("no training report in reports/")
+    text = str(report)
+    assert "/work/" not in text and str(app.REPO) not in text
