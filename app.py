@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio_client import utils as gr_client_utils
 import numpy as np
 import torch
 from PIL import Image
@@ -89,6 +90,17 @@ def _regenerate(reason: str) -> str:
     return f"{reason}\n\nRegenerate the weights with `{REGENERATE_HINT}` (see README.md), then restart the app."
 
 
+def hide_server_paths(text: str | None, weights_dir: Path) -> str | None:
+    """``text`` with the weights folder's server path dropped: files are named relative to it,
+    and the folder itself by its own name."""
+    if not text:
+        return text
+    for folder in sorted({str(weights_dir), os.path.abspath(weights_dir), os.path.realpath(weights_dir)}, key=len,
+                         reverse=True):
+        text = text.replace(folder + os.sep, "").replace(folder, f"{Path(folder).name}{os.sep}")
+    return text
+
+
 def load_models(weights_dir: str | Path | None = None, device: str | None = None) -> Models:
     """Load the palette, colour nets and segmenter from ``weights_dir`` (default: env, Hub, weights/)."""
     if weights_dir is None and os.environ.get("COLORSEG_WEIGHTS_DIR"):
@@ -123,15 +135,67 @@ def load_models(weights_dir: str | Path | None = None, device: str | None = None
         models.segment_problem = _regenerate(
             f"The segmentation model could not be set up ({type(error).__name__}: {error})."
         )
+    # Visitors see files relative to the weights folder, never the server's own paths.
+    hide = lambda text: hide_server_paths(text, models.weights_dir)  # noqa: E731
+    models.source = hide(models.source)
+    models.colour_problem, models.segment_problem = hide(models.colour_problem), hide(models.segment_problem)
+    if models.colour is not None:
+        models.colour.problems = {name: hide(why) for name, why in models.colour.problems.items()}
     return models
 
 
 # ----------------------------------------------------------------------------- pictures
 
 
-def _read(image: str | None) -> LoadedImage:
+# The one answer to any file path that was not uploaded to this app: the same words whether
+# the path exists or not, and nothing of the path itself.
+REFUSED_PATH = "This app can only read files uploaded to this app: upload the photo (or mask) instead."
+
+
+class ReadableFiles:
+    """The files a request may name: what gradio stored for this app (uploads, data: URLs it
+    decoded, examples it cached), all under its upload/cache folder, and the example files themselves.
+
+    gradio checks paths only of payloads that carry its FileData marker; an API caller can send
+    {"path": "/etc/..."} without it and the handler would open any file the server can read.
+    Paths are resolved (symlinks and ..) before the check and checked before anything opens them.
+    """
+
+    def __init__(self, examples: list[Path] | tuple[Path, ...] = (), folders: list[Path] | tuple[Path, ...] = ()):
+        self.examples: set[Path] = set()
+        self.folders = [Path(os.path.realpath(folder)) for folder in folders]  # beyond gradio's own
+        self.add_examples(examples)
+
+    def add_examples(self, examples) -> None:
+        self.examples |= {Path(os.path.realpath(p)) for p in examples if p}
+
+    def folder_list(self) -> list[Path]:
+        # Read at every call: GRADIO_TEMP_DIR may be set after import (tests do), and the Blocks' own
+        # cache folder is inside it.
+        return [Path(os.path.realpath(gr.utils.get_upload_folder())), *self.folders]
+
+    def allows(self, path: str | os.PathLike) -> bool:
+        try:
+            resolved = Path(os.path.realpath(os.fspath(path)))
+        except (TypeError, ValueError, OSError):
+            return False
+        if resolved in self.examples:
+            return True
+        return any(resolved != folder and resolved.is_relative_to(folder) for folder in self.folder_list())
+
+    def check(self, path: str | None) -> str | None:
+        if path and not self.allows(path):
+            raise gr.Error(REFUSED_PATH)
+        return path
+
+
+READABLE = ReadableFiles()
+
+
+def _read(image: str | None, readable: ReadableFiles = READABLE) -> LoadedImage:
     if not image:
         raise gr.Error("No photo yet: upload, paste or take one, or click an example below.")
+    readable.check(image)
     try:
         return load_image(image)
     except ImageLoadError as error:
@@ -272,6 +336,17 @@ def _described_parts(description: dict[str, Any], prefix: str) -> list[tuple[str
     return parts
 
 
+def _without_server_paths(value: Any) -> Any:
+    """The training report as shown to visitors: absolute paths (data folders, weight files) by their name."""
+    if isinstance(value, dict):
+        return {key: _without_server_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_server_paths(item) for item in value]
+    if isinstance(value, str) and os.path.isabs(value) and "\n" not in value:
+        return Path(value).name
+    return value
+
+
 def weights_report(models: Models) -> tuple[str, list[tuple[str, str]], dict[str, Any] | None]:
     """Markdown table of the weights in use, curve images and the training report JSON."""
     described = list(models.colour.descriptions.items()) if models.colour else []
@@ -293,9 +368,9 @@ def weights_report(models: Models) -> tuple[str, list[tuple[str, str]], dict[str
         path = folder / "training_report.json"
         if report is None and path.is_file():
             try:
-                report = json.loads(path.read_text())
+                report = _without_server_paths(json.loads(path.read_text()))
             except (UnicodeDecodeError, json.JSONDecodeError):
-                report = {"error": f"{path} is not valid JSON"}
+                report = {"error": f"{path.name} is not valid JSON"}
     return "\n".join(rows), curves, report
 
 
@@ -306,16 +381,40 @@ class PictureStore:
     rewrites in place when another request produces the same picture: two users running
     the same example at once then download each other's half-written file (the load test
     failed 5 of 80 requests that way). A fresh file per picture is never rewritten; inside
-    gradio's cache folder it is served as it is and removed with the cache (delete_cache).
+    gradio's cache folder it is served as it is; :meth:`sweep` deletes it after ``max_age_s``.
     JPEG (quality 90) keeps photos small and fast to encode (1 ms against 120 ms for PNG at
     512x512); masks are PNG, lossless.
     """
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, max_age_s: float = 3600.0, sweep_every_s: float = 60.0):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        # Pictures older than max_age_s are deleted, checked at most every sweep_every_s: gradio's
+        # delete_cache covers only files it created itself, and a busy Space must not fill its disk.
+        self.max_age_s, self.sweep_every_s = max_age_s, sweep_every_s
+        self._last_sweep = 0.0
+
+    def sweep(self, now: float | None = None) -> int:
+        """Delete this store's pictures older than ``max_age_s``; returns how many went."""
+        now = time.time() if now is None else now
+        self._last_sweep = now
+        removed = 0
+        try:
+            entries = list(os.scandir(self.directory))
+        except OSError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.is_file() and now - entry.stat().st_mtime > self.max_age_s:
+                    os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue  # another worker removed it first
+        return removed
 
     def save(self, picture: np.ndarray, lossless: bool = False) -> str:
+        if time.time() - self._last_sweep > self.sweep_every_s:
+            self.sweep()
         path = self.directory / f"{uuid.uuid4().hex}.{'png' if lossless else 'jpg'}"
         if lossless:
             Image.fromarray(picture).save(path, format="PNG", compress_level=1)
@@ -330,9 +429,10 @@ class PictureStore:
 class Handlers:
     """The functions behind the buttons and the API; models come loaded."""
 
-    def __init__(self, models: Models, store: PictureStore):
+    def __init__(self, models: Models, store: PictureStore, readable: ReadableFiles = READABLE):
         self.models = models
         self.store = store
+        self.readable = readable  # the files a request may name (uploads, examples)
 
     @torch.inference_mode()
     def colorize(
@@ -347,7 +447,7 @@ class Handlers:
         pictures as (path, caption) / path."""
         if self.models.colour is None or not self.models.colour.nets:
             raise gr.Error(self.models.colour_problem or "Colourization is unavailable.")
-        loaded = _read(image)
+        loaded = _read(image, self.readable)
         available = self.models.colour.nets
         networks = [n for n in COLOUR_MODEL_NAMES if n in (networks if networks is not None else available)]
         if not networks:
@@ -392,9 +492,10 @@ class Handlers:
         """Overlays and masks of both heads (paths), their disagreement, scores against a ground truth, notes."""
         if self.models.segmenter is None:
             raise gr.Error(self.models.segment_problem or "Segmentation is unavailable.")
-        loaded = _read(image)
+        loaded = _read(image, self.readable)
         target = None
         if ground_truth:
+            self.readable.check(ground_truth)
             try:
                 target = load_mask(ground_truth, (loaded.rgb.shape[1], loaded.rgb.shape[0]))
             except ImageLoadError as error:
@@ -499,10 +600,34 @@ def photo_input(**kwargs: Any) -> gr.Image:
     image = gr.Image(type="filepath", image_mode=None, **kwargs)
     decode = image.preprocess
 
+    # gradio copies a payload's file into its cache before preprocess runs, from wherever the
+    # payload says (a path in its temp folder or working directory, even a URL, which it would
+    # download): the copy itself must be refused. Examples pass, being in READABLE.
+    copy, async_copy = image.move_resource_to_block_cache, image.async_move_resource_to_block_cache
+
+    def checked(path: Any) -> None:
+        if path is not None and (gr_client_utils.is_http_url_like(str(path)) or not READABLE.allows(path)):
+            raise gr.Error(REFUSED_PATH)
+
+    def move_resource_to_block_cache(path: Any) -> Any:
+        checked(path)
+        return copy(path)
+
+    async def async_move_resource_to_block_cache(path: Any) -> Any:
+        checked(path)
+        return await async_copy(path)
+
+    image.move_resource_to_block_cache = move_resource_to_block_cache
+    image.async_move_resource_to_block_cache = async_move_resource_to_block_cache
+
     def undecoded(payload: Any) -> Any:  # gradio's ImageData in, a file path out
+        # Only a path inside this app's upload/cache folders (or an example) goes on; the
+        # handlers check again, for callers of the functions themselves.
         if payload is None or payload.path is None:
-            return decode(payload)  # data: URLs, which gr.Image turns into a file
-        return str(payload.path)
+            if payload is not None and not (payload.url or "").startswith("data:"):
+                raise gr.Error(REFUSED_PATH)  # a bare URL: never fetched or opened
+            return READABLE.check(decode(payload))  # data: URLs, which gr.Image turns into a file
+        return READABLE.check(str(payload.path))
 
     image.preprocess = undecoded
     return image
@@ -548,6 +673,8 @@ def build_demo(weights_dir: str | Path | None = None, device: str | None = None)
     # Horses with their masks first: the heads were trained on horses, and a mask shows the scores.
     segment_examples = [[str(photo), str(mask)] for photo, mask in _segmentation_validation(limit=4)]
     segment_examples += [[str(p), None] for p in _sample_photos()]
+    # The only files outside gradio's upload/cache folder that a request may name.
+    READABLE.add_examples(colour_examples + [path for row in segment_examples for path in row if path])
 
     # No usage statistics: the app runs offline as often as not, and its users did not opt in.
     # delete_cache: every hour, delete result pictures older than an hour.

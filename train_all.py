@@ -6,8 +6,12 @@
     python train_all.py --only colour --batch-sweep  # Question B.5, a table and a plot
     python train_all.py --only segmentation          # DeepLabV3 body (scratch) + both heads
 
-Uses CUDA when present (``--device`` to choose). Every model is written only once it has
-finished training, atomically, so an interrupted run leaves the previous weights intact.
+Uses CUDA when present (``--device`` to choose). Weights that belong together (the palette
+and the colour nets trained on it) are committed as one set once they have all finished
+training (colorseg.weights_io.WeightSet), so a run killed at any instant leaves every model at
+its previous weights or at its new ones. Problems (missing data, a damaged teacher, Ctrl-C)
+end the run with one line on stderr and a non-zero status: 2 for data or weights, 130 for
+Ctrl-C, 1 otherwise; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pathlib import Path
 import torch
 
 from colorseg import colour_pipeline, seg_pipeline
-from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, atomic_write_json, library_versions
+from colorseg.cifar import DataError
+from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, WeightsError, atomic_write_json, library_versions
 
 REPO = Path(__file__).resolve().parent
 PARTS = ("colour", "segmentation")
@@ -41,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--report-dir", type=Path, default=REPO / "reports", help="reports and curves (default: reports/)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="after training, upload weights/ to this Hub model repo")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     colour_pipeline.add_arguments(parser)
     seg_pipeline.add_arguments(parser)
     return parser.parse_args(argv)
@@ -80,6 +86,33 @@ def update_report(path: Path, sections: dict, header: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        return _run(args, argv, log)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        log("interrupted: nothing from the unfinished part of this run was written; the weights are as they were "
+            "before it (or as its finished parts left them). Run the command again to train.")
+        return 130
+    except (DataError, WeightsError) as error:
+        if args.debug:
+            raise
+        log(f"error: {error}")
+        return 2
+    except SystemExit as error:
+        if args.debug or not isinstance(error.code, str):
+            raise
+        log(f"error: {error.code}")
+        return 2
+    except Exception as error:  # noqa: BLE001 - one line, not a traceback, for anything unforeseen
+        if args.debug:
+            raise
+        log(f"error: {type(error).__name__}: {error} (run again with --debug for the traceback)")
+        return 1
+
+
+def _run(args: argparse.Namespace, argv: list[str], log) -> int:
     # Recorded in every weight description and report: the command that regenerates them.
     args.command = shlex.join(["python", "train_all.py", *argv])
     if args.threads:
@@ -87,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     weights_dir = resolve_weights_dir(args)
     args.report_dir.mkdir(parents=True, exist_ok=True)
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     log(f"device {device}, {torch.get_num_threads()} CPU threads, weights -> {weights_dir}, reports -> {args.report_dir}")
 
     sections, timings = {}, {}

@@ -140,7 +140,7 @@ def main() -> int:
         if problems:
             print("cannot benchmark:", *problems, sep="\n", file=sys.stderr)
             return 1
-        handlers = app.Handlers(models, app.PictureStore(Path(scratch) / "pictures"))
+        handlers = app.Handlers(models, app.PictureStore(Path(scratch) / "pictures"), app.ReadableFiles(examples=[PHOTO]))
         print(f"{label}; torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
               f"{os.cpu_count()} CPU cores, 512x512 photo, median of {args.runs} runs")
         failed = False

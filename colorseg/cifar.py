@@ -51,10 +51,12 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, np.asarray(batch[b"labels"])
 
 
-def _load_batches(folder: Path) -> HorseImages:
+def _load_batches(folder: Path, only: str | None = None) -> HorseImages:
     splits = {"train": [folder / f"data_batch_{i}" for i in range(1, 6)], "test": [folder / "test_batch"]}
-    out = {}
+    out = {"train": torch.empty(0, 3, 32, 32, dtype=torch.uint8), "test": torch.empty(0, 3, 32, 32, dtype=torch.uint8)}
     for split, paths in splits.items():
+        if only is not None and split != only:
+            continue
         missing = [p.name for p in paths if not p.is_file()]
         if missing:
             raise DataError(f"{folder} lacks {', '.join(missing)}")
@@ -113,4 +115,19 @@ def load_horses(root: str | Path, download: bool = False) -> HorseImages:
     raise DataError(
         f"{root} holds neither {BATCHES_DIR}/ nor train/horse/ + test/horse/ "
         "(pass --download to fetch the official CIFAR-10 archive)"
+    )
+
+
+def load_test_horses(root: str | Path) -> torch.Tensor:
+    """Only the test split's horses, uint8 [N, 3, 32, 32], for scoring: the training images are
+    neither needed nor read (a folder holding only ``test/horse/`` is enough)."""
+    root = Path(root)
+    for candidate in (root / BATCHES_DIR, root):
+        if (candidate / "test_batch").is_file():
+            return _load_batches(candidate, only="test").test
+    if (root / "test" / "horse").is_dir():
+        return _load_folder_split(root / "test" / "horse")
+    raise DataError(
+        f"{root} holds neither {BATCHES_DIR}/test_batch nor test/horse/ "
+        "(point it at a CIFAR-10 folder; python train_all.py --download fetches one)"
     )

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorseg.colour_models import COLOUR_MODEL_NAMES
-from colorseg.palette import load_palette
+from colorseg.palette import check_palette, load_palette_and_digest
 from colorseg.weights_io import COLOUR_STEMS, WeightsError, load_module
 
 DECODINGS = ("annealed mean", "argmax")
@@ -90,11 +90,12 @@ def load_colourizers(
 ) -> ColourModels:
     """Load the palette and every colour net that loads; raises WeightsError only without a palette."""
     device = torch.device(device)
-    palette = load_palette(weights_dir)
+    palette, palette_digest = load_palette_and_digest(weights_dir)
     nets, descriptions, problems = {}, {}, {}
     for name in names:
         try:
             net, description = load_module(weights_dir, COLOUR_STEMS[name], device)
+            check_palette(name, description, palette, palette_digest)
         except WeightsError as error:
             problems[name] = str(error)
             continue

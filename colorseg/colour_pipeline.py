@@ -14,17 +14,18 @@ from tqdm import tqdm
 from colorseg.cifar import load_horses, to_grey
 from colorseg.colour_models import COLOUR_MODEL_NAMES
 from colorseg.colour_train import RECIPES, ColourRecipe, fit, get_recipe
-from colorseg.palette import NUM_COLOURS, fit_palette, label_images, save_palette
+from colorseg.palette import NUM_COLOURS, check_palette, fit_palette, label_images, palette_record, same_palette
 from colorseg.plots import plot_curves
 from colorseg.weights_io import (
     COLOUR_STEMS,
+    PALETTE_STEM,
+    WeightSet,
     WeightsError,
     atomic_write_bytes,
     atomic_write_json,
     library_versions,
     load_module,
     read_description,
-    save_module,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -167,10 +168,11 @@ def _teacher(name: str, trained: dict, weights_dir: Path, palette: torch.Tensor,
     try:
         model, description = load_module(weights_dir, COLOUR_STEMS[name], device)
     except WeightsError as error:
-        raise SystemExit(f"distillation needs a trained {name}: {error}") from None
-    recorded = torch.tensor(description.get("palette") or [])
-    if recorded.shape != palette.shape or not torch.allclose(recorded, palette.cpu(), atol=1e-5):
-        raise SystemExit(f"{weights_dir / COLOUR_STEMS[name]} was trained with another palette; retrain {name} first")
+        raise SystemExit(f"distillation needs a trained {name}: {error}; or train it in this run "
+                         f"(--colour-models {name} ...)") from None
+    if "palette" not in description or not same_palette(description, palette):
+        raise SystemExit(f"{weights_dir / COLOUR_STEMS[name]} was trained with another palette; retrain {name} first "
+                         f"(add {name} to --colour-models)")
     log(f"teacher {name}: {weights_dir / COLOUR_STEMS[name]}.safetensors (trained on {description.get('data')})")
     return model, {"architecture": name, "sha256": description.get("sha256"), "data": description.get("data")}
 
@@ -182,53 +184,71 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
         return _batch_sweep(args, data, device, report_dir)
 
     palette = data["palette"]
-    save_palette(
-        palette,
-        weights_dir,
-        {
-            "what": "24-colour k-means palette of CIFAR-10 horse training pixels, RGB in [0, 1]",
-            "seed": 0,
-            "data": data["info"],
-            "command": args.command,
-            "regenerate": REGENERATE,
-        },
-    )
     recipes = {name: _recipe(args, name) for name in args.colour_models}
     trained = {}
-    # Teachers train before the nets distilled from them.
-    for name in sorted(args.colour_models, key=lambda name: recipes[name].teacher is not None):
-        recipe = recipes[name]
-        teacher, teacher_info = None, None
-        if recipe.teacher is not None:
-            teacher, teacher_info = _teacher(recipe.teacher, trained, weights_dir, palette, device)
-        model, history, seconds = _train(
-            name, recipe, data, device, f"{name} ({recipe.name})", teacher, args.compile
-        )
-        trained[name] = model
-        metrics = {**_final(history), "train_seconds": round(seconds, 1)}
-        # Saved only now that training has finished: an interrupted run leaves the old file.
-        save_module(
-            model,
-            weights_dir,
-            COLOUR_STEMS[name],
-            architecture=name,
-            constructor={"kernel": recipe.kernel, "num_filters": recipe.num_filters, "num_colours": len(palette), "num_in_channels": 1},
-            metadata={
-                "task": "colourization",
-                "palette": [[round(v, 6) for v in colour] for colour in palette.tolist()],
-                "recipe": recipe.to_dict(),
-                **({"teacher": teacher_info} if teacher_info else {}),
+    # The palette and the nets trained on it are one weight set: nothing is written until every
+    # net of this run has trained, then all land at once (see weights_io.WeightSet). A run that
+    # stops early, or is killed at any instant, leaves the previous palette and nets as they were.
+    with WeightSet(weights_dir) as weight_set:
+        weight_set.save_tensors(
+            {"palette": palette.float()},
+            PALETTE_STEM,
+            {
+                "what": "24-colour k-means palette of CIFAR-10 horse training pixels, RGB in [0, 1]",
+                "seed": 0,
                 "data": data["info"],
-                "metrics": metrics,
-                "history": history,
-                "device": str(device),
                 "command": args.command,
                 "regenerate": REGENERATE,
-                "versions": library_versions(),
             },
         )
-        log(f"{name}: {metrics} -> {weights_dir / COLOUR_STEMS[name]}.safetensors")
+        record = palette_record(palette, weight_set.digest(PALETTE_STEM))
+        # Teachers train before the nets distilled from them.
+        for name in sorted(args.colour_models, key=lambda name: recipes[name].teacher is not None):
+            recipe = recipes[name]
+            teacher, teacher_info = None, None
+            if recipe.teacher is not None:
+                teacher, teacher_info = _teacher(recipe.teacher, trained, weights_dir, palette, device)
+            model, history, seconds = _train(
+                name, recipe, data, device, f"{name} ({recipe.name})", teacher, args.compile
+            )
+            trained[name] = model
+            metrics = {**_final(history), "train_seconds": round(seconds, 1)}
+            weight_set.save_module(
+                model,
+                COLOUR_STEMS[name],
+                architecture=name,
+                constructor={"kernel": recipe.kernel, "num_filters": recipe.num_filters, "num_colours": len(palette), "num_in_channels": 1},
+                metadata={
+                    "task": "colourization",
+                    **record,
+                    "recipe": recipe.to_dict(),
+                    **({"teacher": teacher_info} if teacher_info else {}),
+                    "data": data["info"],
+                    "metrics": metrics,
+                    "history": history,
+                    "device": str(device),
+                    "command": args.command,
+                    "regenerate": REGENERATE,
+                    "versions": library_versions(),
+                },
+            )
+            log(f"{name}: {metrics} (committed with the palette once every net of this run has trained)")
+        _warn_left_behind(weights_dir, palette, trained)
+    log(f"committed the palette and {', '.join(trained)} to {weights_dir}")
     return {f"colour_{args.recipe}": write_report(weights_dir, report_dir, args.recipe)}
+
+
+def _warn_left_behind(weights_dir: Path, palette: torch.Tensor, trained: dict) -> None:
+    """Say which committed nets not trained in this run the new palette will leave unusable."""
+    for name, stem in COLOUR_STEMS.items():
+        if name in trained:
+            continue
+        try:
+            check_palette(name, read_description(weights_dir, stem), palette)
+        except WeightsError:
+            if (weights_dir / f"{stem}.json").is_file():
+                log(f"warning: {name} in {weights_dir} was trained with another palette; the app and evaluate "
+                    f"will refuse it until it is retrained (python train_all.py --only colour --colour-models {name})")
 
 
 def write_report(weights_dir: Path, report_dir: Path, recipe_name: str) -> dict:
@@ -244,7 +264,7 @@ def write_report(weights_dir: Path, report_dir: Path, recipe_name: str) -> dict:
         if description.get("recipe", {}).get("name") != recipe_name:
             continue
         models[name] = {key: description.get(key) for key in ("metrics", "recipe", "data", "device", "command", "history")}
-        models[name]["weights"] = f"{weights_dir / stem}.safetensors"
+        models[name]["weights"] = f"{stem}.safetensors"  # relative to the weights folder: no server paths
     report = {"recipe": recipe_name, "models": models}
     atomic_write_json(report_dir / f"colour_{recipe_name}.json", report)
     plot_curves(

@@ -4,10 +4,13 @@
     python -m colorseg.evaluate segment DATA_DIR [--task objects|flowers|horses] [--split all|val]
 
 colour: DATA_DIR is a cifar-10-batches-py folder (or its parent) or an image-folder dump
-{train,test}/horse/; the test split is scored against the palette stored with the weights.
-Output: {"PoolUpsampleNet": {"loss": ..., "accuracy": ...}, "ConvTransposeNet": ..., "UNet": ...}
-with loss the mean per-pixel cross-entropy and accuracy the fraction of pixels whose argmax
-colour is the target colour. Progress and logs go to stderr.
+with test/horse/ (only the test split is read); it is scored against the palette stored with
+the weights. Output: {"PoolUpsampleNet": {"loss": ..., "accuracy": ...}, "ConvTransposeNet": ...,
+"UNet": ...} with loss the mean per-pixel cross-entropy and accuracy the fraction of pixels whose
+argmax colour is the target colour; a net that cannot be loaded (missing, damaged, trained with
+another palette) is reported as {"UNet": {"error": "..."}} while the others are scored.
+Progress and logs go to stderr. Exit status: 0 when something was scored, 2 for a missing or
+unreadable data folder or weights (one line on stderr), 130 on Ctrl-C; --debug shows tracebacks.
 """
 
 from __future__ import annotations
@@ -19,48 +22,69 @@ from pathlib import Path
 
 import torch
 
-from colorseg.cifar import DataError, load_horses, to_grey
+from colorseg.cifar import DataError, load_test_horses, to_grey
 from colorseg.colour_train import evaluate
-from colorseg.palette import label_images, load_palette
+from colorseg.palette import check_palette, label_images, load_palette_and_digest
 from colorseg.weights_io import COLOUR_STEMS, DEFAULT_WEIGHTS_DIR, WeightsError, load_module
 
 
 def evaluate_colour(data_dir: Path, weights_dir: Path = DEFAULT_WEIGHTS_DIR, device: str = "cpu") -> dict:
-    palette = load_palette(weights_dir)
-    test = load_horses(data_dir).test
+    palette, digest = load_palette_and_digest(weights_dir)
+    test = load_test_horses(data_dir)
     grey, labels = to_grey(test).to(device), label_images(test, palette).to(device)
     print(f"scoring {len(test)} test images from {data_dir}", file=sys.stderr)
     results = {}
     for name, stem in COLOUR_STEMS.items():
-        model, _ = load_module(weights_dir, stem, device)
+        try:
+            model, description = load_module(weights_dir, stem, device)
+            check_palette(name, description, palette, digest)
+        except WeightsError as error:
+            results[name] = {"error": str(error)}
+            print(f"{name}: not scored: {error}", file=sys.stderr)
+            continue
         results[name] = evaluate(model, grey, labels)
         print(f"{name}: {results[name]}", file=sys.stderr)
+    if all("error" in result for result in results.values()):
+        raise WeightsError("no colour net could be loaded: " + "; ".join(r["error"] for r in results.values()))
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m colorseg.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=("colour", "segment"))
+    parser.add_argument("part", choices=("colour", "segment"), help="what to score")
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--split", choices=("all", "val"), default="all", help="segment: every image, or the validation split")
     parser.add_argument("--task", default="objects", help="segment: whose two heads to score (objects, flowers, horses)")
     parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = parser.parse_args(argv)
     try:
-        if args.task == "colour":
-            results = evaluate_colour(args.data_dir, args.weights_dir, args.device)
-        else:
-            from colorseg.segment import evaluate_folder
+        with torch.inference_mode():
+            if args.part == "colour":
+                results = evaluate_colour(args.data_dir, args.weights_dir, args.device)
+            else:
+                from colorseg.segment import evaluate_folder
 
-            results = evaluate_folder(args.data_dir, split=args.split, task=args.task, weights_dir=args.weights_dir, device=args.device)
+                results = evaluate_folder(args.data_dir, split=args.split, task=args.task, weights_dir=args.weights_dir, device=args.device)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("interrupted: nothing was scored", file=sys.stderr)
+        return 130
     except (DataError, WeightsError, ValueError) as error:
+        if args.debug:
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # noqa: BLE001 - one line, not a traceback, for anything unforeseen
+        if args.debug:
+            raise
+        print(f"error: {type(error).__name__}: {error} (run again with --debug for the traceback)", file=sys.stderr)
+        return 1
     print(json.dumps(results))
     return 0
 
 
 if __name__ == "__main__":
-    with torch.inference_mode():
-        sys.exit(main())
+    sys.exit(main())

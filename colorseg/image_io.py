@@ -22,6 +22,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Longest side kept: a 4096 x 4096 photo is 50 MB as uint8 RGB and 200 MB per float32 RGB
 # intermediate, far more detail than the nets use, and memory per request stays bounded.
 MAX_SIDE = 4096
+# Most pixels decoded for one image. Only JPEG can be decoded reduced (libjpeg's 1/2, 1/4, 1/8
+# draft); any other format is decoded whole before it is capped, so a small file declaring a huge
+# size (a 13000 x 13000 PNG is 170 kB and 500 MB decoded) is refused from its header, before any
+# pixel is decoded. Twice the cap's area (33.5 Mpx: 100 MB as RGB, e.g. 8192 x 4096) keeps
+# panoramas and large scans; a 50-Mpx camera JPEG decodes at 1/2 scale, well under it.
+MAX_DECODED_PIXELS = 2 * MAX_SIDE * MAX_SIDE
 
 # Transparent pixels are shown on white, as browsers and image viewers show them.
 _BACKGROUND = (255, 255, 255)
@@ -57,7 +63,7 @@ def _open(source: str | Path | bytes | Image.Image) -> Image.Image:
     try:
         return Image.open(handle)
     except FileNotFoundError:
-        raise ImageLoadError(f"The file {source} does not exist.") from None
+        raise ImageLoadError("The file does not exist.") from None
     except UnidentifiedImageError:
         raise ImageLoadError(
             "This file is not an image that can be read (supported: PNG, JPEG, WebP, GIF, BMP, TIFF...)."
@@ -143,15 +149,25 @@ def _decode(image: Image.Image, max_side: int) -> LoadedImage:
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)  # animated GIF / multi-page TIFF: the first frame
                 notes.append("first frame used")
-            orientation = _orientation(image)
             stored_size = image.size
             if image.format == "JPEG" and max(stored_size) > max_side:
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a 50-Mpx photo loads in a fraction of the time.
                 scale = max_side / max(stored_size)
                 image.draft(image.mode, (math.ceil(stored_size[0] * scale), math.ceil(stored_size[1] * scale)))
+            decoded = image.size[0] * image.size[1]  # after draft: what load() will really decode
+            if decoded > max(MAX_DECODED_PIXELS, 2 * max_side * max_side):
+                raise ImageLoadError(
+                    f"This image is too large to process: {stored_size[0]}×{stored_size[1]} px is "
+                    f"{decoded / 1e6:.0f} megapixels to decode, and this app decodes at most "
+                    f"{MAX_DECODED_PIXELS / 1e6:.0f} (JPEG photos of any size are fine). Shrink it to at most "
+                    f"{max_side} px on its longest side, or save it as JPEG, and try again."
+                )
+            orientation = _orientation(image)  # after the size check: PNG's EXIF read decodes the pixels
             image.load()
             upright = ImageOps.exif_transpose(image) if orientation != 1 else image
             rgb = _to_rgb(_cap(upright, max_side), notes)
+    except ImageLoadError:
+        raise
     except Image.DecompressionBombError as error:
         raise ImageLoadError(f"This image is too large to open safely ({error}).") from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:

@@ -88,8 +88,46 @@ def save_palette(palette: torch.Tensor, directory: str | Path, metadata: dict[st
 
 def load_palette(directory: str | Path) -> torch.Tensor:
     """The committed palette, float32 [K, 3] in [0, 1] (sha256-checked)."""
-    tensors, _ = load_tensors(directory, PALETTE_STEM)
+    return load_palette_and_digest(directory)[0]
+
+
+def load_palette_and_digest(directory: str | Path) -> tuple[torch.Tensor, str]:
+    """The committed palette and the sha256 of its file, which every net records."""
+    tensors, description = load_tensors(directory, PALETTE_STEM)
     palette = tensors.get("palette")
     if palette is None or palette.ndim != 2 or palette.shape[1] != 3:
         raise WeightsError(f"{Path(directory) / PALETTE_STEM}.safetensors holds no [K, 3] palette")
-    return palette.float()
+    return palette.float(), description["sha256"]
+
+
+def palette_record(palette: torch.Tensor, digest: str) -> dict[str, Any]:
+    """What a colour net's description records about the palette it was trained with."""
+    return {"palette": [[round(v, 6) for v in colour] for colour in palette.tolist()], "palette_sha256": digest}
+
+
+def same_palette(description: dict[str, Any], palette: torch.Tensor, digest: str | None = None) -> bool:
+    """Whether a net described by ``description`` was trained with ``palette`` (its outputs index it).
+
+    Compares the recorded colours (to 1e-5; descriptions round them to 6 decimals), else the
+    recorded sha256 of the palette file; a description recording neither is taken on trust.
+    """
+    recorded = description.get("palette")
+    if recorded is not None:
+        try:
+            values = torch.tensor(recorded, dtype=torch.float32)
+        except (TypeError, ValueError):
+            return False
+        return values.shape == palette.shape and bool(torch.allclose(values, palette.float().cpu(), atol=1e-5))
+    if description.get("palette_sha256") and digest:
+        return description["palette_sha256"] == digest
+    return True
+
+
+def check_palette(name: str, description: dict[str, Any], palette: torch.Tensor, digest: str | None = None,
+                  hint: str = "python train_all.py --only colour") -> None:
+    """Raise WeightsError when net ``name`` was trained with another palette than ``palette``."""
+    if not same_palette(description, palette, digest):
+        raise WeightsError(
+            f"{name} was trained with another palette than {PALETTE_STEM}.safetensors (a training run was "
+            f"interrupted or trained only some nets); regenerate them together with `{hint}`"
+        )

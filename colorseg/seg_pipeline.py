@@ -398,19 +398,24 @@ def save_segmentation(
     weights_dir: Path, body: torch.nn.Module, body_dtype, body_metadata: dict,
     heads: dict[str, dict[str, torch.nn.Module]], head_metadata: dict[tuple[str, str], dict],
 ) -> None:
-    """Write the body, then every head tied to it by the body's sha256."""
-    body_path = weights_io.save_module(
-        body, weights_dir, weights_io.SEG_BODY_STEM, architecture="DeepLabV3Body",
-        constructor={"backbone": body_metadata.get("backbone", DEFAULT_BACKBONE)}, metadata=body_metadata, dtype=body_dtype,
-    )
-    body_sha256 = weights_io.sha256_of(body_path)
-    for (task, loss), metadata in head_metadata.items():
-        weights_io.save_module(
-            heads[task][loss], weights_dir, weights_io.seg_head_stem(task, loss), architecture="DeepLabV3Head",
-            constructor={}, metadata={**metadata, "body_sha256": body_sha256},
+    """Write the body and every head, tied to it by the body's sha256, as one set: a kill at
+    any instant leaves either the previous body and heads or the new ones."""
+    with weights_io.WeightSet(weights_dir) as weight_set:
+        weight_set.save_module(
+            body, weights_io.SEG_BODY_STEM, architecture="DeepLabV3Body",
+            constructor={"backbone": body_metadata.get("backbone", DEFAULT_BACKBONE)}, metadata=body_metadata,
+            dtype=body_dtype,
         )
-    # Heads of tasks this run did not train belong to the previous body: remove them.
+        body_sha256 = weight_set.digest(weights_io.SEG_BODY_STEM)
+        for (task, loss), metadata in head_metadata.items():
+            weight_set.save_module(
+                heads[task][loss], weights_io.seg_head_stem(task, loss), architecture="DeepLabV3Head",
+                constructor={}, metadata={**metadata, "body_sha256": body_sha256},
+            )
+    # Heads of tasks this run did not train belong to the previous body (the new body's JSON
+    # lists its tasks, so they are never loaded): remove them.
+    kept = {weights_io.seg_head_stem(t, loss) for t, loss in head_metadata}
     for stale in Path(weights_dir).glob("seg_head_*.json"):
-        if stale.stem not in {weights_io.seg_head_stem(t, loss) for t, loss in head_metadata}:
+        if stale.stem not in kept:
             stale.with_suffix(".safetensors").unlink(missing_ok=True)
             stale.unlink()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -30,11 +33,12 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def handlers(weights, store):
+def handlers(weights, store, tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
         install_fake_segment_module(monkeypatch)  # only while loading: handlers keep the fake segmenter
         models = app.load_models(weights, device="cpu")
-    return app.Handlers(models, store)
+    # These tests call the handlers with files in pytest's own temporary folders.
+    return app.Handlers(models, store, app.ReadableFiles(folders=[tmp_path_factory.getbasetemp()]))
 
 
 def read(path: str) -> np.ndarray:
@@ -167,7 +171,7 @@ def test_segment_with_the_real_segmenter_and_random_weights(tmp_path):
     """The app against colorseg.segment itself (not the stand-in): loading and result types."""
     models = app.load_models(make_segmentation_weights(tmp_path), device="cpu")
     assert models.segment_problem is None and models.colour is None
-    overlay_ce, _, mask_ce, _, _, table, notes = app.Handlers(models, app.PictureStore(tmp_path)).segment(
+    overlay_ce, _, mask_ce, _, _, table, notes = app.Handlers(models, app.PictureStore(tmp_path), app.ReadableFiles(folders=[tmp_path])).segment(
         str(save_photo(tmp_path / "photo.png", 80, 60))
     )
     assert read(overlay_ce).shape == (60, 80, 3) and read(mask_ce).shape == (60, 80)
@@ -187,7 +191,7 @@ def test_app_starts_without_any_weights(monkeypatch, tmp_path):
     )
     assert "Colourization is unavailable" in markdown and "Segmentation is unavailable" in markdown
     assert markdown.count("python train_all.py") >= 2
-    handlers = app.Handlers(app.load_models(tmp_path), app.PictureStore(tmp_path / "pictures"))
+    handlers = app.Handlers(app.load_models(tmp_path), app.PictureStore(tmp_path / "pictures"), app.ReadableFiles(folders=[tmp_path]))
     photo_path = str(save_photo(tmp_path / "photo.png"))
     with pytest.raises(gr.Error, match="train_all.py"):
         handlers.colorize(photo_path)
@@ -202,7 +206,7 @@ def test_damaged_weights_disable_only_what_they_affect(monkeypatch, tmp_path):
     models = app.load_models(tmp_path)
     assert list(models.colour.nets) == ["PoolUpsampleNet", "ConvTransposeNet"]
     assert "damaged" in models.colour.problems["UNet"] and models.segmenter is not None
-    gallery, (_, after), *_ = app.Handlers(models, app.PictureStore(tmp_path)).colorize(
+    gallery, (_, after), *_ = app.Handlers(models, app.PictureStore(tmp_path), app.ReadableFiles(folders=[tmp_path])).colorize(
         str(save_photo(tmp_path / "p.png"))
     )
     assert after == gallery[2][0], "the slider falls back to the best loaded net"
@@ -302,3 +306,55 @@ def test_weights_from_a_hub_repo_named_by_the_environment(monkeypatch, tmp_path)
     assert models.weights_dir == app.DEFAULT_WEIGHTS_DIR
     assert "Could not fetch weights from the Hub repo someone/colorseg-weights" in models.source
     assert "(network is unreachable)" in models.source
+
+
+# ---------------------------------------------------------------- no server internals
+
+
+def test_warnings_name_files_relative_to_the_weights_folder(monkeypatch, tmp_path):
+    install_fake_segment_module(monkeypatch)
+    weights = make_all_weights(tmp_path / "deep" / "server" / "weights")
+    (weights / f"{COLOUR_STEMS['UNet']}.safetensors").write_bytes(b"\x00" * 100)
+    demo = app.build_demo(weights)
+    shown = " ".join(
+        str(block.value) for block in demo.blocks.values() if isinstance(block, gr.Markdown) and block.value
+    )
+    assert "colour_UNet.safetensors" in shown and "Some networks are unavailable" in shown
+    assert str(tmp_path) not in shown and "/deep/server" not in shown
+    (weights / f"{PALETTE_STEM}.json").unlink()
+    models = app.load_models(weights)
+    assert "palette.json" in models.colour_problem and str(tmp_path) not in models.colour_problem
+    assert str(tmp_path) not in models.source
+
+
+def test_picture_store_deletes_old_pictures(tmp_path):
+    store = app.PictureStore(tmp_path / "pictures", max_age_s=60, sweep_every_s=0)
+    old = store.save(np.zeros((4, 4, 3), np.uint8))
+    past = time.time() - 120
+    os.utime(old, (past, past))
+    fresh = store.save(np.zeros((4, 4, 3), np.uint8))
+    assert not os.path.exists(old) and os.path.exists(fresh)
+
+
+def test_handlers_refuse_paths_outside_uploads_with_one_message(weights, store, tmp_path):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        install_fake_segment_module(monkeypatch)
+        models = app.load_models(weights, device="cpu")
+    handlers = app.Handlers(models, store)  # the app's own rule: gradio's upload folder and examples
+    existing = str(save_photo(tmp_path / "server_photo.png"))
+    messages = set()
+    for path in (existing, str(tmp_path / "missing.png"), "/etc/passwd"):
+        for call in (lambda p: handlers.colorize(p), lambda p: handlers.segment(p),
+                     lambda p: handlers.segment(str(app.EXAMPLES_DIR / "coffee_cup.jpg"), p)):
+            with pytest.raises(gr.Error) as caught:
+                call(path)
+            messages.add(caught.value.message)
+    assert messages == {app.REFUSED_PATH}
+
+
+def test_training_report_shows_no_server_paths(handlers):
+    _, _, report = app.weights_report(handlers.models)
+    if report is None:
+        pytest.skip("no training report in reports/")
+    text = str(report)
+    assert "/work/" not in text and str(app.REPO) not in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -72,3 +73,82 @@ def test_errors_reach_the_client_as_messages(client, tmp_path):
         client.predict(handle_file(str(junk)), api_name="/colorize")
     with pytest.raises(AppError, match="not an image"):
         client.predict(handle_file(str(junk)), api_name="/segment")
+
+
+# ---------------------------------------------------------------- only uploaded files are read
+
+FILE_META = {"_type": "gradio.FileData"}
+
+
+@pytest.fixture
+def server_files(tmp_path):
+    """A readable image on the server's own disk, outside gradio's folders, and a path that does not exist."""
+    secret = save_photo(tmp_path / "server_secret.png", 64, 48)
+    return {"existing": str(secret), "missing": str(tmp_path / "no_such_file.png"),
+            "url": "http://127.0.0.1:9/server_secret.png"}
+
+
+def _arguments(endpoint, position, upload, attack):
+    arguments = [upload, upload] if endpoint == "/segment" else [upload]
+    arguments[position] = attack
+    return arguments
+
+
+@pytest.mark.parametrize("endpoint,position", [("/colorize", 0), ("/segment", 0), ("/segment", 1)])
+def test_gradio_client_cannot_make_the_server_open_its_files(client, tmp_path, server_files, endpoint, position):
+    upload = handle_file(str(save_photo(tmp_path / "upload.png", 64, 48)))
+    messages = {}
+    for which, path in server_files.items():
+        with pytest.raises(AppError) as caught:
+            client.predict(*_arguments(endpoint, position, upload, {"path": path}), api_name=endpoint)
+        messages[which] = str(caught.value)
+    assert set(messages.values()) == {app.REFUSED_PATH}, "one refusal, the same whether the file exists or not"
+
+
+def _raw_call(base: str, endpoint: str, data: list) -> str:
+    """POST /gradio_api/call/<endpoint> as any HTTP client can, then read its event stream."""
+    if endpoint == "colorize":
+        data = [*data, ["UNet"], 64, "annealed mean", 0.38]  # the raw route wants every input
+    posted = httpx.post(f"{base}gradio_api/call/{endpoint}", json={"data": data}, timeout=30)
+    posted.raise_for_status()
+    return httpx.get(f"{base}gradio_api/call/{endpoint}/{posted.json()['event_id']}", timeout=120).text
+
+
+def _raw_upload(base: str, path) -> dict:
+    with open(path, "rb") as handle:
+        answer = httpx.post(f"{base}gradio_api/upload", files={"files": (path.name, handle, "image/png")}, timeout=30)
+    answer.raise_for_status()
+    return {"path": answer.json()[0], "meta": FILE_META}
+
+
+@pytest.mark.parametrize("endpoint,position", [("colorize", 0), ("segment", 0), ("segment", 1)])
+@pytest.mark.parametrize("with_meta", [False, True], ids=["plain-dict", "filedata-meta"])
+def test_raw_http_cannot_make_the_server_open_its_files(client, tmp_path, server_files, endpoint, position, with_meta):
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    upload = _raw_upload(base, save_photo(tmp_path / "upload.png", 64, 48))
+    answers = {}
+    for which, path in server_files.items():
+        attack = {"path": path, **({"meta": FILE_META} if with_meta else {})}
+        answers[which] = _raw_call(base, endpoint, _arguments("/" + endpoint, position, upload, attack))
+    for which, answer in answers.items():
+        assert "event: error" in answer and "event: complete" not in answer, f"{which}: {answer[:300]}"
+        assert "server_secret" not in answer and "no_such_file" not in answer and str(tmp_path) not in answer
+    assert answers["existing"] == answers["missing"], "the answer must not tell whether a path exists"
+    # A normal upload through the same route still works.
+    assert "event: complete" in _raw_call(base, endpoint, _arguments("/" + endpoint, position, upload, upload))
+
+
+def test_examples_and_their_thumbnails_still_work(client):
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    config = httpx.get(f"{base}config", timeout=30).json()
+    samples = [sample for component in config["components"] if component.get("type") == "dataset"
+               for row in component["props"]["samples"] for sample in row if isinstance(sample, dict)]
+    assert samples, "the app lists examples"
+    for sample in samples[:3]:
+        url = sample["url"] if sample["url"].startswith("http") else base + sample["url"].lstrip("/")
+        assert httpx.get(url, timeout=30).status_code == 200, "thumbnail served"
+    # Clicking an example sends gradio's cached copy; the example file itself is allowed too.
+    gallery, *_ = client.predict({"path": samples[0]["path"], "meta": FILE_META}, api_name="/colorize")
+    assert gallery[0]["caption"] == "Greyscale input"
+    gallery, *_ = client.predict({"path": str(app.EXAMPLES_DIR / "coffee_cup.jpg")}, api_name="/colorize")
+    assert gallery[0]["caption"] == "Greyscale input"

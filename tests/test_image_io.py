@@ -142,3 +142,41 @@ def test_mask_is_resized_to_the_photo_and_thresholded():
 def test_mask_of_another_shape_is_refused():
     with pytest.raises(ImageLoadError, match="shape"):
         load_mask(_png_bytes(Image.new("L", (10, 40))), size=(40, 10))
+
+
+def huge_png(width: int, height: int) -> bytes:
+    """A valid all-black RGB PNG declaring width x height, built row by row (a few hundred kB)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    compressor, row, parts = zlib.compressobj(9), b"\0" * (1 + 3 * width), []
+    for _ in range(height):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
+def test_a_small_file_declaring_a_huge_size_is_refused_before_decoding(monkeypatch):
+    from PIL import ImageFile
+
+    data = huge_png(13000, 13000)
+    assert len(data) < 2_000_000 and 13000 * 13000 < 2 * Image.MAX_IMAGE_PIXELS, "under PIL's refusal limit"
+
+    def no_decoding(self, *args, **kwargs):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(ImageLoadError, match=r"too large to process.*13000×13000.*4096 px"):
+        load_image(data)
+
+
+def test_a_huge_jpeg_is_still_decoded_reduced():
+    big = Image.new("RGB", (12000, 6000), (90, 90, 200))
+    buffer = io.BytesIO()
+    big.save(buffer, format="JPEG", quality=50)
+    loaded = load_image(buffer.getvalue())
+    assert max(loaded.rgb.shape) == 4096 and loaded.original_size == (12000, 6000)

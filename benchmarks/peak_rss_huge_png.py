@@ -1,0 +1,108 @@
+"""Server peak RSS when callers upload a small PNG that declares a huge size (issue 9, item 2).
+
+    python benchmarks/peak_rss_huge_png.py                    # this checkout's app.py, 1 then 4 at once
+    python benchmarks/peak_rss_huge_png.py --app-dir /tmp/old # another checkout (e.g. before the fix)
+
+Starts ``python app.py`` from ``--app-dir`` on a free loopback port (its committed weights),
+warms it with one normal /colorize request, resets the kernel's peak-RSS counter
+(/proc/PID/clear_refs), then sends the 13000x13000 all-black RGB PNG (about 0.5 MB, under
+PIL's refusal limit) to /colorize from N callers at once and reads VmHWM, the server's peak
+resident memory since the reset. Linux only. Prints one line per N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def huge_png(width: int, height: int) -> bytes:
+    """A valid all-black RGB PNG declaring width x height, built row by row."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    compressor, row, parts = zlib.compressobj(9), b"\0" * (1 + 3 * width), []
+    for _ in range(height):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
+def status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--app-dir", type=Path, default=REPO)
+    parser.add_argument("--callers", type=int, nargs="+", default=[1, 4])
+    args = parser.parse_args()
+    from gradio_client import Client, handle_file
+
+    with tempfile.TemporaryDirectory() as scratch:
+        png = Path(scratch) / "huge.png"
+        png.write_bytes(huge_png(13000, 13000))
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+               "GRADIO_TEMP_DIR": str(Path(scratch) / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
+        server = subprocess.Popen([sys.executable, "app.py"], cwd=args.app_dir, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            deadline = time.time() + 240
+            while True:
+                try:
+                    client = Client(url, verbose=False, analytics_enabled=False, download_files=False)
+                    break
+                except Exception:  # noqa: BLE001 - not up yet
+                    if time.time() > deadline or server.poll() is not None:
+                        raise SystemExit("the app did not start")
+                    time.sleep(1)
+            client.predict(handle_file(str(args.app_dir / "examples" / "coffee_cup.jpg")), api_name="/colorize")
+            print(f"app: {args.app_dir}; upload: {png.stat().st_size / 1e3:.0f} kB PNG declaring 13000x13000 RGB")
+            for callers in args.callers:
+                Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+                before = status_kb(server.pid, "VmRSS")
+                answers: list[str] = []
+
+                def call() -> None:
+                    try:
+                        client.predict(handle_file(str(png)), api_name="/colorize")
+                        answers.append("ok")
+                    except Exception as error:  # noqa: BLE001 - the refusal is the expected answer
+                        answers.append(str(error)[:100])
+
+                threads = [threading.Thread(target=call) for _ in range(callers)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                peak = status_kb(server.pid, "VmHWM")
+                print(f"{callers} caller(s) at once: server RSS {before / 1024:.0f} MB before, peak {peak / 1024:.0f} MB "
+                      f"(+{(peak - before) / 1024:.0f} MB); answers: {sorted(set(answers))}")
+        finally:
+            server.terminate()
+            server.wait(30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
