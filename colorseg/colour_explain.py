@@ -16,12 +16,12 @@ import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
 from colorseg.colorize import DEFAULT_TEMPERATURE, DEFAULT_WORKING_SIZE, chroma_offset, confidence_of, decode_offset, working_shape
 from colorseg.layer_stats import layer_modules, layer_table
+from colorseg.pictures import figure_to_array
 
 # One lookup table instead of calling the colormap per pixel: 256 levels are what uint8 shows.
 _VIRIDIS = (matplotlib.colormaps["viridis"](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
@@ -212,13 +212,6 @@ def pixel_distribution(
 
 def _to_uint8(rgb: torch.Tensor) -> np.ndarray:
     return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-
-
-def figure_to_array(figure: Figure) -> np.ndarray:
-    """Render a matplotlib figure with Agg (no display, no pyplot state) to uint8 [H, W, 3]."""
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
 
 
 def distribution_chart(dist: PixelDistribution, palette: torch.Tensor, width: float = 6.0, height: float = 2.4) -> np.ndarray:
