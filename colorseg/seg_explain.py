@@ -84,7 +84,7 @@ def curve_chart(
     axis.set_xlabel("probability threshold")
     axis.set_ylabel("IoU")
     axis.set_title("IoU by threshold (dotted: the assignment's IoU levels 0.5-0.95)", fontsize=9)
-    axis.legend(fontsize=8, loc="lower center")
+    axis.legend(fontsize=8, loc="best")
     figure.tight_layout()
     return figure_to_array(figure)
 
