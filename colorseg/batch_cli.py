@@ -62,7 +62,9 @@ def _output_dir(out_dir: Path) -> Path:
     return out_dir
 
 
-def process(files: list[Path], out_dir: Path, outputs: Callable[[str], list[str]], make: Maker, overwrite: bool) -> Outcome:
+def process(
+    files: list[Path], out_dir: Path, outputs: Callable[[str], list[str]], make: Maker, overwrite: bool
+) -> Outcome:
     """Run ``make`` on every readable file, writing the outputs it is due; never raises for one bad file."""
     outcome, stems = Outcome(), {}
     for path in tqdm(files, file=sys.stderr, unit="image", desc="images"):
@@ -112,7 +114,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _colorize_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m colorseg colorize", description="Colourize every image in a folder.")
+    parser = argparse.ArgumentParser(
+        prog="python -m colorseg colorize", description="Colourize every image in a folder."
+    )
     _common(parser)
     parser.add_argument("--nets", nargs="+", choices=COLOUR_MODEL_NAMES, default=list(COLOUR_MODEL_NAMES))
     parser.add_argument("--working-size", type=int, default=colourizing.DEFAULT_WORKING_SIZE,
@@ -163,7 +167,9 @@ def segment_main(argv: list[str]) -> int:
         files = _inputs(args.in_dir)
         segmenter = load_segmenter(args.weights_dir)
         if args.task not in segmenter.tasks:
-            raise UsageError(f"no heads for task {args.task!r} in {args.weights_dir}; it has: {', '.join(segmenter.tasks)}")
+            raise UsageError(
+                f"no heads for task {args.task!r} in {args.weights_dir}; it has: {', '.join(segmenter.tasks)}"
+            )
         out_dir = _output_dir(args.out_dir)
     except (UsageError, WeightsError) as error:
         print(f"error: {error}", file=sys.stderr)

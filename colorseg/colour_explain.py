@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from colorseg.colorize import DEFAULT_TEMPERATURE, DEFAULT_WORKING_SIZE, chroma_offset, confidence_of, decode_offset, working_shape
+from colorseg.colorize import (
+    DEFAULT_TEMPERATURE, DEFAULT_WORKING_SIZE, chroma_offset, confidence_of, decode_offset, working_shape,
+)
 from colorseg.layer_stats import layer_modules, layer_table
 from colorseg.pictures import figure_to_array
 
@@ -179,7 +181,12 @@ class PixelDistribution:
 
 @torch.inference_mode()
 def pixel_distribution(
-    model: nn.Module, grey: torch.Tensor, palette: torch.Tensor, y: int, x: int, temperature: float = DEFAULT_TEMPERATURE
+    model: nn.Module,
+    grey: torch.Tensor,
+    palette: torch.Tensor,
+    y: int,
+    x: int,
+    temperature: float = DEFAULT_TEMPERATURE,
 ) -> PixelDistribution:
     """The colour distribution at working-resolution pixel (y, x) of ``grey`` [1, 1, h, w]
     (see :func:`working_grey`); ``palette`` float [K, 3] in [0, 1].
@@ -214,7 +221,9 @@ def _to_uint8(rgb: torch.Tensor) -> np.ndarray:
     return (rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
 
 
-def distribution_chart(dist: PixelDistribution, palette: torch.Tensor, width: float = 6.0, height: float = 2.4) -> np.ndarray:
+def distribution_chart(
+    dist: PixelDistribution, palette: torch.Tensor, width: float = 6.0, height: float = 2.4
+) -> np.ndarray:
     """Bar chart of ``dist.probs``, each bar in its palette colour, the argmax bar outlined."""
     colours = palette.float().cpu().clamp(0, 1).numpy()
     figure = Figure(figsize=(width, height), dpi=100)

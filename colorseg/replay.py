@@ -36,7 +36,9 @@ def _as_tiles(images: np.ndarray, count: int) -> np.ndarray:
     if images.dtype == np.bool_ and images.ndim == 3:
         images = (images * np.uint8(255))[..., None]
     elif images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
-        raise ValueError(f"expected uint8 images [N, h, w, 3] or bool masks [N, h, w], got {images.dtype} {images.shape}")
+        raise ValueError(
+            f"expected uint8 images [N, h, w, 3] or bool masks [N, h, w], got {images.dtype} {images.shape}"
+        )
     if len(images) != count:
         raise ValueError(f"expected {count} images (one per name), got {len(images)}")
     return np.array(images)  # a copy: callers reuse their buffers between epochs

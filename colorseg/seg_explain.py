@@ -78,7 +78,8 @@ def curve_chart(
     for name, (thresholds, ious) in curves.items():
         best = int(np.argmax(ious))
         line = axis.plot(thresholds, ious, marker=".", label=f"{name} (best {ious[best]:.2f} at {thresholds[best]:g})")
-        axis.plot([thresholds[best]], [ious[best]], marker="o", markersize=8, fillstyle="none", color=line[0].get_color())
+        colour = line[0].get_color()
+        axis.plot([thresholds[best]], [ious[best]], marker="o", markersize=8, fillstyle="none", color=colour)
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1.02)
     axis.set_xlabel("probability threshold")

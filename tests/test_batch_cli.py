@@ -50,8 +50,8 @@ def _read(path: Path) -> np.ndarray:
 
 def test_colorize_folder(colour_weights, in_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["colorize", str(in_dir), str(out), "--weights-dir", str(colour_weights), "--nets", "UNet", "PoolUpsampleNet",
-            "--working-size", "32", "--decoding", "argmax"]
+    argv = ["colorize", str(in_dir), str(out), "--weights-dir", str(colour_weights),
+            "--nets", "UNet", "PoolUpsampleNet", "--working-size", "32", "--decoding", "argmax"]
     assert main(argv) == 1
     assert sorted(p.name for p in out.iterdir()) == [
         "small_PoolUpsampleNet.png", "small_UNet.png", "wide_PoolUpsampleNet.png", "wide_UNet.png",
@@ -99,7 +99,8 @@ def test_usage_errors_exit_2(colour_weights, in_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["colorize", str(in_dir), str(tmp_path / "out"), "--working-size", "8"])
     assert exit_info.value.code == 2
-    assert main(["colorize", str(tmp_path / "nowhere"), str(tmp_path / "out"), "--weights-dir", str(colour_weights)]) == 2
+    nowhere = ["colorize", str(tmp_path / "nowhere"), str(tmp_path / "out"), "--weights-dir", str(colour_weights)]
+    assert main(nowhere) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -47,7 +47,8 @@ def test_round_trip(tmp_path):
     assert files == ["run.json", "run_mask.png", "run_photo.png"], "one strip per key and the index, nothing else"
     assert Image.open(tmp_path / "run_mask.png").mode == "L"
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in tmp_path.iterdir())
-    assert json.loads(index_path.read_text())["keys"]["photo"] == {"file": "run_photo.png", "epochs": [1, 3], "channels": 3}
+    entry = json.loads(index_path.read_text())["keys"]["photo"]
+    assert entry == {"file": "run_photo.png", "epochs": [1, 3], "channels": 3}
 
 
 def test_bad_records_are_refused():
