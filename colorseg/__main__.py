@@ -1,5 +1,7 @@
 """``python -m colorseg <command> [arguments]``: one entry point for the project's commands.
 
+    python -m colorseg colorize IN_DIR OUT_DIR [--nets ...] [...]     # a folder of photos, each net
+    python -m colorseg segment IN_DIR OUT_DIR [--task ...] [...]      # masks and cutouts, both heads
     python -m colorseg deploy-space OWNER/NAME [--private] [--weights-repo OWNER/NAME] [--dry-run]
     python -m colorseg evaluate colour|segment DATA_DIR [...]    # = python -m colorseg.evaluate
     python -m colorseg train [...]                               # = python train_all.py (from a checkout)
@@ -16,6 +18,18 @@ from pathlib import Path
 from typing import Callable
 
 TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "train_all.py"
+
+
+def _colorize(argv: list[str]) -> int:
+    from colorseg.batch_cli import colorize_main
+
+    return colorize_main(argv)
+
+
+def _segment(argv: list[str]) -> int:
+    from colorseg.batch_cli import segment_main
+
+    return segment_main(argv)
 
 
 def _deploy_space(argv: list[str]) -> int:
@@ -48,6 +62,8 @@ def _train(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "colorize": (_colorize, "colourize every image in a folder (one PNG per net)"),
+    "segment": (_segment, "segment every image in a folder (mask and cutout per head)"),
     "deploy-space": (_deploy_space, "create or update the Hugging Face Space of the app"),
     "evaluate": (_evaluate, "score the weights on a data folder (python -m colorseg.evaluate)"),
     "train": (_train, "regenerate weights/ and reports/ (python train_all.py)"),

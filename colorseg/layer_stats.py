@@ -116,6 +116,12 @@ def _connections(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
     raise TypeError(f"no counting rule for layer type {type(module).__name__}")
 
 
+def layer_modules(model: nn.Module) -> list[nn.Module]:
+    """The modules that count as layers: leaf modules that are not activations. Shared with
+    colorseg.colour_explain so that its captured activations are exactly this table's rows."""
+    return [m for m in model.modules() if not any(m.children()) and not isinstance(m, _NOT_LAYERS)]
+
+
 def layer_table(model: nn.Module, height: int, width: int, in_channels: int | None = None) -> LayerTable:
     """Run ``model`` on one zero image [1, C, height, width] and count every layer (A.3).
 
@@ -141,8 +147,7 @@ def layer_table(model: nn.Module, height: int, width: int, in_channels: int | No
             )
         )
 
-    leaves = [m for m in model.modules() if not any(m.children()) and not isinstance(m, _NOT_LAYERS)]
-    handles = [leaf.register_forward_hook(record) for leaf in leaves]
+    handles = [leaf.register_forward_hook(record) for leaf in layer_modules(model)]
     was_training = model.training
     try:
         model.eval()  # BatchNorm must not update running statistics for a counting pass
