@@ -26,11 +26,12 @@ from pathlib import Path
 
 import torch
 
-from colorseg import colour_pipeline, seg_pipeline
-from colorseg.cifar import DataError
-from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, WeightsError, atomic_write_json, library_versions
+from colorseg.colour import pipeline as colour_pipeline
+from colorseg.errors import DataError, WeightsError
+from colorseg.paths import DEFAULT_REPORTS_DIR, DEFAULT_WEIGHTS_DIR, REPO_ROOT
+from colorseg.segmentation import pipeline as seg_pipeline
+from colorseg.weights_io import atomic_write_json, library_versions
 
-REPO = Path(__file__).resolve().parent
 PARTS = ("colour", "segmentation")
 
 
@@ -44,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="where to write weights (default: weights/ for the default recipe, runs/<recipe>/weights otherwise)",
     )
-    parser.add_argument("--report-dir", type=Path, default=REPO / "reports", help="reports and curves (default: reports/)")
+    parser.add_argument("--report-dir", type=Path, default=DEFAULT_REPORTS_DIR, help="reports and curves (default: reports/)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="after training, upload weights/ to this Hub model repo")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     colour_pipeline.add_arguments(parser)
@@ -67,7 +68,7 @@ def resolve_weights_dir(args: argparse.Namespace) -> Path:
     if args.recipe == "default" and not args.batch_sweep:
         return DEFAULT_WEIGHTS_DIR
     # Experiments never overwrite the committed weights unless asked to.
-    return REPO / "runs" / args.recipe / "weights"
+    return REPO_ROOT / "runs" / args.recipe / "weights"
 
 
 def update_report(path: Path, sections: dict, header: dict) -> None:

@@ -35,10 +35,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from colorseg.cifar import load_horses, to_grey
-from colorseg.colour_models import COLOUR_MODEL_NAMES
-from colorseg.colour_train import build_optimizer, evaluate, get_recipe, train_one_epoch
-from colorseg.palette import fit_palette, label_images
+from colorseg.colour.data import load_horses, to_grey
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.palette import fit_palette, label_images
+from colorseg.colour.train import build_optimizer, evaluate, get_recipe, train_one_epoch
 from colorseg.registry import create_model
 
 

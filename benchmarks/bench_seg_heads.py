@@ -20,10 +20,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from colorseg import seg_data, seg_losses, seg_train  # noqa: E402
-from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body  # noqa: E402
-from colorseg.seg_pipeline import WEIZMANN_DIR  # noqa: E402
-from colorseg.segment import HEAD_NAMES  # noqa: E402
+from colorseg.segmentation import data as seg_data  # noqa: E402
+from colorseg.segmentation import losses as seg_losses  # noqa: E402
+from colorseg.segmentation import train as seg_train  # noqa: E402
+from colorseg.segmentation.inference import HEAD_NAMES  # noqa: E402
+from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body  # noqa: E402
+from colorseg.segmentation.pipeline import WEIZMANN_DIR  # noqa: E402
 
 ASSIGNMENT = seg_train.HEAD_RECIPES["assignment"]
 

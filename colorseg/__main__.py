@@ -14,10 +14,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from pathlib import Path
 from typing import Callable
 
-TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "train_all.py"
+from colorseg.paths import TRAIN_SCRIPT
 
 
 def _colorize(argv: list[str]) -> int:

@@ -56,13 +56,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from colorseg.errors import REGENERATE_HINT, WeightsError, regenerate_hint
+from colorseg.paths import DEFAULT_WEIGHTS_DIR  # noqa: F401  (app.py imports it from here until the app split)
 from colorseg.registry import create_model
 
 FORMAT_VERSION = 1
-REGENERATE_HINT = "python train_all.py"
 
-# Where the committed weights live and what each file is called (stem -> stem.safetensors + stem.json).
-DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+# What each weight file is called (stem -> stem.safetensors + stem.json).
 PALETTE_STEM = "palette"
 COLOUR_STEMS = {name: f"colour_{name}" for name in ("PoolUpsampleNet", "ConvTransposeNet", "UNet")}
 SEG_BODY_STEM = "seg_body"
@@ -73,10 +73,6 @@ SEG_LOSSES = ("cross_entropy", "soft_iou")
 
 def seg_head_stem(task: str, loss: str) -> str:
     return f"seg_head_{task}_{loss}"
-
-
-class WeightsError(RuntimeError):
-    """A weight file is missing, damaged or does not match its description."""
 
 
 def sha256_of(path: Path) -> str:
@@ -421,13 +417,13 @@ def read_description(directory: str | Path, stem: str) -> dict[str, Any]:
     recover(directory)
     path = _locate(directory, f"{stem}.json")
     if not path.is_file():
-        raise WeightsError(f"missing weight description {path}; regenerate it with `{REGENERATE_HINT}`")
+        raise WeightsError(f"missing weight description {path}; {regenerate_hint()}")
     try:
         description = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise WeightsError(f"damaged weight description {path} ({error}); regenerate it with `{REGENERATE_HINT}`") from None
+        raise WeightsError(f"damaged weight description {path} ({error}); {regenerate_hint()}") from None
     if not isinstance(description, dict) or "sha256" not in description:
-        raise WeightsError(f"{path} is not a colorseg weight description; regenerate it with `{REGENERATE_HINT}`")
+        raise WeightsError(f"{path} is not a colorseg weight description; {regenerate_hint()}")
     return description
 
 
@@ -438,17 +434,17 @@ def load_tensors(directory: str | Path, stem: str) -> tuple[dict[str, torch.Tens
     hint = description.get("regenerate", REGENERATE_HINT)
     weights_path = _locate(directory, description.get("weights_file", f"{stem}.safetensors"))
     if not weights_path.is_file():
-        raise WeightsError(f"missing weight file {weights_path}; regenerate it with `{hint}`")
+        raise WeightsError(f"missing weight file {weights_path}; {regenerate_hint(hint)}")
     digest = sha256_of(weights_path)
     if digest != description.get("sha256"):
         raise WeightsError(
             f"damaged weight file {weights_path}: sha256 {digest[:12]}... does not match "
-            f"its description; regenerate it with `{hint}`"
+            f"its description; {regenerate_hint(hint)}"
         )
     try:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise WeightsError(f"unreadable weight file {weights_path} ({error}); regenerate it with `{hint}`") from None
+        raise WeightsError(f"unreadable weight file {weights_path} ({error}); {regenerate_hint(hint)}") from None
     return tensors, description
 
 
@@ -463,7 +459,7 @@ def load_module(
     try:
         module = create_model(description["architecture"], **description.get("constructor", {}))
     except (KeyError, TypeError) as error:
-        raise WeightsError(f"{Path(directory) / stem}.json names an unbuildable model ({error}); regenerate it with `{hint}`") from None
+        raise WeightsError(f"{Path(directory) / stem}.json names an unbuildable model ({error}); {regenerate_hint(hint)}") from None
     reference = module.state_dict()
     try:
         tensors = {k: v.to(reference[k].dtype) if k in reference else v for k, v in tensors.items()}
@@ -471,6 +467,6 @@ def load_module(
     except RuntimeError as error:
         raise WeightsError(
             f"{Path(directory) / stem}.safetensors does not fit {description['architecture']} ({error}); "
-            f"regenerate it with `{hint}`"
+            f"{regenerate_hint(hint)}"
         ) from None
     return module.to(device).eval(), description

@@ -1,4 +1,4 @@
-"""colorseg.colorize: loading, working resolution, decoding, full-resolution chroma transfer."""
+"""colorseg.colour.inference: loading, working resolution, decoding, full-resolution chroma transfer."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from test_app_support import make_colour_weights, photo
+from support import make_colour_weights, photo
 
-from colorseg import colorize as c
-from colorseg.palette import save_palette
-from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM, WeightsError
+from colorseg.colour import inference as c
+from colorseg.colour.palette import save_palette
+from colorseg.errors import WeightsError
+from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM
 
 
 @pytest.fixture(scope="module")

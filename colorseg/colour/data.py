@@ -19,15 +19,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from colorseg.errors import DataError
+from colorseg.paths import IMAGE_SUFFIXES
+
 HORSE_LABEL = 7
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR_MD5 = "c58f30108f718f92721af3b95e74349a"
 BATCHES_DIR = "cifar-10-batches-py"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-
-
-class DataError(RuntimeError):
-    """The data folder is missing, incomplete or not in a known layout."""
 
 
 @dataclass

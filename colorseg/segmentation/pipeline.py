@@ -16,7 +16,6 @@ Tasks: ``objects`` (the main object of any photo) trains on every source; ``flow
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,9 +24,15 @@ from typing import Any
 
 import torch
 
-from colorseg import seg_data, seg_losses, seg_train, weights_io
-from colorseg.cifar import DataError
-from colorseg.seg_models import (
+from colorseg import weights_io
+from colorseg.errors import DataError
+from colorseg.paths import data_root
+from colorseg.segmentation import data as seg_data
+from colorseg.segmentation import losses as seg_losses
+from colorseg.segmentation import oxford17
+from colorseg.segmentation import train as seg_train
+from colorseg.segmentation.inference import HEAD_NAMES, Segmenter, evaluate_samples
+from colorseg.segmentation.models import (
     BACKBONES,
     DEFAULT_BACKBONE,
     SOURCES,
@@ -36,9 +41,7 @@ from colorseg.seg_models import (
     SegmentationNet,
     build_body,
 )
-from colorseg.segment import HEAD_NAMES, Segmenter, evaluate_samples
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # Default sources, inside the data folder (``COLORSEG_DATA`` or ``data/`` in the checkout).
 DEFAULT_SOURCES = {"davis": "davis2016", "flowers": "oxford17flowers", "horses": "weizmann_horse_db"}
 TASK_SOURCES = ("flowers", "horses")  # sources that are also a task of their own
@@ -55,16 +58,12 @@ BODY_PLOT = "seg_body_curves.png"
 HEADS_PLOT = "seg_heads_curves.png"
 
 
-def data_root() -> Path:
-    return Path(os.environ.get("COLORSEG_DATA", REPO_ROOT / "data"))
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     body = seg_train.BodyRecipe()
     group = parser.add_argument_group("segmentation (Part D)")
     group.add_argument(
         "--seg-data", nargs="+", metavar="NAME=FOLDER",
-        help="segmentation sources, each a folder of photos + masks in any layout of colorseg.seg_data "
+        help="segmentation sources, each a folder of photos + masks in any layout of colorseg.segmentation.data "
         "(DAVIS, Oxford 17 Flowers, Weizmann, images/ + masks/); a bare FOLDER is named after itself "
         f"(default: {' '.join(f'{k}=$COLORSEG_DATA/{v}' for k, v in DEFAULT_SOURCES.items())}, those present; "
         "COLORSEG_DATA defaults to data/)",
@@ -176,7 +175,7 @@ def load_data(sources: list[seg_data.Source], size: int, device: torch.device, d
     train, val, val_samples, size_samples, description = {}, {}, {}, {}, {}
     for source in sources:
         if download:
-            seg_data.prepare_oxford17(source.root, download=True)
+            oxford17.prepare_oxford17(source.root, download=True)
         layout, pairs = seg_data.find_pairs(source.root)
         train[source.name] = seg_data.load_tensors(source.root, "train", size)
         val_samples[source.name] = seg_data.load_samples(source.root, "val")

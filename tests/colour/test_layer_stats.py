@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorseg.layer_stats import layer_table
+from colorseg.colour.layer_stats import layer_table
 from colorseg.registry import create_model
 
 

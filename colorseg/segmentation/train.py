@@ -14,9 +14,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from colorseg import seg_losses
-from colorseg.seg_data import Augmentation, SegmentationTensors, augment, balanced_epoch
-from colorseg.seg_models import DeepLabV3Head, SegmentationNet, head_logits, normalize
+from colorseg.segmentation import losses as seg_losses
+from colorseg.segmentation.augment import Augmentation, augment
+from colorseg.segmentation.data import SegmentationTensors, balanced_epoch
+from colorseg.segmentation.models import DeepLabV3Head, SegmentationNet, head_logits, normalize
 
 # prepare(inputs[idx], targets[idx]) -> (model input, target masks [B, H, W])
 Prepare = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorseg.colour_models import COLOUR_MODEL_NAMES
-from colorseg.palette import check_palette, load_palette_and_digest
-from colorseg.weights_io import COLOUR_STEMS, WeightsError, load_module
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.palette import check_palette, load_palette_and_digest
+from colorseg.errors import WeightsError
+from colorseg.weights_io import COLOUR_STEMS, load_module
 
 DECODINGS = ("annealed mean", "argmax")
 DEFAULT_DECODING = "annealed mean"

@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-from colorseg import seg_losses, seg_train
-from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body, normalize
-
+from colorseg.segmentation import losses as seg_losses
+from colorseg.segmentation import train as seg_train
+from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body, normalize
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -110,7 +110,7 @@ def test_train_one_epoch_and_evaluate_on_cached_features():
 
 
 def test_balanced_epochs_draw_equally_from_every_source():
-    from colorseg.seg_data import balanced_epoch
+    from colorseg.segmentation.data import balanced_epoch
 
     sources = torch.tensor([0] * 10 + [1] * 3 + [2] * 40)
     order = balanced_epoch(sources, 12, torch.Generator().manual_seed(0))
@@ -122,7 +122,8 @@ def test_balanced_epochs_draw_equally_from_every_source():
 
 
 def test_body_training_runs_and_leaves_fresh_statistics():
-    from colorseg.seg_data import Augmentation, SegmentationTensors
+    from colorseg.segmentation.augment import Augmentation
+    from colorseg.segmentation.data import SegmentationTensors
 
     torch.manual_seed(0)
     images, masks = _images_and_masks(6, 32)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from colorseg.colour_models import COLOUR_MODEL_NAMES
+from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.registry import create_model, list_models
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from colorseg.weights_io import PALETTE_STEM, WeightsError, load_tensors, save_tensors
+from colorseg.errors import WeightsError
+from colorseg.weights_io import PALETTE_STEM, load_tensors, save_tensors
 
 NUM_COLOURS = 24
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from colorseg import seg_losses
+from colorseg.segmentation import losses as seg_losses
 
 
 def _logits_for(masks: torch.Tensor, confidence: float = 20.0) -> torch.Tensor:

@@ -11,16 +11,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from colorseg.cifar import load_horses, to_grey
-from colorseg.colour_models import COLOUR_MODEL_NAMES
-from colorseg.colour_train import RECIPES, ColourRecipe, fit, get_recipe
-from colorseg.palette import NUM_COLOURS, check_palette, fit_palette, label_images, palette_record, same_palette
+from colorseg.colour.data import load_horses, to_grey
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.palette import NUM_COLOURS, check_palette, fit_palette, label_images, palette_record, same_palette
+from colorseg.colour.train import RECIPES, ColourRecipe, fit, get_recipe
+from colorseg.errors import WeightsError
+from colorseg.paths import data_root
 from colorseg.plots import plot_curves
 from colorseg.weights_io import (
     COLOUR_STEMS,
     PALETTE_STEM,
     WeightSet,
-    WeightsError,
     atomic_write_bytes,
     atomic_write_json,
     library_versions,
@@ -28,12 +29,16 @@ from colorseg.weights_io import (
     read_description,
 )
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10-images"
 SWEEP_BATCH_SIZES = (32, 64, 128, 256, 512)
 # Validation loss after 25 epochs reported for the original (DESIGN.md, Question B.5).
 ASSIGNMENT_SWEEP = {32: 1.09, 64: 1.14, 128: 1.21, 256: 1.29, 512: 1.43}
 REGENERATE = "python train_all.py --only colour"
+
+
+def default_cifar_dir() -> Path:
+    """``<data>/cifar10-images`` (an image-folder dump) when present, else ``<data>/cifar10``."""
+    images = data_root() / "cifar10-images"
+    return images if images.is_dir() else data_root() / "cifar10"
 
 
 def log(message: str) -> None:
@@ -45,9 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--colour-data",
         type=Path,
-        default=SHARED_CIFAR if SHARED_CIFAR.is_dir() else REPO / "data" / "cifar10",
+        default=default_cifar_dir(),
         help="cifar-10-batches-py/ (or its parent) or an image-folder dump {train,test}/horse/ "
-        "(default: ../shared/data/cifar10-images when present, else data/cifar10)",
+        "(default: $COLORSEG_DATA/cifar10-images when present, else $COLORSEG_DATA/cifar10; COLORSEG_DATA defaults to data/)",
     )
     group.add_argument("--download", action="store_true", help="download the official CIFAR-10 archive if missing")
     group.add_argument("--recipe", choices=sorted(RECIPES), default="default", help="training recipe (default: default)")

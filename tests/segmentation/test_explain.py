@@ -1,4 +1,4 @@
-"""colorseg.seg_explain: IoU by threshold (ignored pixels excluded), error colours, cutouts, PNGs."""
+"""colorseg.segmentation.explain: IoU by threshold (ignored pixels excluded), error colours, cutouts, PNGs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from colorseg import seg_explain as s
-from colorseg.seg_losses import IGNORE, SMOOTH, iou_per_image
+from colorseg.segmentation import explain as s
+from colorseg.segmentation.losses import IGNORE, SMOOTH, iou_per_image
 
 PROB = np.array(
     [[0.9, 0.8, 0.3, 0.1],

@@ -1,13 +1,12 @@
-import json
 
 import pytest
 import torch
-
-from colorseg.colour_train import RECIPES, colour_loss, distillation_loss, evaluate, fit, get_recipe, teacher_targets
-from colorseg.palette import fit_palette, label_images
-from colorseg.cifar import to_grey
-from colorseg.registry import create_model
 from conftest import synthetic_horses
+
+from colorseg.colour.data import to_grey
+from colorseg.colour.palette import fit_palette, label_images
+from colorseg.colour.train import RECIPES, colour_loss, distillation_loss, evaluate, fit, get_recipe, teacher_targets
+from colorseg.registry import create_model
 
 
 def tiny_data(count, seed, palette):

@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from colorseg.pictures import figure_to_array, save_png  # noqa: F401  (save_png: part of this module's API)
-from colorseg.seg_losses import foreground_and_valid, iou_per_image
+from colorseg.segmentation.losses import foreground_and_valid, iou_per_image
 
 DEFAULT_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 # The IoU levels the assignment's thresholded mIoU counts: an image scores a tenth for each

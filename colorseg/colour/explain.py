@@ -19,10 +19,15 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from colorseg.colorize import (
-    DEFAULT_TEMPERATURE, DEFAULT_WORKING_SIZE, chroma_offset, confidence_of, decode_offset, working_shape,
+from colorseg.colour.inference import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_WORKING_SIZE,
+    chroma_offset,
+    confidence_of,
+    decode_offset,
+    working_shape,
 )
-from colorseg.layer_stats import layer_modules, layer_table
+from colorseg.colour.layer_stats import layer_modules, layer_table
 from colorseg.pictures import figure_to_array
 
 # One lookup table instead of calling the colormap per pixel: 256 levels are what uint8 shows.
@@ -31,7 +36,7 @@ _VIRIDIS = (matplotlib.colormaps["viridis"](np.linspace(0, 1, 256))[:, :3] * 255
 
 @dataclass(frozen=True)
 class Activation:
-    name: str  # qualified module name, as in colorseg.layer_stats.layer_table
+    name: str  # qualified module name, as in colorseg.colour.layer_stats.layer_table
     kind: str  # e.g. "Conv2d 3×3, 1→32"
     tensor: torch.Tensor  # float32 [C, H, W], the layer's output for the image
     outputs: int  # Question A.3 counts, from the layer table row
@@ -148,7 +153,7 @@ def channel_grid(activation: torch.Tensor, max_channels: int = 32, cell: int = 4
 
 def working_grey(grey: np.ndarray, working_size: int = DEFAULT_WORKING_SIZE) -> torch.Tensor:
     """The net's input [1, 1, h, w] for a full-resolution grey float32 [H, W]: the same
-    antialiased resize as colorize.colourize, so a pixel explained here is one it coloured."""
+    antialiased resize as colour.inference.colourize, so a pixel explained here is one it coloured."""
     small_h, small_w = working_shape(*grey.shape, working_size)
     full = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32))[None, None]
     return F.interpolate(full, size=(small_h, small_w), mode="bilinear", antialias=True, align_corners=False)
@@ -191,7 +196,7 @@ def pixel_distribution(
     """The colour distribution at working-resolution pixel (y, x) of ``grey`` [1, 1, h, w]
     (see :func:`working_grey`); ``palette`` float [K, 3] in [0, 1].
 
-    Decoding goes through colorize's own functions so the numbers are the ones the result
+    Decoding goes through colour.inference's own functions so the numbers are the ones the result
     shows: colourize predicts chroma only, so the annealed-mean colour is this pixel's grey
     plus the mean chroma offset, as it appears (before upsampling) in the result.
     """
@@ -204,7 +209,7 @@ def pixel_distribution(
     palette = palette.float().cpu()
     count = len(palette)
     # decode_offset with the identity as "palette" returns its own softmax weights: the
-    # annealed distribution by exactly colorize's formula (temperature floor included).
+    # annealed distribution by exactly colour.inference's formula (temperature floor included).
     annealed = decode_offset(logits, torch.eye(count), "annealed mean", temperature)[0, :, 0, 0]
     offset = decode_offset(logits, chroma_offset(palette), "annealed mean", temperature)[0, :, 0, 0]
     mean_colour = (offset + grey[0, 0, y, x].float().cpu()).clamp(0, 1)

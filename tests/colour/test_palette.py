@@ -1,6 +1,6 @@
 import torch
 
-from colorseg.palette import fit_palette, label_images, load_palette, palette_to_image, save_palette
+from colorseg.colour.palette import fit_palette, label_images, load_palette, palette_to_image, save_palette
 
 
 def brute_force_labels(rgb: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:

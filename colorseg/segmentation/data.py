@@ -1,7 +1,7 @@
 """Photos with binary masks for segmentation, from five folder layouts, and mixtures of them.
 
 Masks are uint8 with 0 = background, 1 = foreground and IGNORE (255) = not labelled; the
-losses and metrics in seg_losses skip ignored pixels.
+losses and metrics in colorseg.segmentation.losses skip ignored pixels.
 
 1. Weizmann horses ``weizmann``: ``<root>/rgb/<name>.jpg`` + ``<root>/figure_ground/<name>.jpg``.
 2. Generic ``folder``: ``<root>/images/<name>.*`` + ``<root>/masks/<name>.*``.
@@ -18,12 +18,8 @@ losses and metrics in seg_losses skip ignored pixels.
    ``<root>/Annotations/480p/<sequence>/<frame>.png`` (0 / 255). A frame is named
    ``<sequence>/<frame>``; its group, which decides its split, is its sequence, because the
    frames of one sequence are near-duplicates.
-5. Official Oxford 17 Flowers ``oxford17``: ``<root>/jpg/image_XXXX.jpg``,
-   ``<root>/trimaps/image_XXXX.png`` and ``<root>/datasplits.mat``, extracted from the
-   official archives (downloaded from OXFORD17_URLS when asked and the network allows).
-   As in the assignment, a trimap pixel is foreground iff its colour is exactly
-   (128, 0, 0). Split: validation = ``val1``; training = ``trn1 + trn2 + trn3`` minus the
-   ``val1`` images that union contains (the assignment's sets overlap; colorseg keeps them apart).
+5. Official Oxford 17 Flowers ``oxford17`` (the assignment's Part D data): see
+   :mod:`colorseg.segmentation.oxford17` for its archives, trimaps and split.
 
 Split of layouts 1-4: an image is in validation when sha256(its group) taken as a number is
 below VAL_PERCENT % of the hash range (GROUP_VAL_PERCENT % for DAVIS, whose 16 sequences
@@ -39,7 +35,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,23 +43,21 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from colorseg.cifar import IMAGE_SUFFIXES, DataError
-from colorseg.seg_losses import IGNORE
+from colorseg.errors import DataError
+from colorseg.paths import IMAGE_SUFFIXES
+from colorseg.segmentation.losses import IGNORE
+from colorseg.segmentation.oxford17 import (
+    OXFORD17_FOREGROUND,
+    layout_archives_present,
+    oxford17_split_names,
+    prepare_oxford17,
+)
 
 VAL_PERCENT = 20
 GROUP_VAL_PERCENT = 25
 SPLITS = ("all", "train", "val")
 MAX_ASPECT_MISMATCH = 0.02
 
-OXFORD17_BASE = "https://www.robots.ox.ac.uk/~vgg/data/flowers/17/"
-OXFORD17_URLS = {
-    "images": OXFORD17_BASE + "17flowers.tgz",
-    "trimaps": OXFORD17_BASE + "trimaps.tgz",
-    "splits": OXFORD17_BASE + "datasplits.mat",
-}
-OXFORD17_FOREGROUND = (128, 0, 0)
-OXFORD17_TRAIN_KEYS = ("trn1", "trn2", "trn3")
-OXFORD17_VAL_KEY = "val1"
 FLOWER_LABEL = 1  # oxford17_labels: 1 flower, 0 unlabelled, 2-5 leaves/background/sky/stray
 UNLABELLED = 0
 
@@ -181,22 +174,6 @@ def find_pairs(root: str | Path) -> tuple[str, list[Pair]]:
     return layout, [Pair(name, photos[name], masks[name], name) for name in sorted(photos)]
 
 
-def _oxford17_split_names(root: Path) -> tuple[set[str], set[str]]:
-    from scipy.io import loadmat
-
-    try:
-        splits = loadmat(root / "datasplits.mat")
-    except (OSError, ValueError) as error:
-        raise DataError(f"cannot read {root / 'datasplits.mat'}: {error}") from None
-
-    def names(key: str) -> set[str]:
-        return {f"image_{int(index):04d}" for index in np.asarray(splits[key]).ravel()}
-
-    val = names(OXFORD17_VAL_KEY)
-    train = set().union(*(names(key) for key in OXFORD17_TRAIN_KEYS)) - val
-    return train, val
-
-
 def select_split(root: str | Path, split: str = "all") -> list[Pair]:
     """The pairs of one split ("all", "train" or "val") of ``root``."""
     if split not in SPLITS:
@@ -205,7 +182,7 @@ def select_split(root: str | Path, split: str = "all") -> list[Pair]:
     if split == "all":
         return pairs
     if layout == "oxford17":
-        train, val = _oxford17_split_names(Path(root))
+        train, val = oxford17_split_names(Path(root))
         wanted = val if split == "val" else train
         chosen = [pair for pair in pairs if pair.name in wanted]
     else:
@@ -347,113 +324,3 @@ def balanced_epoch(sources: torch.Tensor, per_source: int, generator: torch.Gene
         chosen.append(order[:per_source])
     everything = torch.cat(chosen)
     return everything[torch.randperm(len(everything), generator=generator)]
-
-
-# --- Oxford 17 Flowers -------------------------------------------------------------------
-
-
-def layout_archives_present(root: Path) -> bool:
-    return all((root / Path(url).name).is_file() for url in OXFORD17_URLS.values())
-
-
-def prepare_oxford17(root: str | Path, download: bool = False) -> Path:
-    """Make ``root`` hold jpg/, trimaps/ and datasplits.mat: extract the archives found in
-    ``root``, downloading them from the official addresses first when asked."""
-    from torchvision.datasets.utils import download_url, extract_archive
-
-    root = Path(root)
-    ready = (root / "jpg").is_dir() and (root / "trimaps").is_dir() and (root / "datasplits.mat").is_file()
-    if ready:
-        return root
-    for url in OXFORD17_URLS.values():
-        archive = root / Path(url).name
-        if not archive.is_file():
-            if not download:
-                raise DataError(
-                    f"{root} lacks {archive.name}; download the Oxford 17 Flowers files "
-                    f"({', '.join(OXFORD17_URLS.values())}) into it, or pass --seg-download"
-                )
-            print(f"downloading {url} into {root}", file=sys.stderr)
-            try:
-                download_url(url, str(root))
-            except Exception as error:  # network failures come in many types (URLError, OSError, HTTPError)
-                raise DataError(
-                    f"could not download {url} ({error}); without a network, point --seg-data at a "
-                    "local folder of photos and masks (rgb/ + figure_ground/ or images/ + masks/)"
-                ) from None
-        if archive.suffix == ".tgz":
-            extract_archive(str(archive), str(root))
-    return root
-
-
-# --- augmentation, one batch at a time ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Random geometry and colour applied to a whole batch with one grid_sample call."""
-
-    min_scale: float = 0.6  # side of the sampled window relative to the image (<1 zooms in)
-    max_scale: float = 1.2  # >1 zooms out; the border is black photo / background mask
-    max_aspect: float = 1.33  # window aspect ratio drawn log-uniformly in [1/a, a]
-    max_rotation_deg: float = 10.0
-    flip: bool = True
-    brightness: float = 0.25  # multiply by U[1-b, 1+b]
-    contrast: float = 0.25  # blend with the image mean by U[1-c, 1+c]
-    saturation: float = 0.25  # blend with the grey image by U[1-s, 1+s]
-
-
-def _uniform(n: int, low: float, high: float, generator: torch.Generator, device) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=generator, device=device)
-
-
-def augment(
-    images: torch.Tensor,
-    masks: torch.Tensor,
-    config: Augmentation,
-    generator: torch.Generator,
-    size: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 [B, 3, S, S], masks [B, S, S] (bool, or uint8 0/1/IGNORE) -> float
-    [B, 3, s, s] in 0..255, long [B, s, s] (0/1/IGNORE) with s = ``size`` (default S): the
-    random window is sampled straight at that size. Outside the photo (zoomed out) the
-    photo is black and the mask background.
-
-    Each sample gets its own affine map (scale, aspect, rotation, shift, flip) and colour
-    jitter, but all of it runs as batched tensor operations (``generator`` must live on
-    the tensors' device).
-    """
-    size = size or images.shape[-1]
-    n, device = images.shape[0], images.device
-    scale = _uniform(n, config.min_scale, config.max_scale, generator, device)
-    log_aspect = _uniform(n, -math.log(config.max_aspect), math.log(config.max_aspect), generator, device)
-    sx, sy = scale * torch.exp(log_aspect / 2), scale * torch.exp(-log_aspect / 2)
-    if config.flip:
-        sx = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -sx, sx)
-    angle = torch.deg2rad(_uniform(n, -config.max_rotation_deg, config.max_rotation_deg, generator, device))
-    # Shift the window anywhere it stays inside the image (or, zoomed out, anywhere it still
-    # covers the whole image): |t| <= |1 - s| in normalised coordinates.
-    tx = (1 - sx.abs()).abs() * _uniform(n, -1, 1, generator, device)
-    ty = (1 - sy.abs()).abs() * _uniform(n, -1, 1, generator, device)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    # theta maps output coordinates to input coordinates: R(angle) @ diag(sx, sy), then shift.
-    theta = torch.stack(
-        [torch.stack([cos * sx, -sin * sy, tx], dim=1), torch.stack([sin * sx, cos * sy, ty], dim=1)], dim=1
-    )
-    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
-    photo = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    # Foreground and ignore as two fractional channels, thresholded after resampling.
-    planes = torch.stack([masks == 1, masks == IGNORE] if masks.dtype != torch.bool else [masks, torch.zeros_like(masks)], 1)
-    sampled = F.grid_sample(planes.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-    shape = (n, 1, 1, 1)
-    grey = photo.mean(dim=1, keepdim=True)
-    saturation = _uniform(n, 1 - config.saturation, 1 + config.saturation, generator, device).view(shape)
-    photo = grey + saturation * (photo - grey)
-    contrast = _uniform(n, 1 - config.contrast, 1 + config.contrast, generator, device).view(shape)
-    mean = photo.mean(dim=(1, 2, 3), keepdim=True)
-    photo = mean + contrast * (photo - mean)
-    brightness = _uniform(n, 1 - config.brightness, 1 + config.brightness, generator, device).view(shape)
-    photo = (photo * brightness).clamp(0, 255)
-    target = (sampled[:, 0] > 0.5).long()
-    return photo, target.masked_fill(sampled[:, 1] > 0.5, IGNORE)

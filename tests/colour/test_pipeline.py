@@ -7,13 +7,13 @@ import sys
 
 import pytest
 import torch
+from conftest import REPO
 
 import train_all
-from colorseg import colour_pipeline
-from colorseg.colorize import load_colourizers
-from colorseg.palette import load_palette, load_palette_and_digest, save_palette
+from colorseg.colour import pipeline as colour_pipeline
+from colorseg.colour.inference import load_colourizers
+from colorseg.colour.palette import load_palette, load_palette_and_digest, save_palette
 from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM, load_module, read_description
-from conftest import REPO
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_evaluate_cli_explains_missing_weights(tmp_path, image_folder_dump):
 
 
 def test_batch_sweep_writes_table_and_plot(tmp_path, image_folder_dump, monkeypatch):
-    monkeypatch.setattr("colorseg.colour_pipeline.SWEEP_BATCH_SIZES", (10, 20))
+    monkeypatch.setattr("colorseg.colour.pipeline.SWEEP_BATCH_SIZES", (10, 20))
     reports = tmp_path / "reports"
     train_all.main(["--only", "colour", "--batch-sweep", "--colour-data", str(image_folder_dump), "--epochs", "1",
                     "--report-dir", str(reports), "--weights-dir", str(tmp_path / "w")])
@@ -78,7 +78,7 @@ def test_batch_sweep_writes_table_and_plot(tmp_path, image_folder_dump, monkeypa
 
 def test_push_to_hub_after_training(tmp_path, image_folder_dump, monkeypatch):
     import huggingface_hub
-    from test_hub import RecordingApi
+    from support import RecordingApi
 
     RecordingApi.instances.clear()
     monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)

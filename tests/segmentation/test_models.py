@@ -7,9 +7,9 @@ import torch
 from torch import nn
 from torchvision.models import segmentation as tv_seg
 
-from colorseg import registry, seg_models
-from colorseg.seg_models import HEAD_INDEX, AtrousConv2d, DeepLabV3Body, DeepLabV3Head, SegmentationNet
-
+from colorseg import registry
+from colorseg.segmentation import models as seg_models
+from colorseg.segmentation.models import HEAD_INDEX, AtrousConv2d, DeepLabV3Body, DeepLabV3Head, SegmentationNet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -75,7 +75,7 @@ def _describe(module: nn.Module) -> str:
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         kh, kw = module.kernel_size
         stride = f", stride {module.stride[0]}" if module.stride != (1, 1) else ""
-        # The base type: UNet's final conv is a Conv2d over a concatenation (colour_models).
+        # The base type: UNet's final conv is a Conv2d over a concatenation (colour.models).
         kind = "ConvTranspose2d" if isinstance(module, nn.ConvTranspose2d) else "Conv2d"
         return f"{kind} {kh}×{kw}{stride}, {module.in_channels}→{module.out_channels}"
     if isinstance(module, nn.MaxPool2d):
@@ -118,7 +118,7 @@ def _connections(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
 
 def layer_modules(model: nn.Module) -> list[nn.Module]:
     """The modules that count as layers: leaf modules that are not activations. Shared with
-    colorseg.colour_explain so that its captured activations are exactly this table's rows."""
+    colorseg.colour.explain so that its captured activations are exactly this table's rows."""
     return [m for m in model.modules() if not any(m.children()) and not isinstance(m, _NOT_LAYERS)]
 
 

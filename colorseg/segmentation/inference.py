@@ -6,7 +6,7 @@ heads' logits are upsampled straight from the feature grid to the input's height
 as DeepLabV3 itself upsamples to its input, so any size and aspect ratio works.
 
 The default ``working_size`` is the one training chose on its training photos (the body's
-``working_size``: 320 px for the committed body, trained at 224; see seg_pipeline.WORKING_SIZE_FACTORS).
+``working_size``: 320 px for the committed body, trained at 224; see colorseg.segmentation.pipeline.WORKING_SIZE_FACTORS).
 Keep it below 384 px: at 224 px the ASPP's rate-24 and rate-36 taps only ever read zero
 padding, so their off-centre weights never trained; from 384 px (24 feature cells) on they
 would start to contribute.
@@ -23,11 +23,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from colorseg import seg_losses
-from colorseg.seg_data import Sample, load_samples, resize_images
-from colorseg.seg_models import head_logits, normalize
+from colorseg.errors import WeightsError
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
+from colorseg.segmentation import losses as seg_losses
+from colorseg.segmentation.data import Sample, load_samples, resize_images
+from colorseg.segmentation.models import head_logits, normalize
 from colorseg.weights_io import (
-    DEFAULT_WEIGHTS_DIR, SEG_BODY_STEM, SEG_LOSSES, SEG_TASKS, WeightsError, load_module, seg_head_stem,
+    SEG_BODY_STEM,
+    SEG_LOSSES,
+    SEG_TASKS,
+    load_module,
+    seg_head_stem,
 )
 
 HEAD_NAMES = SEG_LOSSES  # ("cross_entropy", "soft_iou"): the two heads of every task
@@ -179,7 +185,7 @@ def evaluate_folder(
     device: str | torch.device = "cpu",
 ) -> dict[str, dict[str, float]]:
     """Score one task's two heads from ``weights_dir`` on ``data_dir`` (any layout of
-    colorseg.seg_data): ``{"cross_entropy": {"miou_thresholded", "iou", "pixel_accuracy"}, "soft_iou": {...}}``."""
+    colorseg.segmentation.data): ``{"cross_entropy": {"miou_thresholded", "iou", "pixel_accuracy"}, "soft_iou": {...}}``."""
     segmenter = load_segmenter(weights_dir, device)
     segmenter._check_task(task)
     return evaluate_samples(segmenter, load_samples(data_dir, split), (task,))[task]

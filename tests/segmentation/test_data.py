@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from colorseg import seg_data
-from colorseg.cifar import DataError
-from colorseg.seg_losses import IGNORE
 from seg_fixtures import make_davis, make_flower_labels
+from support import SHARED_DATA
 
-SHARED_WEIZMANN = Path(__file__).resolve().parents[2] / "shared" / "data" / "weizmann_horse_db"
+from colorseg.errors import DataError
+from colorseg.segmentation import augment as seg_augment
+from colorseg.segmentation import data as seg_data
+from colorseg.segmentation import oxford17
+from colorseg.segmentation.losses import IGNORE
+
+SHARED_WEIZMANN = SHARED_DATA / "weizmann_horse_db"
 
 
 def _photo(width: int, height: int, seed: int) -> Image.Image:
@@ -92,8 +95,8 @@ def test_resized_and_augmented_masks_keep_ignore_labels():
     small = seg_data.resize_masks(masks, (16, 16))
     assert (small[:, :, :2] == IGNORE).all() and (small[:, 5:11, 5:11] == 1).all() and (small[:, :, 3:] != IGNORE).all()
     images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
-    config = seg_data.Augmentation(min_scale=1, max_scale=1, max_aspect=1, max_rotation_deg=0, flip=False)
-    _, target = seg_data.augment(images, masks, config, torch.Generator().manual_seed(0))
+    config = seg_augment.Augmentation(min_scale=1, max_scale=1, max_aspect=1, max_rotation_deg=0, flip=False)
+    _, target = seg_augment.augment(images, masks, config, torch.Generator().manual_seed(0))
     assert torch.equal(target, masks.long())
 
 
@@ -156,31 +159,31 @@ def test_augmentation_moves_photo_and_mask_together():
     masks[:, 8:20, 4:26] = True
     masks[1::2, 20:28, 10:14] = True
     images = (masks[:, None].expand(-1, 3, -1, -1) * 255).to(torch.uint8)
-    config = seg_data.Augmentation(brightness=0.0, contrast=0.0, saturation=0.0)
-    photo, target = seg_data.augment(images, masks, config, generator)
+    config = seg_augment.Augmentation(brightness=0.0, contrast=0.0, saturation=0.0)
+    photo, target = seg_augment.augment(images, masks, config, generator)
     assert photo.shape == (8, 3, 32, 32) and photo.dtype == torch.float32
     assert target.shape == (8, 32, 32) and target.dtype == torch.long and set(target.unique().tolist()) <= {0, 1}
     agreement = ((photo[:, 0] > 127.5).long() == target).float().mean()
     assert agreement > 0.99
     assert not torch.equal(target.bool(), masks)  # something did move
-    again, _ = seg_data.augment(images, masks, config, torch.Generator().manual_seed(0))
+    again, _ = seg_augment.augment(images, masks, config, torch.Generator().manual_seed(0))
     assert torch.equal(photo, again)
 
 
 def test_augmentation_can_sample_at_a_smaller_size():
     images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
     masks = torch.rand(3, 32, 32) > 0.5
-    photo, target = seg_data.augment(images, masks, seg_data.Augmentation(), torch.Generator().manual_seed(0), 16)
+    photo, target = seg_augment.augment(images, masks, seg_augment.Augmentation(), torch.Generator().manual_seed(0), 16)
     assert photo.shape == (3, 3, 16, 16) and target.shape == (3, 16, 16)
 
 
 def test_augmentation_without_randomness_is_the_identity():
     images = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
     masks = torch.rand(2, 16, 16) > 0.5
-    config = seg_data.Augmentation(
+    config = seg_augment.Augmentation(
         min_scale=1, max_scale=1, max_aspect=1, max_rotation_deg=0, flip=False, brightness=0, contrast=0, saturation=0
     )
-    photo, target = seg_data.augment(images, masks, config, torch.Generator().manual_seed(0))
+    photo, target = seg_augment.augment(images, masks, config, torch.Generator().manual_seed(0))
     assert torch.allclose(photo, images.float(), atol=1e-3)
     assert torch.equal(target.bool(), masks)
 
@@ -228,9 +231,9 @@ def test_oxford17_download_extract_and_binary_trimaps(tmp_path, monkeypatch):
     root = tmp_path / "flowers"
     root.mkdir()
     with pytest.raises(DataError, match="17flowers.tgz"):
-        seg_data.prepare_oxford17(root, download=False)
-    seg_data.prepare_oxford17(root, download=True)
-    assert fetched == list(seg_data.OXFORD17_URLS.values())
+        oxford17.prepare_oxford17(root, download=False)
+    oxford17.prepare_oxford17(root, download=True)
+    assert fetched == list(oxford17.OXFORD17_URLS.values())
 
     layout, pairs = seg_data.find_pairs(root)
     assert layout == "oxford17"
@@ -256,7 +259,7 @@ def test_oxford17_download_failure_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr("torchvision.datasets.utils.download_url", offline)
     with pytest.raises(DataError, match="could not download .*17flowers.tgz"):
-        seg_data.prepare_oxford17(tmp_path, download=True)
+        oxford17.prepare_oxford17(tmp_path, download=True)
 
 
 @pytest.mark.skipif(not SHARED_WEIZMANN.is_dir(), reason="../shared/data/weizmann_horse_db is absent")

@@ -7,43 +7,23 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support import SHARED_DATA, save_tiny_segmentation_weights
 
-from colorseg import segment, weights_io
-from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, normalize
-from colorseg.weights_io import SEG_BODY_STEM, WeightsError, seg_head_stem
+from colorseg import weights_io
+from colorseg.errors import WeightsError
+from colorseg.segmentation import inference as segment
+from colorseg.segmentation.models import SegmentationNet, normalize
+from colorseg.weights_io import SEG_BODY_STEM, seg_head_stem
 
 SIZE = 64
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TASKS = ("objects", "horses")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _save_tiny_weights(directory: Path) -> tuple[DeepLabV3Body, dict]:
-    torch.manual_seed(0)
-    body = DeepLabV3Body()
-    # Move BatchNorm statistics off their defaults so that eval mode is not trivial.
-    body.train()
-    with torch.no_grad():
-        body(torch.randn(4, 3, SIZE, SIZE))
-    body.eval()
-    body.load_state_dict({k: v.half().to(v.dtype) for k, v in body.state_dict().items()})  # what float16 stores
-    path = weights_io.save_module(
-        body, directory, SEG_BODY_STEM, architecture="DeepLabV3Body",
-        constructor={"backbone": "mobilenet_v3_large"}, metadata={"image_size": SIZE, "tasks": list(TASKS)},
-        dtype=torch.float16,
-    )
-    heads = {}
-    for task in TASKS:
-        heads[task] = {}
-        for loss in segment.HEAD_NAMES:
-            heads[task][loss] = DeepLabV3Head().eval()
-            weights_io.save_module(
-                heads[task][loss], directory, seg_head_stem(task, loss), architecture="DeepLabV3Head", constructor={},
-                metadata={"body_sha256": weights_io.sha256_of(path), "task": task, "loss": loss},
-            )
-    return body, heads
+def _save_tiny_weights(directory: Path):
+    return save_tiny_segmentation_weights(directory, SIZE, TASKS)
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@
 import argparse
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-from colorseg import seg_pipeline, segment
-from colorseg.cifar import DataError
-from colorseg.weights_io import SEG_BODY_STEM, seg_head_stem
 from seg_fixtures import make_davis, make_flower_labels, make_weizmann
 
+from colorseg.errors import DataError
+from colorseg.segmentation import inference as segment
+from colorseg.segmentation import pipeline as seg_pipeline
+from colorseg.weights_io import SEG_BODY_STEM, seg_head_stem
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,4 +1,4 @@
-"""colorseg.colour_explain: activations match the A.3 table, one pixel's distribution matches
+"""colorseg.colour.explain: activations match the A.3 table, one pixel's distribution matches
 colourize, and transposed convolutions leave a measurable checkerboard."""
 
 from __future__ import annotations
@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_app_support import make_colour_weights
+from support import make_colour_weights
 
-from colorseg import colorize as c
-from colorseg import colour_explain as e
-from colorseg.colour_models import COLOUR_MODEL_NAMES
-from colorseg.layer_stats import layer_table
+from colorseg.colour import explain as e
+from colorseg.colour import inference as c
+from colorseg.colour.layer_stats import layer_table
+from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.registry import create_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

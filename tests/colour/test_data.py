@@ -1,9 +1,10 @@
 import pytest
 import torch
-
-from colorseg import cifar
-from colorseg.cifar import DataError, load_horses, to_grey
 from conftest import SHARED_DATA
+
+from colorseg.colour import data as cifar
+from colorseg.colour.data import load_horses, to_grey
+from colorseg.errors import DataError
 
 
 def test_image_folder_layout(image_folder_dump):
