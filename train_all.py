@@ -30,7 +30,7 @@ from colorseg.colour import pipeline as colour_pipeline
 from colorseg.errors import DataError, WeightsError
 from colorseg.paths import DEFAULT_REPORTS_DIR, DEFAULT_WEIGHTS_DIR, REPO_ROOT
 from colorseg.segmentation import pipeline as seg_pipeline
-from colorseg.weights_io import atomic_write_json, library_versions
+from colorseg.weights_io import atomic_write_json, library_versions, portable_argv
 
 PARTS = ("colour", "segmentation")
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, argv: list[str], log) -> int:
     # Recorded in every weight description and report: the command that regenerates them.
-    args.command = shlex.join(["python", "train_all.py", *argv])
+    args.command = shlex.join(["python", "train_all.py", *portable_argv(argv)])
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from colorseg.colour.data import load_horses, to_grey
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import fit_palette, label_images
-from colorseg.colour.train import build_optimizer, evaluate, get_recipe, train_one_epoch
+from colorseg.colour.train import build_optimizer, evaluate_colour_net, get_recipe, train_one_epoch
 from colorseg.registry import create_model
 
 
@@ -183,7 +183,7 @@ def main() -> None:
 
             def epoch(runner=runner, optimizer=optimizer, scheduler=scheduler, generator=generator) -> None:
                 train_one_epoch(runner, optimizer, scheduler, grey_t, cat_t, recipe, generator)
-                evaluate(runner, val_t, val_cat_t)
+                evaluate_colour_net(runner, val_t, val_cat_t)
 
             loops["compiled" if compiled else "colorseg"] = epoch
 

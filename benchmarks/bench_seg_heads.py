@@ -42,7 +42,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     if args.data is not None:
-        data = seg_data.load_tensors(args.data, "train", args.size)
+        data = seg_data.load_split_tensors(args.data, "train", args.size)
         images, masks = data.images[: args.images], data.masks[: args.images]
         source = str(args.data)
     else:

@@ -115,7 +115,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
 
 
-def _colorize_parser() -> argparse.ArgumentParser:
+def _colourize_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m colorseg colorize", description="Colourize every image in a folder."
     )
@@ -129,8 +129,8 @@ def _colorize_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def colorize_main(argv: list[str]) -> int:
-    parser = _colorize_parser()
+def colourize_main(argv: list[str]) -> int:
+    parser = _colourize_parser()
     args = parser.parse_args(argv)
     if not colourizing.MIN_WORKING_SIZE <= args.working_size <= colourizing.MAX_WORKING_SIZE:
         parser.error(f"--working-size must be {colourizing.MIN_WORKING_SIZE}-{colourizing.MAX_WORKING_SIZE}")

@@ -24,7 +24,7 @@ import torch
 
 from colorseg.colour.data import load_test_horses, to_grey
 from colorseg.colour.palette import check_palette, label_images, load_palette_and_digest
-from colorseg.colour.train import evaluate
+from colorseg.colour.train import evaluate_colour_net
 from colorseg.errors import DataError, WeightsError
 from colorseg.paths import DEFAULT_WEIGHTS_DIR
 from colorseg.weights_io import COLOUR_STEMS, load_module
@@ -44,7 +44,7 @@ def evaluate_colour(data_dir: Path, weights_dir: Path = DEFAULT_WEIGHTS_DIR, dev
             results[name] = {"error": str(error)}
             print(f"{name}: not scored: {error}", file=sys.stderr)
             continue
-        results[name] = evaluate(model, grey, labels)
+        results[name] = evaluate_colour_net(model, grey, labels)
         print(f"{name}: {results[name]}", file=sys.stderr)
     if all("error" in result for result in results.values()):
         raise WeightsError("no colour net could be loaded: " + "; ".join(r["error"] for r in results.values()))

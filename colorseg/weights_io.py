@@ -38,6 +38,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import sys
 import tempfile
@@ -56,15 +57,16 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.errors import REGENERATE_HINT, WeightsError, regenerate_hint
-from colorseg.paths import DEFAULT_WEIGHTS_DIR  # noqa: F401  (app.py imports it from here until the app split)
+from colorseg.paths import DEFAULT_WEIGHTS_DIR, REPO_ROOT  # noqa: F401  (app.py imports the folder from here until the app split)
 from colorseg.registry import create_model
 
 FORMAT_VERSION = 1
 
 # What each weight file is called (stem -> stem.safetensors + stem.json).
 PALETTE_STEM = "palette"
-COLOUR_STEMS = {name: f"colour_{name}" for name in ("PoolUpsampleNet", "ConvTransposeNet", "UNet")}
+COLOUR_STEMS = {name: f"colour_{name}" for name in COLOUR_MODEL_NAMES}
 SEG_BODY_STEM = "seg_body"
 # Segmentation: one body and, for each task, a head per loss of Part D (D.1 and D.2).
 SEG_TASKS = ("objects", "flowers", "horses")
@@ -88,6 +90,14 @@ def names_digest(names: list[str]) -> str:
     return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
 
 
+def tensors_digest(*tensors: torch.Tensor) -> str:
+    """sha256 of the tensors' bytes in order: identifies loaded data by content, not by path."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def library_versions() -> dict[str, str]:
     import numpy
     import torchvision
@@ -100,9 +110,25 @@ def library_versions() -> dict[str, str]:
     }
 
 
+def portable_argv(argv: list[str]) -> list[str]:
+    """``argv`` fit for committed JSON: absolute paths become repository-relative, or just
+    their last component when outside the checkout (``--flag=/a/b`` too). No machine path
+    is ever recorded."""
+
+    def portable(token: str) -> str:
+        flag, equals, value = token.rpartition("=") if token.startswith("--") else ("", "", token)
+        path = Path(value)
+        if path.is_absolute():
+            resolved = path.resolve()
+            value = str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else path.name
+        return f"{flag}{equals}{value}"
+
+    return [portable(token) for token in argv]
+
+
 def command_line() -> str:
-    """The command that is running now, to record how weights were made."""
-    return " ".join(["python", *sys.argv])
+    """The command that is running now, to record how weights were made (no machine paths)."""
+    return shlex.join(["python", *portable_argv(sys.argv)])
 
 
 STAGING_PREFIX = ".weightset-"

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from colorseg.errors import DataError
-from colorseg.paths import IMAGE_SUFFIXES
+from colorseg.paths import is_image_file
 
 HORSE_LABEL = 7
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -35,9 +35,11 @@ class HorseImages:
     source: str  # "cifar-10-batches-py" or "image-folder"
 
 
-def to_grey(rgb: torch.Tensor) -> torch.Tensor:
-    """The assignment's input: plain mean of R, G, B, scaled to [0, 1]. [B,3,H,W] -> [B,1,H,W]."""
-    return rgb.float().mean(dim=1, keepdim=True) / 255.0
+def to_grey(rgb: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
+    """The assignment's input, for training, evaluation and the app alike: the plain mean of
+    R, G, B scaled to [0, 1], float32. Channels on ``channel_dim``, kept as size 1:
+    uint8 [B, 3, H, W] -> [B, 1, H, W], or [H, W, 3] -> [H, W, 1] with -1."""
+    return rgb.float().mean(dim=channel_dim, keepdim=True) / 255.0
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +69,7 @@ def _load_batches(folder: Path, only: str | None = None) -> HorseImages:
 
 
 def _load_folder_split(folder: Path) -> torch.Tensor:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if is_image_file(p))
     if not files:
         raise DataError(f"no images in {folder}")
     images = []

@@ -2,7 +2,7 @@
 
 A forward pass of one input [1, C, H, W] with forward hooks on every leaf module gives
 each layer's real input and output shapes (skip connections and all), in execution
-order. Counting rules (DESIGN.md, Question A.3):
+order. Counting rules (the assignment's Question A.3; README.md gives the table):
 
 - outputs: the values a layer produces for one image;
 - weights: its parameters, biases and BatchNorm's two per-channel parameters included;

@@ -26,7 +26,7 @@ def _down_conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
 
 def _up_conv(c_in: int, c_out: int, kernel: int) -> nn.ConvTranspose2d:
     # out = 2(H - 1) - 2p + k + output_padding = 2H for p = (k - 1) // 2, op = k % 2:
-    # kernel 3 -> p 1, op 1; kernel 4 -> p 1, op 0; kernel 5 -> p 2, op 1 (DESIGN.md, B.4).
+    # kernel 3 -> p 1, op 1; kernel 4 -> p 1, op 0; kernel 5 -> p 2, op 1 (the assignment's Question B.4).
     return nn.ConvTranspose2d(
         c_in, c_out, kernel, stride=2, padding=(kernel - 1) // 2, output_padding=kernel % 2
     )
@@ -116,4 +116,8 @@ class UNet(nn.Module):
         return self.final(grey, x4)  # final(cat([grey, x4]))
 
 
+# The one list of the colour nets: the assignment's order (Parts A, B, C), which is also the order
+# of training (a teacher trains before its student), menus, reports and weight stems
+# (weights_io.COLOUR_STEMS); preference (best first, e.g. the app's default) is its reverse.
 COLOUR_MODEL_NAMES = ("PoolUpsampleNet", "ConvTransposeNet", "UNet")
+COLOUR_NET_PREFERENCE = tuple(reversed(COLOUR_MODEL_NAMES))

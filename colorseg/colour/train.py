@@ -172,7 +172,7 @@ def train_one_epoch(
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, grey: torch.Tensor, labels: torch.Tensor, batch_size: int = 100) -> dict[str, float]:
+def evaluate_colour_net(model: nn.Module, grey: torch.Tensor, labels: torch.Tensor, batch_size: int = 100) -> dict[str, float]:
     """Mean per-pixel cross-entropy and pixel accuracy (fraction of argmax == target).
 
     Batches of 100 keep a layer's activations in the CPU caches: scoring 1000 images took
@@ -241,7 +241,7 @@ def fit(
     for epoch in range(1, recipe.epochs + 1):
         started = time.perf_counter()
         train_loss = train_one_epoch(runner, optimizer, scheduler, *train, recipe, generator, soft_targets)
-        metrics = evaluate(runner, *val)
+        metrics = evaluate_colour_net(runner, *val)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from colorseg.errors import DataError
-from colorseg.paths import IMAGE_SUFFIXES
+from colorseg.paths import is_image_file
 from colorseg.segmentation.losses import IGNORE
 from colorseg.segmentation.oxford17 import (
     OXFORD17_FOREGROUND,
@@ -135,7 +135,7 @@ def detect_layout(root: Path) -> str:
 
 
 def _files_by_stem(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    return {p.stem: p for p in sorted(folder.iterdir()) if is_image_file(p)}
 
 
 def _davis_pairs(photo_dir: Path, mask_dir: Path) -> list[Pair]:
@@ -273,7 +273,7 @@ def samples_to_tensors(samples: list[Sample], size: int) -> SegmentationTensors:
     return SegmentationTensors(torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), [s.name for s in samples])
 
 
-def load_tensors(root: str | Path, split: str, size: int) -> SegmentationTensors:
+def load_split_tensors(root: str | Path, split: str, size: int) -> SegmentationTensors:
     """One split of ``root`` as square tensors, decoding one photo at a time (a DAVIS frame
     at full size is 1.2 MB; only its 224 px copy is kept)."""
     layout, _ = find_pairs(root)

@@ -12,11 +12,11 @@ import torch
 from matplotlib.figure import Figure
 
 from colorseg.pictures import figure_to_array, save_png  # noqa: F401  (save_png: part of this module's API)
-from colorseg.segmentation.losses import foreground_and_valid, iou_per_image
+from colorseg.segmentation.losses import MASK_THRESHOLD, foreground_and_valid, iou_per_image
 
 DEFAULT_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
 # The IoU levels the assignment's thresholded mIoU counts: an image scores a tenth for each
-# of 0.5, 0.55, ..., 0.95 its IoU exceeds (seg_losses.thresholded_iou).
+# of 0.5, 0.55, ..., 0.95 its IoU exceeds (losses.thresholded_iou).
 ASSIGNMENT_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
 
 # Fixed, so that a legend written once in the UI stays true: green = right, red = extra, blue = missed.
@@ -45,8 +45,8 @@ def iou_threshold_curve(
 ) -> tuple[np.ndarray, np.ndarray]:
     """IoU of the mask ``prob > t`` for every threshold t: (thresholds, float64 ious).
 
-    ``>`` as segment.predict thresholds at 0.5; IoU by seg_losses.iou_per_image (ignored
-    pixels excluded, SMOOTH included), so the 0.5 point is the app's reported IoU.
+    ``>`` as inference's predict thresholds at MASK_THRESHOLD; IoU by losses.iou_per_image (ignored
+    pixels excluded, SMOOTH included), so the MASK_THRESHOLD point is the app's reported IoU.
     """
     prob = np.asarray(prob, dtype=np.float32)
     target_tensor = _target_tensor(target)
@@ -68,13 +68,13 @@ def curve_chart(
 
     Dotted horizontal lines mark the IoU levels the assignment's thresholded mIoU counts,
     so one reads off how many tenths each head earns at each threshold; the dashed
-    vertical line is the 0.5 threshold the masks use.
+    vertical line is the MASK_THRESHOLD the masks use.
     """
     figure = Figure(figsize=(width, height), dpi=100)
     axis = figure.add_subplot()
     for level in assignment_thresholds:
         axis.axhline(level, color="0.75", linestyle=":", linewidth=0.8)
-    axis.axvline(0.5, color="0.4", linestyle="--", linewidth=0.8)
+    axis.axvline(MASK_THRESHOLD, color="0.4", linestyle="--", linewidth=0.8)
     for name, (thresholds, ious) in curves.items():
         best = int(np.argmax(ious))
         line = axis.plot(thresholds, ious, marker=".", label=f"{name} (best {ious[best]:.2f} at {thresholds[best]:g})")

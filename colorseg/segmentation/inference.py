@@ -45,7 +45,7 @@ DEFAULT_TASK = "objects"
 class SegmentationResult:
     prob_cross_entropy: np.ndarray  # float32 [H, W], foreground probability
     prob_soft_iou: np.ndarray  # float32 [H, W]
-    mask_cross_entropy: np.ndarray  # bool [H, W] (probability > 0.5, i.e. the argmax)
+    mask_cross_entropy: np.ndarray  # bool [H, W] (probability > MASK_THRESHOLD, i.e. the argmax)
     mask_soft_iou: np.ndarray  # bool [H, W]
 
 
@@ -118,8 +118,8 @@ class Segmenter:
         return SegmentationResult(
             prob_cross_entropy=probs["cross_entropy"],
             prob_soft_iou=probs["soft_iou"],
-            mask_cross_entropy=probs["cross_entropy"] > 0.5,
-            mask_soft_iou=probs["soft_iou"] > 0.5,
+            mask_cross_entropy=probs["cross_entropy"] > seg_losses.MASK_THRESHOLD,
+            mask_soft_iou=probs["soft_iou"] > seg_losses.MASK_THRESHOLD,
         )
 
 
@@ -169,7 +169,7 @@ def evaluate_samples(
         target = torch.from_numpy(np.array(sample.mask))[None].to(segmenter.device)
         for task, probs in segmenter.probabilities(sample.image, working_size, tasks).items():
             for loss, prob in probs.items():
-                for metric, value in seg_losses.per_image_metrics((prob > 0.5)[None], target).items():
+                for metric, value in seg_losses.per_image_metrics((prob > seg_losses.MASK_THRESHOLD)[None], target).items():
                     values[task][loss].setdefault(metric, []).append(value.item())
     return {
         task: {loss: {metric: math.fsum(v) / len(v) for metric, v in metrics.items()} for loss, metrics in by_loss.items()}

@@ -15,6 +15,9 @@ import torch.nn.functional as F
 SMOOTH = 1e-6
 # Mask value of pixels that are not labelled; ignored by every loss and metric.
 IGNORE = 255
+# A pixel is foreground when its probability is above this (for the cross-entropy head, the
+# argmax of its two classes). Masks, reported IoU and the app all use it.
+MASK_THRESHOLD = 0.5
 
 
 def foreground_and_valid(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,17 +66,9 @@ def iou_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def thresholded_iou(iou: torch.Tensor) -> torch.Tensor:
     """The assignment's score per image: the fraction of thresholds 0.5, 0.55, ..., 0.95 that
     the IoU exceeds, i.e. ceil(clamp(20 (IoU - 0.5), 0, 10)) / 10."""
-    return torch.clamp(20 * (iou - 0.5), 0, 10).ceil() / 10
+    return torch.clamp(20 * (iou - 0.5), 0, 10).ceil() / 10  # 0.5: the lowest threshold, not MASK_THRESHOLD
 
 
-def miou_thresholded(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """The assignment's "mIOU": thresholded IoU averaged over images."""
-    return thresholded_iou(iou_per_image(pred, target)).mean().item()
-
-
-def mean_iou(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """Plain foreground IoU averaged over images."""
-    return iou_per_image(pred, target).mean().item()
 
 
 def pixel_accuracy_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -81,11 +76,6 @@ def pixel_accuracy_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.
     foreground, valid = foreground_and_valid(target)
     correct = ((pred.bool() == foreground) & valid).sum(dim=(1, 2)).double()
     return correct / valid.sum(dim=(1, 2)).clamp(min=1)
-
-
-def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """Fraction of correctly labelled pixels, averaged over images."""
-    return pixel_accuracy_per_image(pred, target).mean().item()
 
 
 def per_image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -97,11 +87,6 @@ def per_image_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, tor
         "iou": iou,
         "pixel_accuracy": pixel_accuracy_per_image(pred, target),
     }
-
-
-def mask_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """The three reported metrics averaged over the images of a batch."""
-    return {name: values.mean().item() for name, values in per_image_metrics(pred, target).items()}
 
 
 def cross_entropy_plus_soft_iou_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -196,12 +196,3 @@ def pretrained_body(backbone: str = DEFAULT_BACKBONE) -> DeepLabV3Body:
     body.backbone.load_state_dict(full.backbone.state_dict())
     body.classifier.load_state_dict(nn.Sequential(*list(full.classifier.children())[:HEAD_INDEX]).state_dict())
     return body
-
-
-def build_body(backbone: str = DEFAULT_BACKBONE, source: str = "scratch") -> DeepLabV3Body:
-    """A randomly initialised body (``scratch``) or torchvision's COCO one (``pretrained``)."""
-    if source == "pretrained":
-        return pretrained_body(backbone)
-    if source == "scratch":
-        return DeepLabV3Body(backbone)
-    raise ValueError(f"unknown body source {source!r}; choose one of {', '.join(SOURCES)}")

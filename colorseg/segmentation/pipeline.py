@@ -39,7 +39,7 @@ from colorseg.segmentation.models import (
     DeepLabV3Body,
     DeepLabV3Head,
     SegmentationNet,
-    build_body,
+    pretrained_body,
 )
 
 # Default sources, inside the data folder (``COLORSEG_DATA`` or ``data/`` in the checkout).
@@ -177,7 +177,7 @@ def load_data(sources: list[seg_data.Source], size: int, device: torch.device, d
         if download:
             oxford17.prepare_oxford17(source.root, download=True)
         layout, pairs = seg_data.find_pairs(source.root)
-        train[source.name] = seg_data.load_tensors(source.root, "train", size)
+        train[source.name] = seg_data.load_split_tensors(source.root, "train", size)
         val_samples[source.name] = seg_data.load_samples(source.root, "val")
         val[source.name] = seg_data.samples_to_tensors(val_samples[source.name], size).to(device)
         train_pairs = seg_data.select_split(source.root, "train")
@@ -258,7 +258,7 @@ def get_body(
         kept = ("source", "backbone", "recipe", "history", "data", "command", "seed", "cpu_seconds", "wall_seconds", "metrics")
         return body, [], {key: description[key] for key in kept if key in description}
     if args.seg_source == "pretrained":
-        body = build_body(args.seg_backbone, "pretrained").to(device)
+        body = pretrained_body(args.seg_backbone).to(device)
         return body, [], {"source": "pretrained", "backbone": args.seg_backbone, "recipe": "torchvision COCO_WITH_VOC_LABELS_V1", "history": []}
     net = SegmentationNet(DeepLabV3Body(args.seg_backbone), DeepLabV3Head()).to(device)
     history = seg_train.train_body(

@@ -74,7 +74,7 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(
+def evaluate_segmentation(
     model: nn.Module,
     loss_fn: LossFn,
     inputs: torch.Tensor,
@@ -182,7 +182,7 @@ def evaluate_by_source(
     """Validation metrics of every source, keyed ``val_<source>_<metric>``."""
     row = {}
     for source, tensors in val.items():
-        metrics = evaluate(net, loss_fn, tensors.images, tensors.masks, batch_size=batch_size, prepare=plain_images)
+        metrics = evaluate_segmentation(net, loss_fn, tensors.images, tensors.masks, batch_size=batch_size, prepare=plain_images)
         row.update({f"val_{source}_{name}": value for name, value in metrics.items()})
     return row
 
@@ -300,7 +300,7 @@ def train_head(
             model, optimizer, loss_fn, train_features, train_masks, batch_size=recipe.batch_size, generator=generator
         )}
         if val_features is not None:
-            metrics = evaluate(model, loss_fn, val_features, val_masks, batch_size=recipe.batch_size)
+            metrics = evaluate_segmentation(model, loss_fn, val_features, val_masks, batch_size=recipe.batch_size)
             row.update({f"val_{name}": value for name, value in metrics.items()})
         history.append(row)
     return head.eval(), history

@@ -37,6 +37,9 @@ def test_train_all_writes_weights_descriptions_and_report(trained):
         assert "train_all.py" in description["command"] and description["versions"]["torch"]
         assert len(description["palette"]) == 24
         assert set(description["metrics"]) >= {"val_loss", "val_accuracy"}
+        # Data by name, layout, counts and content hash; no machine path anywhere.
+        assert description["data"]["folder"] == "cifar-images" and len(description["data"]["images_sha256"]) == 64
+        assert str(weights.parent) not in json.dumps(description)
     report = json.loads((reports / "training_report.json").read_text())
     assert set(report["colour_default"]["models"]) == set(COLOUR_STEMS)
     assert (reports / "colour_default_curves.png").stat().st_size > 0

@@ -5,7 +5,15 @@ from conftest import synthetic_horses
 
 from colorseg.colour.data import to_grey
 from colorseg.colour.palette import fit_palette, label_images
-from colorseg.colour.train import RECIPES, colour_loss, distillation_loss, evaluate, fit, get_recipe, teacher_targets
+from colorseg.colour.train import (
+    RECIPES,
+    colour_loss,
+    distillation_loss,
+    evaluate_colour_net,
+    fit,
+    get_recipe,
+    teacher_targets,
+)
 from colorseg.registry import create_model
 
 
@@ -63,7 +71,7 @@ def test_evaluate_counts_pixels_exactly():
             return logits
 
     labels = torch.tensor([[[1, 1], [0, 2]]])
-    metrics = evaluate(Constant(), torch.zeros(1, 1, 2, 2), labels)
+    metrics = evaluate_colour_net(Constant(), torch.zeros(1, 1, 2, 2), labels)
     assert metrics["accuracy"] == pytest.approx(0.5)
     expected = torch.nn.functional.cross_entropy(Constant()(torch.zeros(1, 1, 2, 2)), labels).item()
     assert metrics["loss"] == pytest.approx(expected)

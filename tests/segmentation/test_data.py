@@ -61,7 +61,7 @@ def test_flower_label_maps_mark_flowers_and_ignore_unlabelled(tmp_path):
     assert np.array_equal(sample.mask == 1, labels == 1)
     assert np.array_equal(sample.mask == IGNORE, labels == 0) and (labels == 0).any()
     assert np.array_equal(sample.mask == 0, labels == 3)
-    tensors = seg_data.load_tensors(root, "all", 16)
+    tensors = seg_data.load_split_tensors(root, "all", 16)
     assert set(tensors.masks.unique().tolist()) <= {0, 1, IGNORE}
 
 
@@ -145,7 +145,7 @@ def test_split_is_deterministic_disjoint_and_about_twenty_percent(tmp_path):
 
 def test_samples_to_tensors(tmp_path):
     _make_folder(tmp_path, "rgb", "figure_ground", ["h1", "h2", "h3"])
-    tensors = seg_data.load_tensors(tmp_path, "all", 16)
+    tensors = seg_data.load_split_tensors(tmp_path, "all", 16)
     assert tensors.images.shape == (3, 3, 16, 16) and tensors.images.dtype == torch.uint8
     assert tensors.masks.shape == (3, 16, 16) and tensors.masks.dtype == torch.uint8
     assert tensors.names == ["h1", "h2", "h3"]

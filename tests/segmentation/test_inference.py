@@ -138,7 +138,6 @@ def test_evaluate_folder_scores_both_heads_of_a_task(weights_dir, tmp_path):
     for metrics in scores.values():
         assert set(metrics) == {"miou_thresholded", "iou", "pixel_accuracy"}
         assert all(0 <= value <= 1 for value in metrics.values())
-    json.dumps(scores)
 
 
 COMMITTED_TASK_DATA = {"flowers": "oxford17flowers", "horses": "weizmann_horse_db", "objects": "davis2016"}

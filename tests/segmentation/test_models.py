@@ -93,7 +93,7 @@ def _fake_coco_state(monkeypatch) -> dict:
 
 def test_pretrained_body_loads_torchvision_coco_weights(monkeypatch):
     fake = _fake_coco_state(monkeypatch)
-    body = seg_models.build_body("mobilenet_v3_large", "pretrained")
+    body = seg_models.pretrained_body("mobilenet_v3_large")
     weights = seg_models.BACKBONES["mobilenet_v3_large"][1]
     assert fake["requested"] == [weights.url]
     for key, value in body.state_dict().items():
@@ -106,9 +106,4 @@ def test_pretrained_body_offline_suggests_scratch(monkeypatch):
 
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", offline)
     with pytest.raises(seg_models.PretrainedUnavailable, match="--seg-source scratch"):
-        seg_models.build_body("mobilenet_v3_large", "pretrained")
-
-
-def test_unknown_source_is_a_clear_error():
-    with pytest.raises(ValueError, match="scratch, pretrained"):
-        seg_models.build_body(source="imagenet")
+        seg_models.pretrained_body("mobilenet_v3_large")

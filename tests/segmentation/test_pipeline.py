@@ -52,7 +52,6 @@ def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     (weights_dir / "seg_head_cross_entropy.json").write_text("{}")  # a head of an older body
     report = seg_pipeline.run(args, weights_dir, report_dir, torch.device("cpu"))["segmentation"]
 
-    json.dumps(report)
     assert {name: d["train_images"] + d["val_images"] for name, d in report["data"].items()} == {
         "davis": 15, "flowers": 12, "horses": 12,
     }
