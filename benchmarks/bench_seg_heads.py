@@ -26,6 +26,7 @@ from colorseg.segmentation import train as seg_train  # noqa: E402
 from colorseg.segmentation.inference import HEAD_NAMES  # noqa: E402
 from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body  # noqa: E402
 from colorseg.segmentation.pipeline import WEIZMANN_DIR  # noqa: E402
+from colorseg.training import train_one_epoch  # noqa: E402
 
 ASSIGNMENT = seg_train.HEAD_RECIPES["assignment"]
 
@@ -65,7 +66,7 @@ def main() -> None:
     optimizer = torch.optim.Adam(freeze_body(net), lr=ASSIGNMENT.lr)
     generator = torch.Generator().manual_seed(0)
     for _ in range(ASSIGNMENT.epochs):
-        seg_train.train_one_epoch(
+        train_one_epoch(
             net, optimizer, seg_losses.cross_entropy_loss, images, masks,
             batch_size=ASSIGNMENT.batch_size, generator=generator, prepare=seg_train.plain_images,
         )

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorseg.registry import create_model
+from colorseg.training import LossFn, Prepare, build_optimizer, evaluate, train_one_epoch
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,42 @@ def _flip_half(
     return grey, labels, flip
 
 
-def train_one_epoch(
+def colour_batch(
+    recipe: ColourRecipe, generator: torch.Generator, soft_targets: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> Prepare:
+    """The colour nets' ``prepare`` for :func:`colorseg.training.train_one_epoch`: the recipe's
+    flips and, when distilling, the teacher's soft targets of exactly the (mirrored or not)
+    inputs; the loss target is then ``(labels, soft)``."""
+
+    def prepare(grey: torch.Tensor, labels: torch.Tensor, index: torch.Tensor):
+        flip = None
+        if recipe.hflip:
+            grey, labels, flip = _flip_half(grey, labels, generator)
+        if soft_targets is None:
+            return grey, labels
+        soft = soft_targets[0][index]
+        if flip is not None:
+            soft = torch.where(flip[:, None, None, None], soft_targets[1][index], soft)
+        return grey, (labels, soft.float())
+
+    return prepare
+
+
+def colour_objective(recipe: ColourRecipe) -> LossFn:
+    """The loss the recipe minimises: cross-entropy, or with a teacher the distillation mix,
+    reporting the plain cross-entropy against the labels either way."""
+    if recipe.teacher is None:
+        return colour_loss
+
+    def loss(logits: torch.Tensor, target: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        labels, soft = target
+        hard = colour_loss(logits, labels)
+        return distillation_loss(logits, labels, soft, recipe.distill_weight, hard), hard
+
+    return loss
+
+
+def train_colour_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
@@ -139,70 +175,40 @@ def train_one_epoch(
     generator: torch.Generator,
     soft_targets: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> float:
-    """One pass over (grey [N,1,H,W], labels [N,H,W]); returns the mean training loss against
-    the labels. ``soft_targets`` (from :func:`teacher_targets`) turns on distillation."""
-    model.train()
+    """One epoch of the shared loop over (grey [N,1,H,W], labels [N,H,W]) as the recipe says
+    (data order or shuffled, flips, distillation when ``soft_targets`` come from
+    :func:`teacher_targets`); returns the mean training cross-entropy against the labels."""
     order = torch.randperm(len(grey), generator=generator, device=generator.device) if recipe.shuffle else None
-    total, count = torch.zeros((), device=grey.device), 0
-    for start in range(0, len(grey), recipe.batch_size):
-        index = slice(start, start + recipe.batch_size) if order is None else order[start : start + recipe.batch_size]
-        x, y = grey[index], labels[index]
-        flip = None
-        if recipe.hflip:
-            x, y, flip = _flip_half(x, y, generator)
-        logits = model(x)
-        hard = colour_loss(logits, y)
-        if soft_targets is None:
-            loss = hard
-        else:
-            soft = soft_targets[0][index]
-            if flip is not None:
-                soft = torch.where(flip[:, None, None, None], soft_targets[1][index], soft)
-            soft = soft.float()
-            loss = distillation_loss(logits, y, soft, recipe.distill_weight, hard)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        # Accumulate on the device: a .item() per batch would force a sync on the GPU.
-        total += hard.detach() * len(x)
-        count += len(x)
-    return total.item() / count
+    return train_one_epoch(
+        model, optimizer, colour_objective(recipe) if soft_targets is not None else colour_loss, grey, labels,
+        batch_size=recipe.batch_size, order=order, prepare=colour_batch(recipe, generator, soft_targets),
+        scheduler=scheduler,
+    )
 
 
-@torch.inference_mode()
+def colour_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Summed per-pixel cross-entropy and count of pixels whose argmax is the target colour."""
+    return {"loss": colour_loss(logits, labels, reduction="sum").double(), "correct": (logits.argmax(dim=1) == labels).sum()}
+
+
 def evaluate_colour_net(model: nn.Module, grey: torch.Tensor, labels: torch.Tensor, batch_size: int = 100) -> dict[str, float]:
     """Mean per-pixel cross-entropy and pixel accuracy (fraction of argmax == target).
 
     Batches of 100 keep a layer's activations in the CPU caches: scoring 1000 images took
     half the time of batches of 500 on a 2-core CPU."""
-    model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=grey.device)
-    correct = torch.zeros((), dtype=torch.int64, device=grey.device)
-    for start in range(0, len(grey), batch_size):
-        x, y = grey[start : start + batch_size], labels[start : start + batch_size]
-        logits = model(x)
-        loss_sum += colour_loss(logits, y, reduction="sum").double()
-        correct += (logits.argmax(dim=1) == y).sum()
+    sums = evaluate(model, colour_metrics, grey, labels, batch_size=batch_size)
     pixels = labels.numel()
-    return {"loss": loss_sum.item() / pixels, "accuracy": correct.item() / pixels}
+    return {"loss": sums["loss"].item() / pixels, "accuracy": sums["correct"].item() / pixels}
 
 
-def build_optimizer(
+def build_colour_optimizer(
     model: nn.Module, recipe: ColourRecipe, steps_per_epoch: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-    if recipe.schedule == "constant":
-        # The assignment's Adam; weight decay only if a recipe asks for it.
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-        return optimizer, None
-    if recipe.schedule == "onecycle":
-        optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch
-        )
-        return optimizer, scheduler
-    raise ValueError(f"unknown schedule {recipe.schedule!r}; known: constant, onecycle")
+    """:func:`colorseg.training.build_optimizer` with the recipe's settings."""
+    return build_optimizer(
+        model.parameters(), recipe.lr, weight_decay=recipe.weight_decay, schedule=recipe.schedule,
+        epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
+    )
 
 
 def fit(
@@ -236,11 +242,11 @@ def fit(
     # Shares parameters with ``model``; a fixed-shape graph per batch shape, train and eval.
     runner = torch.compile(model, dynamic=False) if compile_model else model
     generator = torch.Generator(device=device).manual_seed(recipe.seed)
-    optimizer, scheduler = build_optimizer(model, recipe, math.ceil(len(train[0]) / recipe.batch_size))
+    optimizer, scheduler = build_colour_optimizer(model, recipe, math.ceil(len(train[0]) / recipe.batch_size))
     history = []
     for epoch in range(1, recipe.epochs + 1):
         started = time.perf_counter()
-        train_loss = train_one_epoch(runner, optimizer, scheduler, *train, recipe, generator, soft_targets)
+        train_loss = train_colour_epoch(runner, optimizer, scheduler, *train, recipe, generator, soft_targets)
         metrics = evaluate_colour_net(runner, *val)
         row = {
             "epoch": epoch,

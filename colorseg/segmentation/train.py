@@ -7,7 +7,6 @@ over samples.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -18,62 +17,25 @@ from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.augment import Augmentation, augment
 from colorseg.segmentation.data import SegmentationTensors, balanced_epoch
 from colorseg.segmentation.models import DeepLabV3Head, SegmentationNet, head_logits, normalize
-
-# prepare(inputs[idx], targets[idx]) -> (model input, target masks [B, H, W])
-Prepare = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from colorseg.training import LossFn, MetricFn, Prepare, batches, build_optimizer, evaluate, identity, train_one_epoch
 
 
-def plain_images(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def plain_images(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """No augmentation: uint8 images -> normalised floats."""
     return normalize(images), masks
 
 
-def identity(inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return inputs, targets
+def segmentation_metrics(loss_fn: LossFn) -> MetricFn:
+    """Sums over a batch of the loss (per image) and of the three per-image mask metrics."""
+
+    def metrics(logits: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        values = {name: value.sum() for name, value in seg_losses.per_image_metrics(seg_losses.predicted_masks(logits), masks).items()}
+        values["loss"] = loss_fn(logits, masks).double() * len(masks)
+        return values
+
+    return metrics
 
 
-def batches(
-    n: int, batch_size: int, generator: torch.Generator | None = None, order: torch.Tensor | None = None
-) -> Iterator[torch.Tensor]:
-    """Index tensors covering range(n): shuffled with ``generator``, in order without it;
-    or the given ``order`` (e.g. a balanced epoch of a mixture)."""
-    if order is None:
-        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-    yield from order.split(batch_size)
-
-
-def train_one_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: LossFn,
-    inputs: torch.Tensor,
-    targets: torch.Tensor,
-    *,
-    batch_size: int,
-    generator: torch.Generator,
-    prepare: Prepare = identity,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    order: torch.Tensor | None = None,
-) -> float:
-    """One shuffled pass over (inputs, targets), or over ``order``; returns the mean training loss."""
-    model.train()
-    total, count = 0.0, 0
-    for index in batches(len(inputs), batch_size, generator, order):
-        index = index.to(inputs.device)
-        x, y = prepare(inputs[index], targets[index])
-        loss = loss_fn(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        total += loss.item() * len(index)
-        count += len(index)
-    return total / count
-
-
-@torch.no_grad()
 def evaluate_segmentation(
     model: nn.Module,
     loss_fn: LossFn,
@@ -84,17 +46,8 @@ def evaluate_segmentation(
     prepare: Prepare = identity,
 ) -> dict[str, float]:
     """Mean loss and the three mask metrics (per image, averaged) in eval mode."""
-    model.eval()
-    sums: dict[str, float] = {}
-    for index in batches(len(inputs), batch_size):
-        index = index.to(inputs.device)
-        x, y = prepare(inputs[index], targets[index])
-        logits = model(x)
-        values = seg_losses.per_image_metrics(seg_losses.predicted_masks(logits), y)
-        values["loss"] = loss_fn(logits, y).double().expand(len(index))
-        for name, value in values.items():
-            sums[name] = sums.get(name, 0.0) + value.sum().item()
-    return {name: value / len(inputs) for name, value in sums.items()}
+    sums = evaluate(model, segmentation_metrics(loss_fn), inputs, targets, batch_size=batch_size, prepare=prepare)
+    return {name: value.item() / len(inputs) for name, value in sums.items()}
 
 
 # --- the body -----------------------------------------------------------------------------
@@ -199,17 +152,17 @@ def train_body(
     recomputed. Returns the per-epoch history (train loss; validation metrics of every
     source every ``eval_every`` epochs)."""
     loss_fn = seg_losses.LOSSES[recipe.loss]
-    optimizer = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     first_order = _epoch_order(train, recipe, torch.Generator().manual_seed(0))
     epoch_length = len(first_order) if first_order is not None else len(train.names)
     steps_per_epoch = -(-epoch_length // recipe.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.lr, epochs=recipe.epochs, steps_per_epoch=steps_per_epoch
+    optimizer, scheduler = build_optimizer(
+        net.parameters(), recipe.lr, weight_decay=recipe.weight_decay, schedule="onecycle",
+        epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
     )
     bn_images = train.images[bn_subset(train, recipe.bn_images_per_source).to(train.images.device)]
 
     def prepare_at(size: int) -> Prepare:
-        def prepare(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def prepare(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             photo, target = augment(images, masks, recipe.augmentation, augment_generator, size)
             return normalize(photo).contiguous(memory_format=torch.channels_last), target
 
@@ -293,7 +246,7 @@ def train_head(
     loss_fn = seg_losses.LOSSES[loss_name]
     head = DeepLabV3Head().to(train_features.device)
     model = CachedHead(head, tuple(train_masks.shape[-2:]))
-    optimizer = torch.optim.Adam(head.parameters(), lr=recipe.lr)
+    optimizer, _ = build_optimizer(head.parameters(), recipe.lr)  # the assignment's Adam
     history = []
     for epoch in range(1, recipe.epochs + 1):
         row = {"epoch": epoch, "train_loss": train_one_epoch(
