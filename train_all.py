@@ -8,7 +8,7 @@
 
 Uses CUDA when present (``--device`` to choose). Weights that belong together (the palette
 and the colour nets trained on it) are committed as one set once they have all finished
-training (colorseg.weights_io.WeightSet), so a run killed at any instant leaves every model at
+training (colorseg.weight_set.WeightSet), so a run killed at any instant leaves every model at
 its previous weights or at its new ones. Problems (missing data, a damaged teacher, Ctrl-C)
 end the run with one line on stderr and a non-zero status: 2 for data or weights, 130 for
 Ctrl-C, 1 otherwise; ``--debug`` shows the traceback instead.
@@ -27,10 +27,20 @@ from pathlib import Path
 import torch
 
 from colorseg.colour import pipeline as colour_pipeline
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.pipeline import ColourConfig
+from colorseg.colour.train import RECIPES
+from colorseg.config import RunConfig
 from colorseg.errors import DataError, WeightsError
+from colorseg.files import atomic_write_json
 from colorseg.paths import DEFAULT_REPORTS_DIR, DEFAULT_WEIGHTS_DIR, REPO_ROOT
+from colorseg.provenance import library_versions, portable_argv
 from colorseg.segmentation import pipeline as seg_pipeline
-from colorseg.weights_io import atomic_write_json, library_versions, portable_argv
+from colorseg.segmentation.losses import LOSSES
+from colorseg.segmentation.models import BACKBONES, DEFAULT_BACKBONE, SOURCES
+from colorseg.segmentation.pipeline import SegmentationConfig
+from colorseg.segmentation.sources import DEFAULT_SOURCES
+from colorseg.segmentation.train import HEAD_RECIPES, BodyRecipe
 
 PARTS = ("colour", "segmentation")
 
@@ -48,9 +58,118 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--report-dir", type=Path, default=DEFAULT_REPORTS_DIR, help="reports and curves (default: reports/)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="after training, upload weights/ to this Hub model repo")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    colour_pipeline.add_arguments(parser)
-    seg_pipeline.add_arguments(parser)
+    add_colour_arguments(parser)
+    add_segmentation_arguments(parser)
     return parser.parse_args(argv)
+
+
+def add_colour_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("colourization")
+    group.add_argument(
+        "--colour-data",
+        type=Path,
+        default=colour_pipeline.default_cifar_dir(),
+        help="cifar-10-batches-py/ (or its parent) or an image-folder dump {train,test}/horse/ "
+        "(default: $COLORSEG_DATA/cifar10-images when present, else $COLORSEG_DATA/cifar10; COLORSEG_DATA defaults to data/)",
+    )
+    group.add_argument("--download", action="store_true", help="download the official CIFAR-10 archive if missing")
+    group.add_argument("--recipe", choices=sorted(RECIPES), default="default", help="training recipe (default: default)")
+    group.add_argument("--colour-models", nargs="+", choices=COLOUR_MODEL_NAMES, default=list(COLOUR_MODEL_NAMES))
+    group.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    group.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    group.add_argument("--kernel", type=int, choices=(3, 4, 5), help="override the recipe's kernel size")
+    group.add_argument(
+        "--compile", action="store_true",
+        help="run the colour nets through torch.compile (needs a C++ compiler on CPU; see benchmarks/bench_colour_train.py)",
+    )
+    group.add_argument("--seed", type=int, help="override the recipe's seed (initialisation, order, flips)")
+    group.add_argument(
+        "--teacher", choices=[*COLOUR_MODEL_NAMES, "none"],
+        help="distil from this net (trained earlier in the run, else read from --weights-dir); none: no distillation",
+    )
+    group.add_argument("--distill-weight", type=float, help="weight of the teacher's soft targets in the loss (0-1)")
+    group.add_argument(
+        "--holdout",
+        type=int,
+        default=0,
+        help="validate on the last N training images instead of the test split (for choosing a recipe "
+        "without looking at the test set); final weights use 0",
+    )
+    group.add_argument("--batch-sweep", action="store_true", help="run Question B.5's batch-size sweep instead")
+    group.add_argument(
+        "--sweep-sizes", type=int, nargs="+", help="batch sizes of --batch-sweep (default: 32 64 128 256 512)"
+    )
+
+
+def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
+    body = BodyRecipe()
+    group = parser.add_argument_group("segmentation (Part D)")
+    group.add_argument(
+        "--seg-data", nargs="+", metavar="NAME=FOLDER",
+        help="segmentation sources, each a folder of photos + masks in any layout of colorseg.segmentation.data "
+        "(DAVIS, Oxford 17 Flowers, Weizmann, images/ + masks/); a bare FOLDER is named after itself "
+        f"(default: {' '.join(f'{k}=$COLORSEG_DATA/{v}' for k, v in DEFAULT_SOURCES.items())}, those present; "
+        "COLORSEG_DATA defaults to data/)",
+    )
+    group.add_argument(
+        "--seg-tasks", nargs="+", metavar="TASK=SOURCE,...",
+        help="heads to train and their sources (default: objects=<every source>, plus flowers and horses "
+        "when a source of that name is given)",
+    )
+    group.add_argument("--seg-download", action="store_true", help="download official Oxford 17 Flowers into a source folder if missing")
+    group.add_argument(
+        "--seg-source", choices=SOURCES, default="scratch",
+        help="body: train DeepLabV3 from scratch on the sources, or torchvision's COCO-pretrained one (needs a network)",
+    )
+    group.add_argument(
+        "--seg-body-from", type=Path, metavar="WEIGHTS_DIR",
+        help="reuse the frozen body in this weights folder and train only the heads",
+    )
+    group.add_argument("--seg-backbone", choices=sorted(BACKBONES), default=DEFAULT_BACKBONE)
+    group.add_argument("--seg-image-size", type=int, default=224, help="side of the square training images (px)")
+    group.add_argument("--seg-epochs", type=int, default=body.epochs, help="body epochs (scratch source)")
+    group.add_argument("--seg-batch-size", type=int, default=body.batch_size, help="body batch size (scratch source)")
+    group.add_argument(
+        "--seg-samples-per-source", type=int, default=body.samples_per_source,
+        help="images drawn from every source in each body epoch (0: every image once)",
+    )
+    group.add_argument(
+        "--seg-small-fraction", type=float, default=body.small_fraction,
+        help="fraction of the body epochs, at the start, trained on --seg-small-size px images (progressive resizing)",
+    )
+    group.add_argument("--seg-small-size", type=int, default=body.small_size)
+    group.add_argument("--seg-lr", type=float, default=body.lr, help="body peak learning rate (one-cycle AdamW)")
+    group.add_argument("--seg-body-loss", choices=sorted(LOSSES), default=body.loss)
+    group.add_argument("--seg-eval-every", type=int, default=body.eval_every, help="body epochs between validation scores")
+    group.add_argument(
+        "--seg-head-recipe", choices=sorted(HEAD_RECIPES), default="default",
+        help="head training: the assignment's (Adam lr 0.05, batch 128, 10 epochs) or colorseg's measured default",
+    )
+    group.add_argument("--seg-seed", type=int, default=0)
+    group.add_argument("--seg-threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+
+
+def colour_config(args: argparse.Namespace) -> ColourConfig:
+    return ColourConfig(
+        data=args.colour_data, download=args.download, recipe=args.recipe, models=tuple(args.colour_models),
+        epochs=args.epochs, batch_size=args.batch_size, kernel=args.kernel, seed=args.seed, teacher=args.teacher,
+        distill_weight=args.distill_weight, compile=args.compile, holdout=args.holdout, batch_sweep=args.batch_sweep,
+        sweep_sizes=tuple(args.sweep_sizes or colour_pipeline.SWEEP_BATCH_SIZES),
+    )
+
+
+def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
+    body = BodyRecipe(
+        epochs=args.seg_epochs, batch_size=args.seg_batch_size, lr=args.seg_lr, loss=args.seg_body_loss,
+        eval_every=args.seg_eval_every, small_size=args.seg_small_size, small_fraction=args.seg_small_fraction,
+        samples_per_source=args.seg_samples_per_source,
+    )
+    return SegmentationConfig(
+        data=tuple(args.seg_data or ()), tasks=tuple(args.seg_tasks or ()), download=args.seg_download,
+        source=args.seg_source, body_from=args.seg_body_from, backbone=args.seg_backbone,
+        image_size=args.seg_image_size, body=body, head_recipe=args.seg_head_recipe, seed=args.seg_seed,
+        threads=args.seg_threads,
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -123,12 +242,17 @@ def _run(args: argparse.Namespace, argv: list[str], log) -> int:
     args.report_dir.mkdir(parents=True, exist_ok=True)
     log(f"device {device}, {torch.get_num_threads()} CPU threads, weights -> {weights_dir}, reports -> {args.report_dir}")
 
+    run_config = RunConfig(weights_dir, args.report_dir, device, args.command)
+    parts = {
+        "colour": lambda: colour_pipeline.run(colour_config(args), run_config),
+        "segmentation": lambda: seg_pipeline.run(segmentation_config(args), run_config),
+    }
     sections, timings = {}, {}
-    for part, pipeline in (("colour", colour_pipeline), ("segmentation", seg_pipeline)):
+    for part, run_part in parts.items():
         if part not in args.only:
             continue
         started = time.perf_counter()
-        sections.update(pipeline.run(args, weights_dir, args.report_dir, device))
+        sections.update(run_part())
         timings[part] = round(time.perf_counter() - started, 1)
         log(f"{part} finished in {timings[part]:.0f}s")
 

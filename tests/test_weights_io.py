@@ -59,7 +59,7 @@ def test_interrupted_save_keeps_the_previous_weights(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("colorseg.weights_io.save_file", crash)
+    monkeypatch.setattr("colorseg.weight_set.save_file", crash)
     with pytest.raises(KeyboardInterrupt):
         save_tiny_unet(tmp_path)
     assert ((tmp_path / "net.safetensors").read_bytes(), (tmp_path / "net.json").read_text()) == before

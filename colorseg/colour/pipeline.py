@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -14,21 +13,14 @@ from tqdm import tqdm
 from colorseg.colour.data import load_horses, to_grey
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import NUM_COLOURS, check_palette, fit_palette, label_images, palette_record, same_palette
-from colorseg.colour.train import RECIPES, ColourRecipe, fit, get_recipe
+from colorseg.colour.train import ColourRecipe, fit, get_recipe
+from colorseg.config import RunConfig
 from colorseg.errors import WeightsError
+from colorseg.files import atomic_write_bytes, atomic_write_json
 from colorseg.paths import data_root
 from colorseg.plots import plot_curves
-from colorseg.weights_io import (
-    COLOUR_STEMS,
-    PALETTE_STEM,
-    WeightSet,
-    atomic_write_bytes,
-    atomic_write_json,
-    library_versions,
-    load_module,
-    read_description,
-    tensors_digest,
-)
+from colorseg.provenance import library_versions, tensors_digest
+from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM, WeightSet, load_module, read_description
 
 SWEEP_BATCH_SIZES = (32, 64, 128, 256, 512)
 # Validation loss after 25 epochs reported in the assignment's Question B.5.
@@ -46,50 +38,33 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("colourization")
-    group.add_argument(
-        "--colour-data",
-        type=Path,
-        default=default_cifar_dir(),
-        help="cifar-10-batches-py/ (or its parent) or an image-folder dump {train,test}/horse/ "
-        "(default: $COLORSEG_DATA/cifar10-images when present, else $COLORSEG_DATA/cifar10; COLORSEG_DATA defaults to data/)",
-    )
-    group.add_argument("--download", action="store_true", help="download the official CIFAR-10 archive if missing")
-    group.add_argument("--recipe", choices=sorted(RECIPES), default="default", help="training recipe (default: default)")
-    group.add_argument("--colour-models", nargs="+", choices=COLOUR_MODEL_NAMES, default=list(COLOUR_MODEL_NAMES))
-    group.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    group.add_argument("--batch-size", type=int, help="override the recipe's batch size")
-    group.add_argument("--kernel", type=int, choices=(3, 4, 5), help="override the recipe's kernel size")
-    group.add_argument(
-        "--compile", action="store_true",
-        help="run the colour nets through torch.compile (needs a C++ compiler on CPU; see benchmarks/bench_colour_train.py)",
-    )
-    group.add_argument("--seed", type=int, help="override the recipe's seed (initialisation, order, flips)")
-    group.add_argument(
-        "--teacher", choices=[*COLOUR_MODEL_NAMES, "none"],
-        help="distil from this net (trained earlier in the run, else read from --weights-dir); none: no distillation",
-    )
-    group.add_argument("--distill-weight", type=float, help="weight of the teacher's soft targets in the loss (0-1)")
-    group.add_argument(
-        "--holdout",
-        type=int,
-        default=0,
-        help="validate on the last N training images instead of the test split (for choosing a recipe "
-        "without looking at the test set); final weights use 0",
-    )
-    group.add_argument("--batch-sweep", action="store_true", help="run Question B.5's batch-size sweep instead")
-    group.add_argument(
-        "--sweep-sizes", type=int, nargs="+", default=list(SWEEP_BATCH_SIZES), help="batch sizes of --batch-sweep"
-    )
+@dataclass(frozen=True)
+class ColourConfig:
+    """Everything the colour part of a run is asked to do (train_all.py fills it from its flags)."""
+
+    data: Path = field(default_factory=default_cifar_dir)
+    download: bool = False
+    recipe: str = "default"
+    models: tuple[str, ...] = COLOUR_MODEL_NAMES
+    # Overrides of the recipe (None: the recipe's own value).
+    epochs: int | None = None
+    batch_size: int | None = None
+    kernel: int | None = None
+    seed: int | None = None
+    teacher: str | None = None  # a net's name, or "none" for no distillation
+    distill_weight: float | None = None
+    compile: bool = False
+    holdout: int = 0  # validate on the last N training images instead of the test split
+    batch_sweep: bool = False
+    sweep_sizes: tuple[int, ...] = SWEEP_BATCH_SIZES
 
 
-def _prepare(args: argparse.Namespace, device: torch.device) -> dict:
+def _prepare(config: ColourConfig, device: torch.device) -> dict:
     started = time.perf_counter()
-    horses = load_horses(args.colour_data, download=args.download)
+    horses = load_horses(config.data, download=config.download)
     train_rgb, val_rgb = horses.train, horses.test
-    if args.holdout:
-        train_rgb, val_rgb = horses.train[: -args.holdout], horses.train[-args.holdout :]
+    if config.holdout:
+        train_rgb, val_rgb = horses.train[: -config.holdout], horses.train[-config.holdout :]
     palette = fit_palette(train_rgb, NUM_COLOURS, seed=0)
     data = {
         "train": (to_grey(train_rgb).to(device), label_images(train_rgb, palette).to(device)),
@@ -97,12 +72,12 @@ def _prepare(args: argparse.Namespace, device: torch.device) -> dict:
         "palette": palette,
         "info": {
             # By name, layout, counts and a content hash: never a machine path.
-            "folder": Path(args.colour_data).resolve().name,
+            "folder": Path(config.data).resolve().name,
             "layout": horses.source,
             "images_sha256": tensors_digest(horses.train, horses.test),
             "train_images": len(train_rgb),
             "val_images": len(val_rgb),
-            "validation": f"last {args.holdout} training images" if args.holdout else "test split",
+            "validation": f"last {config.holdout} training images" if config.holdout else "test split",
         },
     }
     log(f"colour data: {data['info']} prepared in {time.perf_counter() - started:.1f}s")
@@ -128,19 +103,20 @@ def _train(
     return model, history, time.perf_counter() - started
 
 
-def _batch_sweep(args, data, device, report_dir: Path) -> dict:
+def _batch_sweep(config: ColourConfig, run_config: RunConfig, data: dict) -> dict:
+    device, report_dir = run_config.device, run_config.report_dir
     histories, rows = {}, []
-    for batch_size in args.sweep_sizes:
-        recipe = get_recipe("assignment", batch_size=batch_size, epochs=args.epochs, seed=args.seed)
+    for batch_size in config.sweep_sizes:
+        recipe = get_recipe("assignment", batch_size=batch_size, epochs=config.epochs, seed=config.seed)
         _, history, seconds = _train(
             "ConvTransposeNet", recipe, data, device, f"ConvTransposeNet batch {batch_size}",
-            compile_model=args.compile,
+            compile_model=config.compile,
         )
         histories[f"batch {batch_size}"] = history
         rows.append({"batch_size": batch_size, **_final(history), "seconds": round(seconds, 1)})
         log(f"batch {batch_size}: {rows[-1]}")
     plot_curves(histories, [("val_loss", "validation loss")], report_dir / "batch_sweep.png", "ConvTransposeNet, batch-size sweep")
-    report = {"command": args.command, "device": str(device), "data": data["info"], "epochs": recipe.epochs, "rows": rows}
+    report = {"command": run_config.command, "device": str(device), "data": data["info"], "epochs": recipe.epochs, "rows": rows}
     atomic_write_json(report_dir / "batch_sweep.json", report)
     table = ["| batch | val loss | val accuracy | assignment's val loss | seconds |", "|---:|---:|---:|---:|---:|"]
     for row in rows:
@@ -157,10 +133,10 @@ def _final(history: list[dict]) -> dict:
     return {"val_loss": round(last["val_loss"], 4), "val_accuracy": round(last["val_accuracy"], 4)}
 
 
-def _recipe(args: argparse.Namespace, name: str) -> ColourRecipe:
+def _recipe(config: ColourConfig, name: str) -> ColourRecipe:
     recipe = get_recipe(
-        args.recipe, name, epochs=args.epochs, batch_size=args.batch_size, kernel=args.kernel, seed=args.seed,
-        teacher=args.teacher, distill_weight=args.distill_weight,
+        config.recipe, name, epochs=config.epochs, batch_size=config.batch_size, kernel=config.kernel, seed=config.seed,
+        teacher=config.teacher, distill_weight=config.distill_weight,
     )
     # "--teacher UNet" distils the other nets from UNet; UNet itself trains on the labels.
     if recipe.teacher in ("none", name):
@@ -185,17 +161,18 @@ def _teacher(name: str, trained: dict, weights_dir: Path, palette: torch.Tensor,
     return model, {"architecture": name, "sha256": description.get("sha256"), "data": description.get("data")}
 
 
-def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: torch.device) -> dict:
+def run(config: ColourConfig, run_config: RunConfig) -> dict:
     """Train and save the colour part; returns the section of the training report."""
-    data = _prepare(args, device)
-    if args.batch_sweep:
-        return _batch_sweep(args, data, device, report_dir)
+    weights_dir, device = run_config.weights_dir, run_config.device
+    data = _prepare(config, device)
+    if config.batch_sweep:
+        return _batch_sweep(config, run_config, data)
 
     palette = data["palette"]
-    recipes = {name: _recipe(args, name) for name in args.colour_models}
+    recipes = {name: _recipe(config, name) for name in config.models}
     trained = {}
     # The palette and the nets trained on it are one weight set: nothing is written until every
-    # net of this run has trained, then all land at once (see weights_io.WeightSet). A run that
+    # net of this run has trained, then all land at once (see colorseg.weight_set). A run that
     # stops early, or is killed at any instant, leaves the previous palette and nets as they were.
     with WeightSet(weights_dir) as weight_set:
         weight_set.save_tensors(
@@ -205,19 +182,19 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
                 "what": "24-colour k-means palette of CIFAR-10 horse training pixels, RGB in [0, 1]",
                 "seed": 0,
                 "data": data["info"],
-                "command": args.command,
+                "command": run_config.command,
                 "regenerate": REGENERATE,
             },
         )
         record = palette_record(palette, weight_set.digest(PALETTE_STEM))
         # Teachers train before the nets distilled from them.
-        for name in sorted(args.colour_models, key=lambda name: recipes[name].teacher is not None):
+        for name in sorted(config.models, key=lambda name: recipes[name].teacher is not None):
             recipe = recipes[name]
             teacher, teacher_info = None, None
             if recipe.teacher is not None:
                 teacher, teacher_info = _teacher(recipe.teacher, trained, weights_dir, palette, device)
             model, history, seconds = _train(
-                name, recipe, data, device, f"{name} ({recipe.name})", teacher, args.compile
+                name, recipe, data, device, f"{name} ({recipe.name})", teacher, config.compile
             )
             trained[name] = model
             metrics = {**_final(history), "train_seconds": round(seconds, 1)}
@@ -235,7 +212,7 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
                     "metrics": metrics,
                     "history": history,
                     "device": str(device),
-                    "command": args.command,
+                    "command": run_config.command,
                     "regenerate": REGENERATE,
                     "versions": library_versions(),
                 },
@@ -243,7 +220,7 @@ def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: t
             log(f"{name}: {metrics} (committed with the palette once every net of this run has trained)")
         _warn_left_behind(weights_dir, palette, trained)
     log(f"committed the palette and {', '.join(trained)} to {weights_dir}")
-    return {f"colour_{args.recipe}": write_report(weights_dir, report_dir, args.recipe)}
+    return {f"colour_{config.recipe}": write_report(weights_dir, run_config.report_dir, config.recipe)}
 
 
 def _warn_left_behind(weights_dir: Path, palette: torch.Tensor, trained: dict) -> None:

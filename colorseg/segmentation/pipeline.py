@@ -15,37 +15,29 @@ Tasks: ``objects`` (the main object of any photo) trains on every source; ``flow
 
 from __future__ import annotations
 
-import argparse
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from colorseg import weights_io
-from colorseg.errors import DataError
-from colorseg.paths import data_root
+from colorseg.config import RunConfig
 from colorseg.segmentation import data as seg_data
-from colorseg.segmentation import losses as seg_losses
-from colorseg.segmentation import oxford17
+from colorseg.segmentation import outputs
 from colorseg.segmentation import train as seg_train
 from colorseg.segmentation.inference import HEAD_NAMES, Segmenter, evaluate_samples
 from colorseg.segmentation.models import (
-    BACKBONES,
     DEFAULT_BACKBONE,
-    SOURCES,
     DeepLabV3Body,
     DeepLabV3Head,
     SegmentationNet,
     pretrained_body,
 )
+from colorseg.segmentation.sources import SegmentationData, load_data, resolve_sources, resolve_tasks
 
-# Default sources, inside the data folder (``COLORSEG_DATA`` or ``data/`` in the checkout).
-DEFAULT_SOURCES = {"davis": "davis2016", "flowers": "oxford17flowers", "horses": "weizmann_horse_db"}
-TASK_SOURCES = ("flowers", "horses")  # sources that are also a task of their own
-ALL_SOURCES_TASK = "objects"
 REGENERATE = "python train_all.py --only segmentation"
 # Inference sizes tried, as multiples of the training size. Training sees random windows of
 # 0.6-1.2 times the image (0.9 on average) at the training size, so objects look larger than
@@ -53,101 +45,41 @@ REGENERATE = "python train_all.py --only segmentation"
 # Touvron et al. 2019). The largest, 10/7, keeps a 224 px body's map at 20 cells, below the
 # 24 at which the never-trained rate-24 ASPP taps would start to read real features.
 WORKING_SIZE_FACTORS = (1.0, 8 / 7, 9 / 7, 10 / 7)
-WORKING_SIZE_IMAGES_PER_SOURCE = 40  # training photos per source scored at each candidate size
-BODY_PLOT = "seg_body_curves.png"
-HEADS_PLOT = "seg_heads_curves.png"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    body = seg_train.BodyRecipe()
-    group = parser.add_argument_group("segmentation (Part D)")
-    group.add_argument(
-        "--seg-data", nargs="+", metavar="NAME=FOLDER",
-        help="segmentation sources, each a folder of photos + masks in any layout of colorseg.segmentation.data "
-        "(DAVIS, Oxford 17 Flowers, Weizmann, images/ + masks/); a bare FOLDER is named after itself "
-        f"(default: {' '.join(f'{k}=$COLORSEG_DATA/{v}' for k, v in DEFAULT_SOURCES.items())}, those present; "
-        "COLORSEG_DATA defaults to data/)",
-    )
-    group.add_argument(
-        "--seg-tasks", nargs="+", metavar="TASK=SOURCE,...",
-        help="heads to train and their sources (default: objects=<every source>, plus flowers and horses "
-        "when a source of that name is given)",
-    )
-    group.add_argument("--seg-download", action="store_true", help="download official Oxford 17 Flowers into a source folder if missing")
-    group.add_argument(
-        "--seg-source", choices=SOURCES, default="scratch",
-        help="body: train DeepLabV3 from scratch on the sources, or torchvision's COCO-pretrained one (needs a network)",
-    )
-    group.add_argument(
-        "--seg-body-from", type=Path, metavar="WEIGHTS_DIR",
-        help="reuse the frozen body in this weights folder and train only the heads",
-    )
-    group.add_argument("--seg-backbone", choices=sorted(BACKBONES), default=DEFAULT_BACKBONE)
-    group.add_argument("--seg-image-size", type=int, default=224, help="side of the square training images (px)")
-    group.add_argument("--seg-epochs", type=int, default=body.epochs, help="body epochs (scratch source)")
-    group.add_argument("--seg-batch-size", type=int, default=body.batch_size, help="body batch size (scratch source)")
-    group.add_argument(
-        "--seg-samples-per-source", type=int, default=body.samples_per_source,
-        help="images drawn from every source in each body epoch (0: every image once)",
-    )
-    group.add_argument(
-        "--seg-small-fraction", type=float, default=body.small_fraction,
-        help="fraction of the body epochs, at the start, trained on --seg-small-size px images (progressive resizing)",
-    )
-    group.add_argument("--seg-small-size", type=int, default=body.small_size)
-    group.add_argument("--seg-lr", type=float, default=body.lr, help="body peak learning rate (one-cycle AdamW)")
-    group.add_argument("--seg-body-loss", choices=sorted(seg_losses.LOSSES), default=body.loss)
-    group.add_argument("--seg-eval-every", type=int, default=body.eval_every, help="body epochs between validation scores")
-    group.add_argument(
-        "--seg-head-recipe", choices=sorted(seg_train.HEAD_RECIPES), default="default",
-        help="head training: the assignment's (Adam lr 0.05, batch 128, 10 epochs) or colorseg's measured default",
-    )
-    group.add_argument("--seg-seed", type=int, default=0)
-    group.add_argument("--seg-threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Everything the segmentation part of a run is asked to do (train_all.py fills it from its flags)."""
+
+    data: tuple[str, ...] = ()  # NAME=FOLDER sources (or bare folders); empty: DEFAULT_SOURCES present in data_root()
+    tasks: tuple[str, ...] = ()  # TASK=SOURCE,... specs; empty: objects=<every source> plus flowers / horses
+    download: bool = False  # download official Oxford 17 Flowers into a source folder if missing
+    source: str = "scratch"  # body: "scratch" (trained here) or "pretrained" (torchvision COCO)
+    body_from: Path | None = None  # reuse the frozen body of this weights folder; train heads only
+    backbone: str = DEFAULT_BACKBONE
+    image_size: int = 224
+    body: seg_train.BodyRecipe = field(default_factory=seg_train.BodyRecipe)
+    head_recipe: str = "default"
+    seed: int = 0
+    threads: int = 0  # CPU threads for torch (0: torch's default)
 
 
-def resolve_sources(specs: list[str] | None) -> list[seg_data.Source]:
-    """The named sources to train on: the given NAME=FOLDER specs, or the default folders present."""
-    if specs:
-        sources = [seg_data.Source.parse(s) if "=" in s else seg_data.Source(Path(s).name, Path(s)) for s in specs]
-    else:
-        root = data_root()
-        sources = [seg_data.Source(n, root / f) for n, f in DEFAULT_SOURCES.items() if (root / f).is_dir()]
-        if not sources:
-            raise DataError(
-                f"no segmentation data in {root}: pass --seg-data NAME=FOLDER (photos with binary masks) "
-                "or set COLORSEG_DATA to a folder holding davis2016/, oxford17flowers/ or weizmann_horse_db/"
-            )
-    names = [s.name for s in sources]
-    if len(set(names)) != len(names):
-        raise DataError(f"segmentation source names must differ: {' '.join(names)}")
-    return sources
+class StageTimer:
+    """CPU and wall seconds of each named stage: ``with timer("body"): ...``."""
 
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
 
-def resolve_tasks(specs: list[str] | None, sources: list[seg_data.Source]) -> dict[str, list[str]]:
-    """Task name -> names of the sources its heads train and are scored on."""
-    names = [s.name for s in sources]
-    if not specs:
-        tasks = {ALL_SOURCES_TASK: names}
-        tasks.update({name: [name] for name in names if name in TASK_SOURCES})
-        return tasks
-    tasks = {}
-    for spec in specs:
-        task, sep, listed = spec.partition("=")
-        chosen = [n for n in listed.split(",") if n]
-        unknown = sorted(set(chosen) - set(names))
-        if not sep or not task or not chosen or unknown:
-            raise DataError(f"--seg-tasks {spec!r}: expected TASK=SOURCE[,SOURCE...] with sources among {', '.join(names)}")
-        tasks[task] = chosen
-    return tasks
+    @contextmanager
+    def __call__(self, name: str):
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
+        yield
+        self.cpu[name] = round(time.process_time() - cpu_start, 1)
+        self.wall[name] = round(time.perf_counter() - wall_start, 1)
 
-
-@contextmanager
-def _stage(name: str, cpu: dict[str, float], wall: dict[str, float]):
-    cpu_start, wall_start = time.process_time(), time.perf_counter()
-    yield
-    cpu[name] = round(time.process_time() - cpu_start, 1)
-    wall[name] = round(time.perf_counter() - wall_start, 1)
+    def of(self, *names: str) -> dict[str, dict[str, float]]:
+        return {"cpu_seconds": {k: self.cpu[k] for k in names}, "wall_seconds": {k: self.wall[k] for k in names}}
 
 
 def _round_to_float16(module: torch.nn.Module) -> bool:
@@ -160,36 +92,6 @@ def _round_to_float16(module: torch.nn.Module) -> bool:
         return False
     module.load_state_dict(rounded)
     return True
-
-
-@dataclass
-class SegmentationData:
-    train: seg_data.SegmentationTensors  # mixture of every source's training split, square
-    val: dict[str, seg_data.SegmentationTensors]  # per source, square (body and head curves)
-    val_samples: dict[str, list[seg_data.Sample]]  # per source, at the masks' own size (final scores)
-    size_samples: dict[str, list[seg_data.Sample]]  # a few training photos per source (inference size)
-    description: dict[str, Any]  # what the weights record: per source its layout, split rule, counts
-
-
-def load_data(sources: list[seg_data.Source], size: int, device: torch.device, download: bool) -> SegmentationData:
-    train, val, val_samples, size_samples, description = {}, {}, {}, {}, {}
-    for source in sources:
-        if download:
-            oxford17.prepare_oxford17(source.root, download=True)
-        layout, pairs = seg_data.find_pairs(source.root)
-        train[source.name] = seg_data.load_split_tensors(source.root, "train", size)
-        val_samples[source.name] = seg_data.load_samples(source.root, "val")
-        val[source.name] = seg_data.samples_to_tensors(val_samples[source.name], size).to(device)
-        train_pairs = seg_data.select_split(source.root, "train")
-        step = max(1, len(train_pairs) // WORKING_SIZE_IMAGES_PER_SOURCE)
-        size_samples[source.name] = [seg_data.read_sample(p, layout) for p in train_pairs[::step][:WORKING_SIZE_IMAGES_PER_SOURCE]]
-        # Data are recorded by name, layout, counts and a content hash: never a machine path.
-        description[source.name] = {
-            "folder": source.root.name, "layout": layout, "split": seg_data.SPLIT_RULES[layout],
-            "train_images": len(train[source.name].names), "val_images": len(val_samples[source.name]),
-            "names_sha256": weights_io.names_digest(sorted(p.name for p in pairs)),
-        }
-    return SegmentationData(seg_data.concatenate(train).to(device), val, val_samples, size_samples, description)
 
 
 def _choose_working_size(
@@ -209,77 +111,30 @@ def _choose_working_size(
     return max(candidates, key=scores.get), scores
 
 
-def _plot_curves(report_dir: Path, body_history: list[dict], head_histories: dict[str, list[dict]]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    report_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    if body_history:
-        fig, (loss_ax, iou_ax) = plt.subplots(1, 2, figsize=(10, 4))
-        loss_ax.plot([r["epoch"] for r in body_history], [r["train_loss"] for r in body_history], label="train")
-        scored = [r for r in body_history if any(k.endswith("_iou") and k.startswith("val_") for k in r)]
-        for key in sorted({k for r in scored for k in r if k.startswith("val_") and k.endswith("_iou")}):
-            source = key[len("val_"):-len("_iou")]
-            iou_ax.plot([r["epoch"] for r in scored], [r[key] for r in scored], "o-", label=f"{source} IoU")
-            loss_ax.plot([r["epoch"] for r in scored], [r[f"val_{source}_loss"] for r in scored], "o--", label=f"{source} validation")
-        loss_ax.set(title="body (from scratch): loss", xlabel="epoch")
-        loss_ax.legend()
-        iou_ax.set(title="body: validation IoU per source", xlabel="epoch", ylim=(0, 1))
-        iou_ax.legend()
-        fig.tight_layout()
-        fig.savefig(report_dir / BODY_PLOT, dpi=100)
-        plt.close(fig)
-        written.append(BODY_PLOT)
-    fig, (loss_ax, iou_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, history in head_histories.items():
-        epochs = [r["epoch"] for r in history]
-        loss_ax.plot(epochs, [r["train_loss"] for r in history], label=f"{name} train")
-        iou_ax.plot(epochs, [r["val_iou"] for r in history], label=f"{name}")
-    loss_ax.set(title="heads on cached features: training loss", xlabel="epoch")
-    iou_ax.set(title="heads: validation IoU (task's sources)", xlabel="epoch", ylim=(0, 1))
-    loss_ax.legend(fontsize=7)
-    iou_ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(report_dir / HEADS_PLOT, dpi=100)
-    plt.close(fig)
-    return [*written, HEADS_PLOT]
-
-
 def get_body(
-    args: argparse.Namespace, data: SegmentationData, device: torch.device
+    config: SegmentationConfig, data: SegmentationData, device: torch.device
 ) -> tuple[torch.nn.Module, list[dict], dict[str, Any]]:
     """The frozen body, its training history (scratch only) and what its JSON records about its origin."""
-    recipe = body_recipe(args)
-    if args.seg_body_from is not None:
-        body, description = weights_io.load_module(args.seg_body_from, weights_io.SEG_BODY_STEM, device)
+    recipe = config.body
+    if config.body_from is not None:
+        body, description = weights_io.load_module(config.body_from, weights_io.SEG_BODY_STEM, device)
         kept = ("source", "backbone", "recipe", "history", "data", "command", "seed", "cpu_seconds", "wall_seconds", "metrics")
         return body, [], {key: description[key] for key in kept if key in description}
-    if args.seg_source == "pretrained":
-        body = pretrained_body(args.seg_backbone).to(device)
-        return body, [], {"source": "pretrained", "backbone": args.seg_backbone, "recipe": "torchvision COCO_WITH_VOC_LABELS_V1", "history": []}
-    net = SegmentationNet(DeepLabV3Body(args.seg_backbone), DeepLabV3Head()).to(device)
+    if config.source == "pretrained":
+        body = pretrained_body(config.backbone).to(device)
+        return body, [], {"source": "pretrained", "backbone": config.backbone, "recipe": "torchvision COCO_WITH_VOC_LABELS_V1", "history": []}
+    net = SegmentationNet(DeepLabV3Body(config.backbone), DeepLabV3Head()).to(device)
     history = seg_train.train_body(
         net, data.train, data.val, recipe,
-        generator=torch.Generator().manual_seed(args.seg_seed),
-        augment_generator=torch.Generator(device=device).manual_seed(args.seg_seed + 1),
+        generator=torch.Generator().manual_seed(config.seed),
+        augment_generator=torch.Generator(device=device).manual_seed(config.seed + 1),
     )
     origin = {
-        "source": "scratch", "backbone": args.seg_backbone, "recipe": recipe.to_dict(), "history": history,
+        "source": "scratch", "backbone": config.backbone, "recipe": recipe.to_dict(), "history": history,
         # Scores of the temporary head trained along with the body, at the training size.
         "metrics": {"val_at_training_size": history[-1]},
     }
     return net.body, history, origin
-
-
-def body_recipe(args: argparse.Namespace) -> seg_train.BodyRecipe:
-    return seg_train.BodyRecipe(
-        epochs=args.seg_epochs, batch_size=args.seg_batch_size, lr=args.seg_lr, loss=args.seg_body_loss,
-        eval_every=args.seg_eval_every, small_size=args.seg_small_size, small_fraction=args.seg_small_fraction,
-        samples_per_source=args.seg_samples_per_source,
-    )
 
 
 def train_heads(
@@ -307,114 +162,125 @@ def train_heads(
     return heads, histories
 
 
-def run(args: argparse.Namespace, weights_dir: Path, report_dir: Path, device: torch.device) -> dict[str, Any]:
+def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
     """Get the body, train every task's heads, score, save; returns the training report's
     section, ``{"segmentation": {...}}``."""
-    if args.seg_threads > 0:
-        torch.set_num_threads(args.seg_threads)
-    torch.manual_seed(args.seg_seed)
-    device = torch.device(device)
-    size = args.seg_image_size
-    cpu: dict[str, float] = {}
-    wall: dict[str, float] = {}
-    timer = lambda name: _stage(name, cpu, wall)  # noqa: E731
-
-    sources = resolve_sources(args.seg_data)
-    tasks = resolve_tasks(args.seg_tasks, sources)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    device = torch.device(run_config.device)
+    timer = StageTimer()
+    sources = resolve_sources(list(config.data))
+    tasks = resolve_tasks(list(config.tasks), sources)
     with timer("data"):
-        data = load_data(sources, size, device, args.seg_download)
+        data = load_data(sources, config.image_size, device, config.download)
     with timer("body"):
-        body, body_history, origin = get_body(args, data, device)
+        body, body_history, origin = get_body(config, data, device)
         body_dtype = torch.float16 if _round_to_float16(body) else None
-    head_recipe = seg_train.HEAD_RECIPES[args.seg_head_recipe]
-    heads, head_histories = train_heads(body, data, tasks, head_recipe, args.seg_seed, args.seg_batch_size, timer)
-    segmenter = Segmenter(body, heads, size, {}, device)
-    with timer("working_size"):
-        working_size, working_size_scores = _choose_working_size(segmenter, size, data.size_samples, tasks)
-    with timer("evaluate"):
-        # {task: {loss: {source: metrics}}}: every head on every source's validation photos.
-        by_source = {name: evaluate_samples(segmenter, samples, None, working_size) for name, samples in data.val_samples.items()}
-        metrics = {t: {loss: {n: by_source[n][t][loss] for n in by_source} for loss in HEAD_NAMES} for t in tasks}
-
-    plots = _plot_curves(Path(report_dir), body_history, head_histories)
+    recipe = seg_train.HEAD_RECIPES[config.head_recipe]
+    heads, head_histories = train_heads(body, data, tasks, recipe, config.seed, config.body.batch_size, timer)
+    result = TrainedSegmentation(tasks, body, body_dtype, body_history, origin, heads, head_histories,
+                                 {"name": config.head_recipe, **recipe.to_dict()})
+    score(result, data, config.image_size, device, timer)
+    plots = outputs.plot_curves(Path(run_config.report_dir), body_history, head_histories)
     common = {
-        "data": data.description,
-        "image_size": size,
-        # train_all.py sets args.command (quoted argv); otherwise the running command line.
-        "command": getattr(args, "command", None) or weights_io.command_line(),
-        "regenerate": REGENERATE,
-        "seed": args.seg_seed,
+        "data": data.description, "image_size": config.image_size, "command": run_config.command,
+        "regenerate": REGENERATE, "seed": config.seed,
     }
-    body_metadata = {
+    outputs.save_segmentation(
+        run_config.weights_dir, body, body_dtype, _body_metadata(common, result, timer), heads,
+        _head_metadata(common, result, timer),
+    )
+    return {"segmentation": _report_section(config, result, data, timer, plots, device)}
+
+
+@dataclass
+class TrainedSegmentation:
+    """What a run has made, for scoring and saving."""
+
+    tasks: dict[str, list[str]]  # task -> its sources
+    body: torch.nn.Module
+    body_dtype: torch.dtype | None  # float16 when it is stored so (values already rounded)
+    body_history: list[dict]
+    origin: dict[str, Any]  # what the body's JSON records about where it came from
+    heads: dict[str, dict[str, torch.nn.Module]]  # task -> loss -> head
+    head_histories: dict[str, list[dict]]  # "task/loss" -> per-epoch rows
+    head_recipe: dict[str, Any]
+    working_size: int = 0
+    working_size_scores: dict[int, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)  # {task: {loss: {source: metrics}}}
+
+
+def score(result: TrainedSegmentation, data: SegmentationData, size: int, device: torch.device, timer: StageTimer) -> None:
+    """Pick the inference size on training photos, then score every head on every source's
+    validation photos at their own resolution (as ``colorseg.evaluate`` does)."""
+    segmenter = Segmenter(result.body, result.heads, size, {}, device)
+    with timer("working_size"):
+        result.working_size, result.working_size_scores = _choose_working_size(segmenter, size, data.size_samples, result.tasks)
+    with timer("evaluate"):
+        by_source = {
+            name: evaluate_samples(segmenter, samples, None, result.working_size) for name, samples in data.val_samples.items()
+        }
+        result.metrics = {
+            task: {loss: {name: by_source[name][task][loss] for name in by_source} for loss in HEAD_NAMES} for task in result.tasks
+        }
+
+
+def _body_metadata(common: dict, result: TrainedSegmentation, timer: StageTimer) -> dict[str, Any]:
+    origin = result.origin
+    own_times = timer.of("data", "body", "working_size")
+    return {
         **common, **origin,
-        "tasks": list(tasks),
-        "task_sources": tasks,
-        "working_size": working_size,
+        "tasks": list(result.tasks),
+        "task_sources": result.tasks,
+        "working_size": result.working_size,
         # Mean IoU of every head on its task's training photos at each candidate inference size.
-        "working_size_scores_train": {str(k): v for k, v in working_size_scores.items()},
+        "working_size_scores_train": {str(k): v for k, v in result.working_size_scores.items()},
         # process_time counts every thread: with 2 threads it is about twice the wall time.
-        "cpu_seconds": origin.get("cpu_seconds") or {key: cpu[key] for key in ("data", "body", "working_size")},
-        "wall_seconds": origin.get("wall_seconds") or {key: wall[key] for key in ("data", "body", "working_size")},
+        "cpu_seconds": origin.get("cpu_seconds") or own_times["cpu_seconds"],
+        "wall_seconds": origin.get("wall_seconds") or own_times["wall_seconds"],
     }
-    save_segmentation(weights_dir, body, body_dtype, body_metadata, heads, {
+
+
+def _head_metadata(common: dict, result: TrainedSegmentation, timer: StageTimer) -> dict[tuple[str, str], dict]:
+    return {
         (task, loss): {
             **common,
-            "task": task, "task_sources": tasks[task], "loss": loss,
-            "body_source": origin["source"],
-            "recipe": {"name": args.seg_head_recipe, **head_recipe.to_dict()},
+            "task": task, "task_sources": result.tasks[task], "loss": loss,
+            "body_source": result.origin["source"],
+            "recipe": result.head_recipe,
             # Per source, at each validation photo's own (mask) resolution, as colorseg.evaluate
             # scores, with the body run at working_size.
-            "metrics": {"val": metrics[task][loss]},
-            "history": head_histories[f"{task}/{loss}"],
-            "cpu_seconds": {key: cpu[key] for key in ("features", f"head_{task}_{loss}")},
-            "wall_seconds": {key: wall[key] for key in ("features", f"head_{task}_{loss}")},
+            "metrics": {"val": result.metrics[task][loss]},
+            "history": result.head_histories[f"{task}/{loss}"],
+            **timer.of("features", f"head_{task}_{loss}"),
         }
-        for task in tasks for loss in HEAD_NAMES
-    })
-    return {"segmentation": {
+        for task in result.tasks for loss in HEAD_NAMES
+    }
+
+
+def _report_section(
+    config: SegmentationConfig, result: TrainedSegmentation, data: SegmentationData, timer: StageTimer,
+    plots: list[str], device: torch.device,
+) -> dict[str, Any]:
+    tasks, origin = result.tasks, result.origin
+    return {
         "settings": {
-            "source": origin["source"], "backbone": origin.get("backbone"), "image_size": size,
-            "working_size": working_size, "tasks": tasks,
+            "source": origin["source"], "backbone": origin.get("backbone"), "image_size": config.image_size,
+            "working_size": result.working_size, "tasks": tasks,
             "body_recipe": origin.get("recipe"),
-            "head_recipe": {"name": args.seg_head_recipe, **head_recipe.to_dict()},
-            "seed": args.seg_seed, "threads": torch.get_num_threads(), "device": str(device),
-            "body_stored_dtype": "float16" if body_dtype else "float32",
+            "head_recipe": result.head_recipe,
+            "seed": config.seed, "threads": torch.get_num_threads(), "device": str(device),
+            "body_stored_dtype": "float16" if result.body_dtype else "float32",
         },
         "data": data.description,
         "metrics": {
-            "val": metrics,
-            "body_val_at_training_size": body_history[-1] if body_history else None,
-            "train_by_working_size": {str(k): v for k, v in working_size_scores.items()},
+            "val": result.metrics,
+            "body_val_at_training_size": result.body_history[-1] if result.body_history else None,
+            "train_by_working_size": {str(k): v for k, v in result.working_size_scores.items()},
         },
-        "cpu_seconds": {**cpu, "total": round(sum(cpu.values()), 1)},
-        "wall_seconds": {**wall, "total": round(sum(wall.values()), 1)},
+        "cpu_seconds": {**timer.cpu, "total": round(sum(timer.cpu.values()), 1)},
+        "wall_seconds": {**timer.wall, "total": round(sum(timer.wall.values()), 1)},
         "weights": [weights_io.SEG_BODY_STEM, *(weights_io.seg_head_stem(t, loss) for t in tasks for loss in HEAD_NAMES)],
         "plots": plots,
-    }}
-
-
-def save_segmentation(
-    weights_dir: Path, body: torch.nn.Module, body_dtype, body_metadata: dict,
-    heads: dict[str, dict[str, torch.nn.Module]], head_metadata: dict[tuple[str, str], dict],
-) -> None:
-    """Write the body and every head, tied to it by the body's sha256, as one set: a kill at
-    any instant leaves either the previous body and heads or the new ones."""
-    with weights_io.WeightSet(weights_dir) as weight_set:
-        weight_set.save_module(
-            body, weights_io.SEG_BODY_STEM, architecture="DeepLabV3Body",
-            constructor={"backbone": body_metadata.get("backbone", DEFAULT_BACKBONE)}, metadata=body_metadata,
-            dtype=body_dtype,
-        )
-        body_sha256 = weight_set.digest(weights_io.SEG_BODY_STEM)
-        for (task, loss), metadata in head_metadata.items():
-            weight_set.save_module(
-                heads[task][loss], weights_io.seg_head_stem(task, loss), architecture="DeepLabV3Head",
-                constructor={}, metadata={**metadata, "body_sha256": body_sha256},
-            )
-    # Heads of tasks this run did not train belong to the previous body (the new body's JSON
-    # lists its tasks, so they are never loaded): remove them.
-    kept = {weights_io.seg_head_stem(t, loss) for t, loss in head_metadata}
-    for stale in Path(weights_dir).glob("seg_head_*.json"):
-        if stale.stem not in kept:
-            stale.with_suffix(".safetensors").unlink(missing_ok=True)
-            stale.unlink()
+    }

@@ -15,8 +15,9 @@ from tqdm import tqdm
 
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.augment import Augmentation, augment
-from colorseg.segmentation.data import SegmentationTensors, balanced_epoch
+from colorseg.segmentation.data import SegmentationTensors
 from colorseg.segmentation.models import DeepLabV3Head, SegmentationNet, head_logits, normalize
+from colorseg.segmentation.sources import balanced_epoch
 from colorseg.training import LossFn, MetricFn, Prepare, batches, build_optimizer, evaluate, identity, train_one_epoch
 
 

@@ -7,6 +7,8 @@ import pytest
 import torch
 from seg_fixtures import make_davis, make_flower_labels, make_weizmann
 
+import train_all
+from colorseg.config import RunConfig
 from colorseg.errors import DataError
 from colorseg.segmentation import inference as segment
 from colorseg.segmentation import pipeline as seg_pipeline
@@ -29,16 +31,24 @@ def three_sources(tmp_path):
     ]
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    seg_pipeline.add_arguments(parser)
-    return parser.parse_args(list(argv))
+COMMAND = "python train_all.py --only segmentation --seg-epochs 2"  # as train_all.py records it
+
+
+def _args(*argv: str) -> seg_pipeline.SegmentationConfig:
+    """The configuration train_all.py builds from these segmentation flags."""
+    return train_all.segmentation_config(train_all.parse_args(list(argv)))
+
+
+def _run(config: seg_pipeline.SegmentationConfig, weights_dir, report_dir, command: str = COMMAND) -> dict:
+    return seg_pipeline.run(config, RunConfig(weights_dir, report_dir, torch.device("cpu"), command))
 
 
 def test_arguments_are_prefixed_and_default_to_scratch():
-    args = _args()
-    assert args.seg_source == "scratch" and args.seg_backbone == "mobilenet_v3_large"
-    assert all(name.startswith("seg_") for name in vars(args))
+    config = _args()
+    assert config.source == "scratch" and config.backbone == "mobilenet_v3_large"
+    parser = argparse.ArgumentParser()
+    train_all.add_segmentation_arguments(parser)
+    assert all(action.dest.startswith("seg_") for action in parser._actions if action.dest != "help")
 
 
 def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
@@ -46,11 +56,10 @@ def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
         "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-samples-per-source", "4",
         "--seg-batch-size", "4", "--seg-eval-every", "1", "--seg-threads", "1",
     )
-    args.command = "python train_all.py --only segmentation --seg-epochs 2"  # as train_all.py sets it
     weights_dir, report_dir = tmp_path / "weights", tmp_path / "report"
     (weights_dir).mkdir()
     (weights_dir / "seg_head_cross_entropy.json").write_text("{}")  # a head of an older body
-    report = seg_pipeline.run(args, weights_dir, report_dir, torch.device("cpu"))["segmentation"]
+    report = _run(args, weights_dir, report_dir)["segmentation"]
 
     assert {name: d["train_images"] + d["val_images"] for name, d in report["data"].items()} == {
         "davis": 15, "flowers": 12, "horses": 12,
@@ -70,7 +79,7 @@ def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     body = json.loads((weights_dir / f"{SEG_BODY_STEM}.json").read_text())
     assert body["source"] == "scratch" and body["stored_dtype"] == "float16" and body["image_size"] == 32
     assert body["regenerate"] == "python train_all.py --only segmentation"
-    assert body["command"] == args.command and body["tasks"] == ["objects", "flowers", "horses"]
+    assert body["command"] == COMMAND and body["tasks"] == ["objects", "flowers", "horses"]
     assert {"command", "data", "recipe", "metrics", "history", "cpu_seconds", "sha256"} <= set(body)
     assert "sequence" in body["data"]["davis"]["split"] and body["data"]["flowers"]["layout"] == "oxford17_labels"
     assert str(tmp_path) not in json.dumps(body)  # data are recorded by name, never by path
@@ -94,7 +103,7 @@ def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     # Heads only, on the body just trained: the assignment's head recipe, same body.
     again = _args("--seg-data", *three_sources, "--seg-image-size", "32", "--seg-body-from", str(weights_dir),
                   "--seg-head-recipe", "assignment", "--seg-tasks", "flowers=flowers")
-    seg_pipeline.run(again, tmp_path / "heads_only", report_dir, torch.device("cpu"))
+    _run(again, tmp_path / "heads_only", report_dir)
     reused = json.loads((tmp_path / "heads_only" / f"{SEG_BODY_STEM}.json").read_text())
     assert reused["sha256"] == body["sha256"] and reused["tasks"] == ["flowers"]
     assert segment.load_segmenter(tmp_path / "heads_only").tasks == ("flowers",)
@@ -123,7 +132,7 @@ def test_run_with_pretrained_source_trains_heads_only(horse_folder, tmp_path, mo
     state = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).state_dict()
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", lambda url, *a, **k: state)
     args = _args("--seg-data", str(horse_folder), "--seg-source", "pretrained", "--seg-image-size", "32")
-    report = seg_pipeline.run(args, tmp_path / "weights", tmp_path / "report", torch.device("cpu"))["segmentation"]
+    report = _run(args, tmp_path / "weights", tmp_path / "report")["segmentation"]
     body = json.loads((tmp_path / "weights" / f"{SEG_BODY_STEM}.json").read_text())
     assert body["source"] == "pretrained" and body["history"] == []
     assert report["settings"]["source"] == "pretrained"
@@ -132,5 +141,5 @@ def test_run_with_pretrained_source_trains_heads_only(horse_folder, tmp_path, mo
 def test_run_without_data_is_a_clear_error(tmp_path):
     args = _args("--seg-data", str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="does not exist"):
-        seg_pipeline.run(args, tmp_path / "weights", tmp_path / "report", torch.device("cpu"))
+        _run(args, tmp_path / "weights", tmp_path / "report")
     assert not (tmp_path / "weights").exists()

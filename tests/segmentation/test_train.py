@@ -110,7 +110,7 @@ def test_train_one_epoch_and_evaluate_on_cached_features():
 
 
 def test_balanced_epochs_draw_equally_from_every_source():
-    from colorseg.segmentation.data import balanced_epoch
+    from colorseg.segmentation.sources import balanced_epoch
 
     sources = torch.tensor([0] * 10 + [1] * 3 + [2] * 40)
     order = balanced_epoch(sources, 12, torch.Generator().manual_seed(0))
