@@ -6,7 +6,9 @@
     python train_all.py --only colour --batch-sweep  # Question B.5, a table and a plot
     python train_all.py --only segmentation          # DeepLabV3 body (scratch) + both heads
 
-Uses CUDA when present (``--device`` to choose). Weights that belong together (the palette
+Uses CUDA when present (``--device`` to choose). ``--resume`` continues from the checkpoints in
+runs/checkpoints/; ``torchrun --standalone --nproc_per_node=N train_all.py --only colour ...`` trains
+data-parallel (rank 0 writes). Weights that belong together (the palette
 and the colour nets trained on it) are committed as one set once they have all finished
 training (colorseg.weight_set.WeightSet), so a run killed at any instant leaves every model at
 its previous weights or at its new ones. Problems (missing data, a damaged teacher, Ctrl-C)
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from colorseg import distributed
 from colorseg.colour import pipeline as colour_pipeline
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.pipeline import ColourConfig
@@ -41,6 +43,7 @@ from colorseg.segmentation.models import BACKBONES, DEFAULT_BACKBONE, SOURCES
 from colorseg.segmentation.pipeline import SegmentationConfig
 from colorseg.segmentation.sources import DEFAULT_SOURCES
 from colorseg.segmentation.train import HEAD_RECIPES, BodyRecipe
+from colorseg.training import Checkpointing
 
 PARTS = ("colour", "segmentation")
 
@@ -58,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--report-dir", type=Path, default=DEFAULT_REPORTS_DIR, help="reports and curves (default: reports/)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="after training, upload weights/ to this Hub model repo")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    parser.add_argument("--resume", action="store_true", help="continue each training stage from its checkpoint, if any")
+    parser.add_argument("--checkpoint-dir", type=Path, default=REPO_ROOT / "runs" / "checkpoints",
+                        help="resumable checkpoints (default: runs/checkpoints/; never weights/)")
+    parser.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints (default: 1)")
     add_colour_arguments(parser)
     add_segmentation_arguments(parser)
     return parser.parse_args(argv)
@@ -237,12 +244,36 @@ def _run(args: argparse.Namespace, argv: list[str], log) -> int:
     args.command = shlex.join(["python", "train_all.py", *portable_argv(argv)])
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    weights_dir = resolve_weights_dir(args)
-    args.report_dir.mkdir(parents=True, exist_ok=True)
-    log(f"device {device}, {torch.get_num_threads()} CPU threads, weights -> {weights_dir}, reports -> {args.report_dir}")
+    resolve_device(args.device)  # a clear error for --device cuda without CUDA
+    ctx = distributed.setup(args.device)
+    try:
+        run_config = RunConfig(
+            resolve_weights_dir(args), args.report_dir, ctx.device, args.command, ctx,
+            Checkpointing(args.checkpoint_dir, args.resume, args.checkpoint_every),
+        )
+        _check_distributed(args, ctx)
+        if ctx.is_main:
+            args.report_dir.mkdir(parents=True, exist_ok=True)
+            log(f"device {ctx.device} (world size {ctx.world_size}), {torch.get_num_threads()} CPU threads, "
+                f"weights -> {run_config.weights_dir}, reports -> {args.report_dir}")
+        sections, timings = _train_parts(args, run_config, log)
+        if ctx.is_main:
+            _finish(args, run_config, sections, timings, log)
+    finally:
+        ctx.cleanup()
+    return 0
 
-    run_config = RunConfig(weights_dir, args.report_dir, device, args.command)
+
+def _check_distributed(args: argparse.Namespace, ctx: distributed.DistContext) -> None:
+    if not ctx.distributed:
+        return
+    if "segmentation" in args.only:
+        raise SystemExit("segmentation is not wired for torchrun yet: run it in one process (--only colour under torchrun)")
+    if min(args.batch_size or 16, *(args.sweep_sizes or [ctx.world_size])) < ctx.world_size:
+        raise SystemExit(f"every batch size must be at least the world size ({ctx.world_size})")
+
+
+def _train_parts(args: argparse.Namespace, run_config: RunConfig, log) -> tuple[dict, dict]:
     parts = {
         "colour": lambda: colour_pipeline.run(colour_config(args), run_config),
         "segmentation": lambda: seg_pipeline.run(segmentation_config(args), run_config),
@@ -254,13 +285,17 @@ def _run(args: argparse.Namespace, argv: list[str], log) -> int:
         started = time.perf_counter()
         sections.update(run_part())
         timings[part] = round(time.perf_counter() - started, 1)
-        log(f"{part} finished in {timings[part]:.0f}s")
+        if run_config.ctx.is_main:
+            log(f"{part} finished in {timings[part]:.0f}s")
+    return sections, timings
 
+
+def _finish(args: argparse.Namespace, run_config: RunConfig, sections: dict, timings: dict, log) -> None:
+    """Rank 0: the report header, the report, and the Hub upload when asked."""
     header = {
         "command": args.command,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        **run_config.hardware(),
         "cpu_threads": torch.get_num_threads(),
         "seconds": timings,
         "versions": library_versions(),
@@ -269,9 +304,8 @@ def _run(args: argparse.Namespace, argv: list[str], log) -> int:
     if args.push_to_hub:
         from colorseg.hub import push_weights
 
-        url = push_weights(args.push_to_hub, weights_dir, report_dir=args.report_dir)
-        log(f"pushed {weights_dir} to {url}")
-    return 0
+        url = push_weights(args.push_to_hub, run_config.weights_dir, report_dir=args.report_dir)
+        log(f"pushed {run_config.weights_dir} to {url}")
 
 
 if __name__ == "__main__":

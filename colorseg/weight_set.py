@@ -279,3 +279,22 @@ class WeightSet:
         os.replace(marker_tmp, staging / COMMIT_MARKER)
         fsync_dir(staging)
         _roll_forward(staging, self._files)
+
+
+class NoWrites:
+    """A WeightSet stand-in for the ranks that must not write (all but rank 0 under torchrun)."""
+
+    def __enter__(self) -> "NoWrites":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        return None
+
+    def save_tensors(self, tensors, stem: str, description) -> None:
+        return None
+
+    def save_module(self, module, stem: str, **kwargs) -> None:
+        return None
+
+    def digest(self, stem: str) -> str:
+        return ""

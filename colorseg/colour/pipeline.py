@@ -20,6 +20,8 @@ from colorseg.files import atomic_write_bytes, atomic_write_json
 from colorseg.paths import data_root
 from colorseg.plots import plot_curves
 from colorseg.provenance import library_versions, tensors_digest
+from colorseg.training import finish_stage
+from colorseg.weight_set import NoWrites
 from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM, WeightSet, load_module, read_description
 
 SWEEP_BATCH_SIZES = (32, 64, 128, 256, 512)
@@ -84,10 +86,9 @@ def _prepare(config: ColourConfig, device: torch.device) -> dict:
     return data
 
 
-def _train(
-    name: str, recipe: ColourRecipe, data: dict, device: torch.device, label: str, teacher=None, compile_model=False
-):
-    bar = tqdm(total=recipe.epochs, desc=label, unit="epoch", file=sys.stderr, dynamic_ncols=True)
+def _train(name: str, recipe: ColourRecipe, data: dict, run_config: RunConfig, label: str, teacher=None, compile_model=False):
+    ctx = run_config.ctx
+    bar = tqdm(total=recipe.epochs, desc=label, unit="epoch", file=sys.stderr, dynamic_ncols=True, disable=not ctx.is_main)
 
     def on_epoch(row: dict) -> None:
         bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}", acc=f"{row['val_accuracy']:.3f}")
@@ -96,7 +97,8 @@ def _train(
     started = time.perf_counter()
     try:
         model, history = fit(
-            name, recipe, data["train"], data["val"], device, len(data["palette"]), on_epoch, teacher, compile_model
+            name, recipe, data["train"], data["val"], run_config.device, len(data["palette"]), on_epoch, teacher,
+            compile_model, ctx, run_config.checkpointing,
         )
     finally:
         bar.close()
@@ -109,12 +111,14 @@ def _batch_sweep(config: ColourConfig, run_config: RunConfig, data: dict) -> dic
     for batch_size in config.sweep_sizes:
         recipe = get_recipe("assignment", batch_size=batch_size, epochs=config.epochs, seed=config.seed)
         _, history, seconds = _train(
-            "ConvTransposeNet", recipe, data, device, f"ConvTransposeNet batch {batch_size}",
+            "ConvTransposeNet", recipe, data, run_config, f"ConvTransposeNet batch {batch_size}",
             compile_model=config.compile,
         )
         histories[f"batch {batch_size}"] = history
         rows.append({"batch_size": batch_size, **_final(history), "seconds": round(seconds, 1)})
         log(f"batch {batch_size}: {rows[-1]}")
+    if not run_config.ctx.is_main:
+        return {}
     plot_curves(histories, [("val_loss", "validation loss")], report_dir / "batch_sweep.png", "ConvTransposeNet, batch-size sweep")
     report = {"command": run_config.command, "device": str(device), "data": data["info"], "epochs": recipe.epochs, "rows": rows}
     atomic_write_json(report_dir / "batch_sweep.json", report)
@@ -174,7 +178,8 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
     # The palette and the nets trained on it are one weight set: nothing is written until every
     # net of this run has trained, then all land at once (see colorseg.weight_set). A run that
     # stops early, or is killed at any instant, leaves the previous palette and nets as they were.
-    with WeightSet(weights_dir) as weight_set:
+    ctx = run_config.ctx
+    with WeightSet(weights_dir) if ctx.is_main else NoWrites() as weight_set:
         weight_set.save_tensors(
             {"palette": palette.float()},
             PALETTE_STEM,
@@ -194,33 +199,48 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
             if recipe.teacher is not None:
                 teacher, teacher_info = _teacher(recipe.teacher, trained, weights_dir, palette, device)
             model, history, seconds = _train(
-                name, recipe, data, device, f"{name} ({recipe.name})", teacher, config.compile
+                name, recipe, data, run_config, f"{name} ({recipe.name})", teacher, config.compile
             )
             trained[name] = model
             metrics = {**_final(history), "train_seconds": round(seconds, 1)}
             weight_set.save_module(
-                model,
-                COLOUR_STEMS[name],
-                architecture=name,
+                model, COLOUR_STEMS[name], architecture=name,
                 constructor={"kernel": recipe.kernel, "num_filters": recipe.num_filters, "num_colours": len(palette), "num_in_channels": 1},
-                metadata={
-                    "task": "colourization",
-                    **record,
-                    "recipe": recipe.to_dict(),
-                    **({"teacher": teacher_info} if teacher_info else {}),
-                    "data": data["info"],
-                    "metrics": metrics,
-                    "history": history,
-                    "device": str(device),
-                    "command": run_config.command,
-                    "regenerate": REGENERATE,
-                    "versions": library_versions(),
-                },
+                metadata=_net_metadata(recipe, record, teacher_info, data, metrics, history, run_config),
             )
-            log(f"{name}: {metrics} (committed with the palette once every net of this run has trained)")
-        _warn_left_behind(weights_dir, palette, trained)
+            if ctx.is_main:
+                log(f"{name}: {metrics} (committed with the palette once every net of this run has trained)")
+        if ctx.is_main:
+            _warn_left_behind(weights_dir, palette, trained)
+    if not ctx.is_main:  # rank 0 writes; the others wait for it
+        ctx.barrier()
+        return {}
+    for name in trained:  # their final weights are in place: the checkpoints are spent
+        finish_stage(run_config.checkpointing, f"colour_{recipes[name].name}_{name}")
     log(f"committed the palette and {', '.join(trained)} to {weights_dir}")
-    return {f"colour_{config.recipe}": write_report(weights_dir, run_config.report_dir, config.recipe)}
+    report = write_report(weights_dir, run_config.report_dir, config.recipe)
+    ctx.barrier()
+    return {f"colour_{config.recipe}": report}
+
+
+def _net_metadata(
+    recipe: ColourRecipe, record: dict, teacher_info: dict | None, data: dict, metrics: dict, history: list[dict],
+    run_config: RunConfig,
+) -> dict:
+    """What a colour net's JSON records besides its architecture: palette, recipe, data, scores, provenance."""
+    return {
+        "task": "colourization",
+        **record,
+        "recipe": recipe.to_dict(),
+        **({"teacher": teacher_info} if teacher_info else {}),
+        "data": data["info"],
+        "metrics": metrics,
+        "history": history,
+        **run_config.hardware(),
+        "command": run_config.command,
+        "regenerate": REGENERATE,
+        "versions": library_versions(),
+    }
 
 
 def _warn_left_behind(weights_dir: Path, palette: torch.Tensor, trained: dict) -> None:

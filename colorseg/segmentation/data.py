@@ -27,7 +27,7 @@ would otherwise leave two or three for validation), else in training. The group 
 file stem, or the sequence for DAVIS. This is deterministic, needs no stored list, and
 keeps every image's side when images are added to the folder.
 
-Training data is held as uint8 tensors of one square size (the three shared data sets,
+Training data is held as uint8 tensors of one square size (the three default data sets,
 about 2200 photos, take 330 MB at 224 px) and augmented a whole batch at a time.
 """
 
@@ -83,7 +83,7 @@ FOLDER_LAYOUTS = {
 
 @dataclass
 class Pair:
-    name: str  # file stem shared by photo and mask (DAVIS: "<sequence>/<frame>")
+    name: str  # file stem common to photo and mask (DAVIS: "<sequence>/<frame>")
     image: Path
     mask: Path
     group: str  # what the split is decided on: the name, or the DAVIS sequence

@@ -1,4 +1,4 @@
-"""DeepLabV3 split into a shared body and 1x1-conv heads (Part D of the assignment).
+"""DeepLabV3 split into one body for every task and 1x1-conv heads (Part D of the assignment).
 
 torchvision's DeepLabV3 computes ``backbone -> classifier -> bilinear upsample`` where the
 classifier (``DeepLabHead``) is [ASPP, 3x3 conv, BatchNorm, ReLU, 1x1 conv]. Part D replaces

@@ -185,7 +185,7 @@ def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
     plots = outputs.plot_curves(Path(run_config.report_dir), body_history, head_histories)
     common = {
         "data": data.description, "image_size": config.image_size, "command": run_config.command,
-        "regenerate": REGENERATE, "seed": config.seed,
+        "regenerate": REGENERATE, "seed": config.seed, **run_config.hardware(),
     }
     outputs.save_segmentation(
         run_config.weights_dir, body, body_dtype, _body_metadata(common, result, timer), heads,
