@@ -6,9 +6,11 @@
     python train_all.py --only colour --batch-sweep  # Question B.5, a table and a plot
     python train_all.py --only segmentation          # DeepLabV3 body (scratch) + both heads
 
-Uses CUDA when present (``--device`` to choose). Weights that belong together (the palette
+Uses CUDA when present (``--device`` to choose). ``--resume`` continues from the checkpoints in
+runs/checkpoints/; ``torchrun --standalone --nproc_per_node=N train_all.py --only colour ...`` trains
+data-parallel (rank 0 writes). Weights that belong together (the palette
 and the colour nets trained on it) are committed as one set once they have all finished
-training (colorseg.weights_io.WeightSet), so a run killed at any instant leaves every model at
+training (colorseg.weight_set.WeightSet), so a run killed at any instant leaves every model at
 its previous weights or at its new ones. Problems (missing data, a damaged teacher, Ctrl-C)
 end the run with one line on stderr and a non-zero status: 2 for data or weights, 130 for
 Ctrl-C, 1 otherwise; ``--debug`` shows the traceback instead.
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import sys
 import time
@@ -26,11 +27,24 @@ from pathlib import Path
 
 import torch
 
-from colorseg import colour_pipeline, seg_pipeline
-from colorseg.cifar import DataError
-from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, WeightsError, atomic_write_json, library_versions
+from colorseg import distributed
+from colorseg.colour import pipeline as colour_pipeline
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.pipeline import ColourConfig
+from colorseg.colour.train import RECIPES
+from colorseg.config import RunConfig
+from colorseg.errors import DataError, WeightsError
+from colorseg.files import atomic_write_json
+from colorseg.paths import DEFAULT_REPORTS_DIR, DEFAULT_WEIGHTS_DIR, REPO_ROOT
+from colorseg.provenance import library_versions, portable_argv
+from colorseg.segmentation import pipeline as seg_pipeline
+from colorseg.segmentation.losses import LOSSES
+from colorseg.segmentation.models import BACKBONES, DEFAULT_BACKBONE, SOURCES
+from colorseg.segmentation.pipeline import SegmentationConfig
+from colorseg.segmentation.sources import DEFAULT_SOURCES
+from colorseg.segmentation.train import HEAD_RECIPES, BodyRecipe
+from colorseg.training import Checkpointing
 
-REPO = Path(__file__).resolve().parent
 PARTS = ("colour", "segmentation")
 
 
@@ -44,12 +58,125 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="where to write weights (default: weights/ for the default recipe, runs/<recipe>/weights otherwise)",
     )
-    parser.add_argument("--report-dir", type=Path, default=REPO / "reports", help="reports and curves (default: reports/)")
+    parser.add_argument("--report-dir", type=Path, default=DEFAULT_REPORTS_DIR, help="reports and curves (default: reports/)")
     parser.add_argument("--push-to-hub", metavar="REPO", help="after training, upload weights/ to this Hub model repo")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    colour_pipeline.add_arguments(parser)
-    seg_pipeline.add_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="continue each training stage from its checkpoint, if any")
+    parser.add_argument("--checkpoint-dir", type=Path, default=REPO_ROOT / "runs" / "checkpoints",
+                        help="resumable checkpoints (default: runs/checkpoints/; never weights/)")
+    parser.add_argument("--checkpoint-every", type=int, default=1, help="epochs between checkpoints (default: 1)")
+    add_colour_arguments(parser)
+    add_segmentation_arguments(parser)
     return parser.parse_args(argv)
+
+
+def add_colour_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("colourization")
+    group.add_argument(
+        "--colour-data",
+        type=Path,
+        default=colour_pipeline.default_cifar_dir(),
+        help="cifar-10-batches-py/ (or its parent) or an image-folder dump {train,test}/horse/ "
+        "(default: $COLORSEG_DATA/cifar10-images when present, else $COLORSEG_DATA/cifar10; COLORSEG_DATA defaults to data/)",
+    )
+    group.add_argument("--download", action="store_true", help="download the official CIFAR-10 archive if missing")
+    group.add_argument("--recipe", choices=sorted(RECIPES), default="default", help="training recipe (default: default)")
+    group.add_argument("--colour-models", nargs="+", choices=COLOUR_MODEL_NAMES, default=list(COLOUR_MODEL_NAMES))
+    group.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    group.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+    group.add_argument("--kernel", type=int, choices=(3, 4, 5), help="override the recipe's kernel size")
+    group.add_argument(
+        "--compile", action="store_true",
+        help="run the colour nets through torch.compile (needs a C++ compiler on CPU; see benchmarks/bench_colour_train.py)",
+    )
+    group.add_argument("--seed", type=int, help="override the recipe's seed (initialisation, order, flips)")
+    group.add_argument(
+        "--teacher", choices=[*COLOUR_MODEL_NAMES, "none"],
+        help="distil from this net (trained earlier in the run, else read from --weights-dir); none: no distillation",
+    )
+    group.add_argument("--distill-weight", type=float, help="weight of the teacher's soft targets in the loss (0-1)")
+    group.add_argument(
+        "--holdout",
+        type=int,
+        default=0,
+        help="validate on the last N training images instead of the test split (for choosing a recipe "
+        "without looking at the test set); final weights use 0",
+    )
+    group.add_argument("--batch-sweep", action="store_true", help="run Question B.5's batch-size sweep instead")
+    group.add_argument(
+        "--sweep-sizes", type=int, nargs="+", help="batch sizes of --batch-sweep (default: 32 64 128 256 512)"
+    )
+
+
+def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
+    body = BodyRecipe()
+    group = parser.add_argument_group("segmentation (Part D)")
+    group.add_argument(
+        "--seg-data", nargs="+", metavar="NAME=FOLDER",
+        help="segmentation sources, each a folder of photos + masks in any layout of colorseg.segmentation.data "
+        "(DAVIS, Oxford 17 Flowers, Weizmann, images/ + masks/); a bare FOLDER is named after itself "
+        f"(default: {' '.join(f'{k}=$COLORSEG_DATA/{v}' for k, v in DEFAULT_SOURCES.items())}, those present; "
+        "COLORSEG_DATA defaults to data/)",
+    )
+    group.add_argument(
+        "--seg-tasks", nargs="+", metavar="TASK=SOURCE,...",
+        help="heads to train and their sources (default: objects=<every source>, plus flowers and horses "
+        "when a source of that name is given)",
+    )
+    group.add_argument("--seg-download", action="store_true", help="download official Oxford 17 Flowers into a source folder if missing")
+    group.add_argument(
+        "--seg-source", choices=SOURCES, default="scratch",
+        help="body: train DeepLabV3 from scratch on the sources, or torchvision's COCO-pretrained one (needs a network)",
+    )
+    group.add_argument(
+        "--seg-body-from", type=Path, metavar="WEIGHTS_DIR",
+        help="reuse the frozen body in this weights folder and train only the heads",
+    )
+    group.add_argument("--seg-backbone", choices=sorted(BACKBONES), default=DEFAULT_BACKBONE)
+    group.add_argument("--seg-image-size", type=int, default=224, help="side of the square training images (px)")
+    group.add_argument("--seg-epochs", type=int, default=body.epochs, help="body epochs (scratch source)")
+    group.add_argument("--seg-batch-size", type=int, default=body.batch_size, help="body batch size (scratch source)")
+    group.add_argument(
+        "--seg-samples-per-source", type=int, default=body.samples_per_source,
+        help="images drawn from every source in each body epoch (0: every image once)",
+    )
+    group.add_argument(
+        "--seg-small-fraction", type=float, default=body.small_fraction,
+        help="fraction of the body epochs, at the start, trained on --seg-small-size px images (progressive resizing)",
+    )
+    group.add_argument("--seg-small-size", type=int, default=body.small_size)
+    group.add_argument("--seg-lr", type=float, default=body.lr, help="body peak learning rate (one-cycle AdamW)")
+    group.add_argument("--seg-body-loss", choices=sorted(LOSSES), default=body.loss)
+    group.add_argument("--seg-eval-every", type=int, default=body.eval_every, help="body epochs between validation scores")
+    group.add_argument(
+        "--seg-head-recipe", choices=sorted(HEAD_RECIPES), default="default",
+        help="head training: the assignment's (Adam lr 0.05, batch 128, 10 epochs) or colorseg's measured default",
+    )
+    group.add_argument("--seg-seed", type=int, default=0)
+    group.add_argument("--seg-threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+
+
+def colour_config(args: argparse.Namespace) -> ColourConfig:
+    return ColourConfig(
+        data=args.colour_data, download=args.download, recipe=args.recipe, models=tuple(args.colour_models),
+        epochs=args.epochs, batch_size=args.batch_size, kernel=args.kernel, seed=args.seed, teacher=args.teacher,
+        distill_weight=args.distill_weight, compile=args.compile, holdout=args.holdout, batch_sweep=args.batch_sweep,
+        sweep_sizes=tuple(args.sweep_sizes or colour_pipeline.SWEEP_BATCH_SIZES),
+    )
+
+
+def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
+    body = BodyRecipe(
+        epochs=args.seg_epochs, batch_size=args.seg_batch_size, lr=args.seg_lr, loss=args.seg_body_loss,
+        eval_every=args.seg_eval_every, small_size=args.seg_small_size, small_fraction=args.seg_small_fraction,
+        samples_per_source=args.seg_samples_per_source,
+    )
+    return SegmentationConfig(
+        data=tuple(args.seg_data or ()), tasks=tuple(args.seg_tasks or ()), download=args.seg_download,
+        source=args.seg_source, body_from=args.seg_body_from, backbone=args.seg_backbone,
+        image_size=args.seg_image_size, body=body, head_recipe=args.seg_head_recipe, seed=args.seg_seed,
+        threads=args.seg_threads,
+    )
 
 
 def resolve_device(name: str) -> torch.device:
@@ -67,7 +194,7 @@ def resolve_weights_dir(args: argparse.Namespace) -> Path:
     if args.recipe == "default" and not args.batch_sweep:
         return DEFAULT_WEIGHTS_DIR
     # Experiments never overwrite the committed weights unless asked to.
-    return REPO / "runs" / args.recipe / "weights"
+    return REPO_ROOT / "runs" / args.recipe / "weights"
 
 
 def update_report(path: Path, sections: dict, header: dict) -> None:
@@ -114,28 +241,61 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, argv: list[str], log) -> int:
     # Recorded in every weight description and report: the command that regenerates them.
-    args.command = shlex.join(["python", "train_all.py", *argv])
+    args.command = shlex.join(["python", "train_all.py", *portable_argv(argv)])
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    weights_dir = resolve_weights_dir(args)
-    args.report_dir.mkdir(parents=True, exist_ok=True)
-    log(f"device {device}, {torch.get_num_threads()} CPU threads, weights -> {weights_dir}, reports -> {args.report_dir}")
+    resolve_device(args.device)  # a clear error for --device cuda without CUDA
+    ctx = distributed.setup(args.device)
+    try:
+        run_config = RunConfig(
+            resolve_weights_dir(args), args.report_dir, ctx.device, args.command, ctx,
+            Checkpointing(args.checkpoint_dir, args.resume, args.checkpoint_every),
+        )
+        _check_distributed(args, ctx)
+        if ctx.is_main:
+            args.report_dir.mkdir(parents=True, exist_ok=True)
+            log(f"device {ctx.device} (world size {ctx.world_size}), {torch.get_num_threads()} CPU threads, "
+                f"weights -> {run_config.weights_dir}, reports -> {args.report_dir}")
+        sections, timings = _train_parts(args, run_config, log)
+        if ctx.is_main:
+            _finish(args, run_config, sections, timings, log)
+    finally:
+        ctx.cleanup()
+    return 0
 
+
+def _check_distributed(args: argparse.Namespace, ctx: distributed.DistContext) -> None:
+    if not ctx.distributed:
+        return
+    if "segmentation" in args.only:
+        raise SystemExit("segmentation is not wired for torchrun yet: run it in one process (--only colour under torchrun)")
+    if min(args.batch_size or 16, *(args.sweep_sizes or [ctx.world_size])) < ctx.world_size:
+        raise SystemExit(f"every batch size must be at least the world size ({ctx.world_size})")
+
+
+def _train_parts(args: argparse.Namespace, run_config: RunConfig, log) -> tuple[dict, dict]:
+    parts = {
+        "colour": lambda: colour_pipeline.run(colour_config(args), run_config),
+        "segmentation": lambda: seg_pipeline.run(segmentation_config(args), run_config),
+    }
     sections, timings = {}, {}
-    for part, pipeline in (("colour", colour_pipeline), ("segmentation", seg_pipeline)):
+    for part, run_part in parts.items():
         if part not in args.only:
             continue
         started = time.perf_counter()
-        sections.update(pipeline.run(args, weights_dir, args.report_dir, device))
+        sections.update(run_part())
         timings[part] = round(time.perf_counter() - started, 1)
-        log(f"{part} finished in {timings[part]:.0f}s")
+        if run_config.ctx.is_main:
+            log(f"{part} finished in {timings[part]:.0f}s")
+    return sections, timings
 
+
+def _finish(args: argparse.Namespace, run_config: RunConfig, sections: dict, timings: dict, log) -> None:
+    """Rank 0: the report header, the report, and the Hub upload when asked."""
     header = {
         "command": args.command,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
+        **run_config.hardware(),
         "cpu_threads": torch.get_num_threads(),
         "seconds": timings,
         "versions": library_versions(),
@@ -144,9 +304,8 @@ def _run(args: argparse.Namespace, argv: list[str], log) -> int:
     if args.push_to_hub:
         from colorseg.hub import push_weights
 
-        url = push_weights(args.push_to_hub, weights_dir, report_dir=args.report_dir)
-        log(f"pushed {weights_dir} to {url}")
-    return 0
+        url = push_weights(args.push_to_hub, run_config.weights_dir, report_dir=args.report_dir)
+        log(f"pushed {run_config.weights_dir} to {url}")
 
 
 if __name__ == "__main__":

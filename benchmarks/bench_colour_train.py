@@ -35,10 +35,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from colorseg.cifar import load_horses, to_grey
-from colorseg.colour_models import COLOUR_MODEL_NAMES
-from colorseg.colour_train import build_optimizer, evaluate, get_recipe, train_one_epoch
-from colorseg.palette import fit_palette, label_images
+from colorseg.colour.data import load_horses, to_grey
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.palette import fit_palette, label_images
+from colorseg.colour.train import build_colour_optimizer, evaluate_colour_net, get_recipe, train_colour_epoch
 from colorseg.registry import create_model
 
 
@@ -178,12 +178,12 @@ def main() -> None:
             torch.manual_seed(0)
             model = create_model(name).to(device, memory_format=torch.channels_last)
             runner = torch.compile(model, dynamic=False) if compiled else model
-            optimizer, scheduler = build_optimizer(model, recipe, math.ceil(len(grey_t) / recipe.batch_size))
+            optimizer, scheduler = build_colour_optimizer(model, recipe, math.ceil(len(grey_t) / recipe.batch_size))
             generator = torch.Generator().manual_seed(0)
 
             def epoch(runner=runner, optimizer=optimizer, scheduler=scheduler, generator=generator) -> None:
-                train_one_epoch(runner, optimizer, scheduler, grey_t, cat_t, recipe, generator)
-                evaluate(runner, val_t, val_cat_t)
+                train_colour_epoch(runner, optimizer, scheduler, grey_t, cat_t, recipe, generator)
+                evaluate_colour_net(runner, val_t, val_cat_t)
 
             loops["compiled" if compiled else "colorseg"] = epoch
 

@@ -1,6 +1,6 @@
 """Cost of a training replay: recording 8 CIFAR thumbnails per epoch against one training epoch.
 
-One epoch of colorseg.colour_train.train_one_epoch (the net's default recipe) runs on
+One epoch of colorseg.colour.train.train_colour_epoch (the net's default recipe) runs on
 synthetic 32x32 data of the training set's size; the replay step is what a training loop
 would add per epoch: the net on 8 fixed validation images in eval mode, argmax decoded to
 palette colours, ReplayRecorder.record, plus the final save spread over the epochs.
@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from colorseg.colour_models import COLOUR_MODEL_NAMES
-from colorseg.colour_train import build_optimizer, get_recipe, train_one_epoch
-from colorseg.palette import NUM_COLOURS, palette_to_image
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.palette import NUM_COLOURS, palette_to_image
+from colorseg.colour.train import build_colour_optimizer, get_recipe, train_colour_epoch
 from colorseg.registry import create_model
 from colorseg.replay import ReplayRecorder
 
@@ -62,12 +62,12 @@ def main() -> None:
     # Distillation is left out: it needs a trained teacher and only makes the epoch longer.
     plain = replace(get_recipe("default", args.net), teacher=None, distill_weight=0.0)
     model = create_model(args.net, num_colours=NUM_COLOURS).to(memory_format=torch.channels_last)
-    optimizer, scheduler = build_optimizer(model, plain, -(-args.images // plain.batch_size))
+    optimizer, scheduler = build_colour_optimizer(model, plain, -(-args.images // plain.batch_size))
     warm = slice(0, 4 * plain.batch_size)
-    train_one_epoch(model, optimizer, None, grey[warm], labels[warm], plain, generator)  # warm-up
+    train_colour_epoch(model, optimizer, None, grey[warm], labels[warm], plain, generator)  # warm-up
 
     started = time.perf_counter()
-    train_one_epoch(model, optimizer, scheduler, grey, labels, plain, generator)
+    train_colour_epoch(model, optimizer, scheduler, grey, labels, plain, generator)
     epoch_seconds = time.perf_counter() - started
 
     recorder = ReplayRecorder("colour", [f"val_{i}" for i in range(8)])

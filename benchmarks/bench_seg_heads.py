@@ -20,18 +20,23 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from colorseg import seg_data, seg_losses, seg_train  # noqa: E402
-from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body  # noqa: E402
-from colorseg.seg_pipeline import WEIZMANN_DIR  # noqa: E402
-from colorseg.segment import HEAD_NAMES  # noqa: E402
+from colorseg.paths import data_root  # noqa: E402
+from colorseg.segmentation import data as seg_data  # noqa: E402
+from colorseg.segmentation import losses as seg_losses  # noqa: E402
+from colorseg.segmentation import train as seg_train  # noqa: E402
+from colorseg.segmentation.inference import HEAD_NAMES  # noqa: E402
+from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body  # noqa: E402
+from colorseg.segmentation.sources import DEFAULT_SOURCES  # noqa: E402
+from colorseg.training import train_one_epoch  # noqa: E402
 
 ASSIGNMENT = seg_train.HEAD_RECIPES["assignment"]
+WEIZMANN_DIR = data_root() / DEFAULT_SOURCES["horses"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=WEIZMANN_DIR if WEIZMANN_DIR.is_dir() else None,
-                        help="photos + masks folder (default: the shared Weizmann horses; random images if absent)")
+                        help="photos + masks folder (default: $COLORSEG_DATA/weizmann_horse_db; random images if absent)")
     parser.add_argument("--images", type=int, default=64, help="training images used by both paths")
     parser.add_argument("--size", type=int, default=224, help="image side (px)")
     parser.add_argument("--threads", type=int, default=1)
@@ -40,7 +45,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     if args.data is not None:
-        data = seg_data.load_tensors(args.data, "train", args.size)
+        data = seg_data.load_split_tensors(args.data, "train", args.size)
         images, masks = data.images[: args.images], data.masks[: args.images]
         source = str(args.data)
     else:
@@ -63,7 +68,7 @@ def main() -> None:
     optimizer = torch.optim.Adam(freeze_body(net), lr=ASSIGNMENT.lr)
     generator = torch.Generator().manual_seed(0)
     for _ in range(ASSIGNMENT.epochs):
-        seg_train.train_one_epoch(
+        train_one_epoch(
             net, optimizer, seg_losses.cross_entropy_loss, images, masks,
             batch_size=ASSIGNMENT.batch_size, generator=generator, prepare=seg_train.plain_images,
         )

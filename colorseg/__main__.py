@@ -14,16 +14,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from pathlib import Path
 from typing import Callable
 
-TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "train_all.py"
+from colorseg.paths import TRAIN_SCRIPT
 
 
-def _colorize(argv: list[str]) -> int:
-    from colorseg.batch_cli import colorize_main
+def _colourize(argv: list[str]) -> int:
+    from colorseg.batch_cli import colourize_main
 
-    return colorize_main(argv)
+    return colourize_main(argv)
 
 
 def _segment(argv: list[str]) -> int:
@@ -62,7 +61,7 @@ def _train(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "colorize": (_colorize, "colourize every image in a folder (one PNG per net)"),
+    "colorize": (_colourize, "colourize every image in a folder (one PNG per net)"),
     "segment": (_segment, "segment every image in a folder (mask and cutout per head)"),
     "deploy-space": (_deploy_space, "create or update the Hugging Face Space of the app"),
     "evaluate": (_evaluate, "score the weights on a data folder (python -m colorseg.evaluate)"),

@@ -22,12 +22,14 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from colorseg import colorize as colourizing
-from colorseg.colour_models import COLOUR_MODEL_NAMES
+from colorseg.colour import inference as colourizing
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.errors import WeightsError
 from colorseg.image_io import ImageLoadError, load_image
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
 from colorseg.pictures import save_png
-from colorseg.seg_explain import cutout_rgba
-from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, SEG_LOSSES, SEG_TASKS, WeightsError
+from colorseg.segmentation.explain import cutout_rgba
+from colorseg.weights_io import SEG_LOSSES, SEG_TASKS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DECODINGS = {"annealed-mean": "annealed mean", "argmax": "argmax"}  # shell-friendly names
@@ -113,7 +115,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
 
 
-def _colorize_parser() -> argparse.ArgumentParser:
+def _colourize_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m colorseg colorize", description="Colourize every image in a folder."
     )
@@ -127,8 +129,8 @@ def _colorize_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def colorize_main(argv: list[str]) -> int:
-    parser = _colorize_parser()
+def colourize_main(argv: list[str]) -> int:
+    parser = _colourize_parser()
     args = parser.parse_args(argv)
     if not colourizing.MIN_WORKING_SIZE <= args.working_size <= colourizing.MAX_WORKING_SIZE:
         parser.error(f"--working-size must be {colourizing.MIN_WORKING_SIZE}-{colourizing.MAX_WORKING_SIZE}")
@@ -161,7 +163,7 @@ def segment_main(argv: list[str]) -> int:
     _common(parser)
     parser.add_argument("--task", choices=SEG_TASKS, default="objects", help="which heads (default %(default)s)")
     args = parser.parse_args(argv)
-    from colorseg.segment import load_segmenter  # torchvision: loaded only when segmenting
+    from colorseg.segmentation.inference import load_segmenter  # torchvision: loaded only when segmenting
 
     try:
         files = _inputs(args.in_dir)

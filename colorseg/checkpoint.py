@@ -33,7 +33,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from colorseg.weights_io import sha256_of
+from colorseg.files import fsync_dir, sha256_of
 
 FORMAT_VERSION = 1
 STATE_FILE = "checkpoint.json"
@@ -138,18 +138,6 @@ def _write_tmp(folder: Path, suffix: str) -> Path:
     return Path(name)
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the renames durable (a power cut could otherwise undo them)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(
@@ -197,7 +185,7 @@ def save_checkpoint(
             if leftover is not None:
                 leftover.unlink(missing_ok=True)
         raise
-    _fsync_dir(folder)
+    fsync_dir(folder)
     for stale in folder.glob("state-*.safetensors"):
         if stale.name != tensor_file:
             stale.unlink(missing_ok=True)

@@ -22,10 +22,12 @@ from pathlib import Path
 
 import torch
 
-from colorseg.cifar import DataError, load_test_horses, to_grey
-from colorseg.colour_train import evaluate
-from colorseg.palette import check_palette, label_images, load_palette_and_digest
-from colorseg.weights_io import COLOUR_STEMS, DEFAULT_WEIGHTS_DIR, WeightsError, load_module
+from colorseg.colour.data import load_test_horses, to_grey
+from colorseg.colour.palette import check_palette, label_images, load_palette_and_digest
+from colorseg.colour.train import evaluate_colour_net
+from colorseg.errors import DataError, WeightsError
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
+from colorseg.weights_io import COLOUR_STEMS, load_module
 
 
 def evaluate_colour(data_dir: Path, weights_dir: Path = DEFAULT_WEIGHTS_DIR, device: str = "cpu") -> dict:
@@ -42,7 +44,7 @@ def evaluate_colour(data_dir: Path, weights_dir: Path = DEFAULT_WEIGHTS_DIR, dev
             results[name] = {"error": str(error)}
             print(f"{name}: not scored: {error}", file=sys.stderr)
             continue
-        results[name] = evaluate(model, grey, labels)
+        results[name] = evaluate_colour_net(model, grey, labels)
         print(f"{name}: {results[name]}", file=sys.stderr)
     if all("error" in result for result in results.values()):
         raise WeightsError("no colour net could be loaded: " + "; ".join(r["error"] for r in results.values()))
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.part == "colour":
                 results = evaluate_colour(args.data_dir, args.weights_dir, args.device)
             else:
-                from colorseg.segment import evaluate_folder
+                from colorseg.segmentation.inference import evaluate_folder
 
                 results = evaluate_folder(args.data_dir, split=args.split, task=args.task, weights_dir=args.weights_dir, device=args.device)
     except KeyboardInterrupt:

@@ -14,7 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, PALETTE_STEM, REGENERATE_HINT, WeightsError
+from colorseg.errors import REGENERATE_HINT, WeightsError
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
+from colorseg.weights_io import PALETTE_STEM
 
 HUB_REPO_ENV = "COLORSEG_HUB_REPO"
 HUB_REVISION_ENV = "COLORSEG_HUB_REVISION"

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 
-from colorseg.weights_io import atomic_write_bytes  # noqa: E402
+from colorseg.files import atomic_write_bytes  # noqa: E402
 
 
 def save_figure(figure, path: Path) -> None:

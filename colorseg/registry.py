@@ -6,11 +6,16 @@ architecture and its constructor arguments, and ``create_model`` rebuilds it her
 
 from __future__ import annotations
 
+import fnmatch
+import importlib
 from typing import Callable, TypeVar
 
 from torch import nn
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+# Modules whose classes carry ``@register_model``; imported on first use, never at import time,
+# so that a model module may import this one without a cycle (as timm's ``_registry`` does).
+MODEL_MODULES = ("colorseg.colour.models", "colorseg.segmentation.models")
 
 T = TypeVar("T", bound=Callable[..., nn.Module])
 
@@ -24,9 +29,10 @@ def register_model(builder: T) -> T:
     return builder
 
 
-def list_models() -> list[str]:
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered names matching the shell-style ``pattern``, sorted."""
     _import_all_models()
-    return sorted(_BUILDERS)
+    return sorted(name for name in _BUILDERS if fnmatch.fnmatchcase(name, pattern))
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
@@ -41,6 +47,5 @@ def create_model(name: str, **kwargs) -> nn.Module:
 
 
 def _import_all_models() -> None:
-    # Model modules register themselves on import; import them lazily so that
-    # ``registry`` itself has no dependency on any model file.
-    from colorseg import colour_models, seg_models  # noqa: F401
+    for module in MODEL_MODULES:
+        importlib.import_module(module)

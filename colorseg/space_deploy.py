@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from colorseg.paths import REPO_ROOT  # stdlib only, like this module
+
 HUB_REPO_ENV = "COLORSEG_HUB_REPO"  # read by colorseg.hub (kept literal: this module imports nothing heavy)
 NO_TOKEN = "no Hugging Face token: run `hf auth login` (older huggingface_hub: `huggingface-cli login`) or set HF_TOKEN"
 

@@ -9,10 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
-
+from support import REPO, SHARED_DATA  # noqa: F401  (fixtures below use them)
 
 
 def synthetic_horses(count: int, seed: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tiny segmentation folders in each layout of colorseg.seg_data, built in tmp folders.
+"""Tiny segmentation folders in each layout of colorseg.segmentation.data, built in tmp folders.
 
 Photos are noise with a brighter foreground rectangle, so a few steps learn something.
 """

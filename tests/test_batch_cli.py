@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_app_support import make_colour_weights, save_photo
-from test_seg_segment import _save_tiny_weights
+from support import make_colour_weights, save_photo
+from support import save_tiny_segmentation_weights as _save_tiny_weights
 
-from colorseg import colorize as c
 from colorseg.__main__ import main
+from colorseg.colour import inference as c
 from colorseg.image_io import load_image
-from colorseg.segment import load_segmenter
+from colorseg.segmentation.inference import load_segmenter
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -4,10 +4,10 @@ import stat
 
 import pytest
 import torch
+from tiny_training import EPOCHS, make_data, make_run, train_epoch
 
 from colorseg import checkpoint
 from colorseg.checkpoint import CheckpointError, load_checkpoint, remove_checkpoint, save_checkpoint
-from tiny_training import EPOCHS, make_data, make_run, train_epoch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

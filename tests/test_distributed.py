@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from ddp_worker import KINDS, train
 from safetensors.torch import load_file
 
 from colorseg.distributed import DistContext, setup, unwrap
-from ddp_worker import KINDS, train
 
 REPO = Path(__file__).resolve().parent.parent
 # Measured (2 ranks, 12 Adam steps, global batch 8, loss 1.43 -> 1.17): BatchNorm over each

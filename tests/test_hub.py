@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import huggingface_hub
 import pytest
-from test_app_support import make_colour_weights
+from support import RecordingApi, make_colour_weights
 
 from colorseg import hub
-from colorseg.weights_io import WeightsError
+from colorseg.errors import WeightsError
 
 
 def test_local_folder_without_the_variable(monkeypatch, tmp_path):
@@ -45,27 +43,6 @@ def test_offline_falls_back_to_local_with_a_message(monkeypatch, tmp_path):
     assert source.directory == tmp_path
     assert "Could not fetch" in source.message and "cannot reach the Hub" in source.message
     assert str(tmp_path) in source.message
-
-
-class RecordingApi:
-    """Stands in for huggingface_hub.HfApi and records what would be sent."""
-
-    instances: ClassVar[list[RecordingApi]] = []
-
-    def __init__(self, token=None):
-        self.token, self.calls = token, []
-        RecordingApi.instances.append(self)
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", repo_id, kwargs))
-
-    def create_commit(self, repo_id, operations, **kwargs):
-        self.calls.append(("create_commit", repo_id, list(operations), kwargs))
-
-        class Commit:
-            commit_url = f"https://hub.invalid/{repo_id}/commit/abc"
-
-        return Commit()
 
 
 def test_push_uploads_weights_descriptions_and_a_card_in_one_commit(monkeypatch, tmp_path):

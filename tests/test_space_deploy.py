@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from app_process import running_app
 from PIL import Image
-from test_app_support import save_photo
+from support import save_photo
 
 from colorseg import space_deploy
 from colorseg.__main__ import main as colorseg_main
@@ -340,9 +340,9 @@ def test_examples_are_not_decoded_at_start_up(monkeypatch, tmp_path):
     """Start-up stays fast: example photos are handed to gradio as paths and decoded only when
     clicked, never at build time."""
     import PIL.Image
+    from test_app_support import install_fake_segment_module, make_all_weights
 
     import app
-    from test_app_support import install_fake_segment_module, make_all_weights
 
     opened = []
     original = PIL.Image.open

@@ -14,8 +14,9 @@ import time
 import pytest
 import torch
 
-from colorseg import weights_io
-from colorseg.weights_io import WeightSet, WeightsError, load_module, load_tensors, save_module
+from colorseg import files, weight_set, weights_io
+from colorseg.errors import WeightsError
+from colorseg.weights_io import WeightSet, load_module, load_tensors, save_module
 
 STEMS = ("palette", "net_a", "net_b")
 
@@ -40,15 +41,15 @@ def versions(directory) -> set[float]:
     return found
 
 
-STEP_FUNCTIONS = [("os", "replace"), ("weights_io", "save_file"), ("weights_io", "_fsync_dir"),
-                  ("weights_io", "sha256_of"), ("shutil", "rmtree")]
+STEP_FUNCTIONS = [("os", "replace"), ("weight_set", "save_file"), ("weight_set", "fsync_dir"),
+                  ("weight_set", "sha256_of"), ("shutil", "rmtree")]
 
 
 def _install_steps(monkeypatch, kill_at: int | None) -> list[str]:
     """Count (and at ``kill_at``, kill) every file-system step a save makes."""
     steps: list[str] = []
     killed = []
-    modules = {"os": os, "weights_io": weights_io, "shutil": shutil}
+    modules = {"os": os, "weight_set": weight_set, "shutil": shutil}
     for module_name, name in STEP_FUNCTIONS:
         original = getattr(modules[module_name], name)
 
@@ -167,7 +168,7 @@ def test_stray_temporary_files_of_a_killed_run_are_cleaned(tmp_path):
 
 def test_one_module_save_is_a_set_too(tmp_path, monkeypatch):
     """Today's bug: a kill between the .safetensors and the .json renames left the model unloadable."""
-    from test_weights_io import save_tiny_unet
+    from support import save_tiny_unet
 
     save_tiny_unet(tmp_path)
     calls = []
@@ -202,11 +203,11 @@ def _save_other_unet(directory):
 def test_files_get_the_mode_of_ordinary_files(tmp_path, umask):
     previous = os.umask(umask)
     try:
-        from test_weights_io import save_tiny_unet
+        from support import save_tiny_unet
 
         save_tiny_unet(tmp_path)
-        weights_io.atomic_write_json(tmp_path / "report.json", {"a": 1})
-        weights_io.atomic_write_bytes(tmp_path / "table.md", b"| a |\n")
+        files.atomic_write_json(tmp_path / "report.json", {"a": 1})
+        files.atomic_write_bytes(tmp_path / "table.md", b"| a |\n")
     finally:
         os.umask(previous)
     for name in ("net.safetensors", "net.json", "report.json", "table.md"):
@@ -214,7 +215,7 @@ def test_files_get_the_mode_of_ordinary_files(tmp_path, umask):
 
 
 def test_committed_weights_still_load():
-    from colorseg.colorize import load_colourizers
+    from colorseg.colour.inference import load_colourizers
 
     models = load_colourizers(weights_io.DEFAULT_WEIGHTS_DIR)
     assert set(models.nets) == {"PoolUpsampleNet", "ConvTransposeNet", "UNet"} and not models.problems

@@ -2,23 +2,11 @@ import json
 
 import pytest
 import torch
+from support import save_tiny_unet
 
+from colorseg.errors import WeightsError
 from colorseg.registry import create_model
-from colorseg.weights_io import WeightsError, load_module, save_module
-
-
-def save_tiny_unet(directory):
-    torch.manual_seed(0)
-    model = create_model("UNet", num_filters=4, num_colours=6).eval()
-    save_module(
-        model,
-        directory,
-        "net",
-        architecture="UNet",
-        constructor={"num_filters": 4, "num_colours": 6},
-        metadata={"regenerate": "python train_all.py --only colour"},
-    )
-    return model
+from colorseg.weights_io import load_module, save_module
 
 
 def test_round_trip_gives_identical_outputs(tmp_path):
@@ -71,7 +59,7 @@ def test_interrupted_save_keeps_the_previous_weights(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("colorseg.weights_io.save_file", crash)
+    monkeypatch.setattr("colorseg.weight_set.save_file", crash)
     with pytest.raises(KeyboardInterrupt):
         save_tiny_unet(tmp_path)
     assert ((tmp_path / "net.safetensors").read_bytes(), (tmp_path / "net.json").read_text()) == before

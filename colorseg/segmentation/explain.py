@@ -1,0 +1,116 @@
+"""Looking at a segmentation: IoU against the decision threshold, where a mask is wrong,
+and the object cut out of its photo.
+
+Targets are bool [H, W] or uint8 [H, W] with 0 = background, 1 = object and
+seg_losses.IGNORE (255) = not labelled; ignored pixels count nowhere, as in training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from colorseg.pictures import figure_to_array, save_png  # noqa: F401  (save_png: part of this module's API)
+from colorseg.segmentation.losses import MASK_THRESHOLD, foreground_and_valid, iou_per_image
+
+DEFAULT_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)
+# The IoU levels the assignment's thresholded mIoU counts: an image scores a tenth for each
+# of 0.5, 0.55, ..., 0.95 its IoU exceeds (losses.thresholded_iou).
+ASSIGNMENT_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
+
+# Fixed, so that a legend written once in the UI stays true: green = right, red = extra, blue = missed.
+ERROR_COLOURS: dict[str, tuple[int, int, int]] = {
+    "true positive": (40, 200, 80),
+    "false positive": (230, 40, 40),
+    "false negative": (40, 110, 255),
+}
+ERROR_OPACITY = 0.55  # the photo stays readable under the colours
+
+
+def _target_tensor(target: np.ndarray) -> torch.Tensor:
+    target = np.asarray(target)
+    if target.dtype != np.bool_ and target.dtype != np.uint8:
+        raise ValueError(f"a target is bool or uint8 (0, 1, 255 = ignored), got dtype {target.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(target))
+
+
+def _foreground_and_valid(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    foreground, valid = foreground_and_valid(_target_tensor(target))
+    return foreground.numpy(), valid.numpy()
+
+
+def iou_threshold_curve(
+    prob: np.ndarray, target: np.ndarray, thresholds: np.ndarray = DEFAULT_THRESHOLDS
+) -> tuple[np.ndarray, np.ndarray]:
+    """IoU of the mask ``prob > t`` for every threshold t: (thresholds, float64 ious).
+
+    ``>`` as inference's predict thresholds at MASK_THRESHOLD; IoU by losses.iou_per_image (ignored
+    pixels excluded, SMOOTH included), so the MASK_THRESHOLD point is the app's reported IoU.
+    """
+    prob = np.asarray(prob, dtype=np.float32)
+    target_tensor = _target_tensor(target)
+    if prob.shape != tuple(target_tensor.shape):
+        raise ValueError(f"probabilities {prob.shape} and target {tuple(target_tensor.shape)} differ in shape")
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    preds = torch.from_numpy(prob)[None] > torch.from_numpy(thresholds).float()[:, None, None]  # [T, H, W]
+    ious = iou_per_image(preds, target_tensor[None].expand(len(thresholds), *prob.shape))
+    return thresholds, ious.numpy()
+
+
+def curve_chart(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    assignment_thresholds: np.ndarray = ASSIGNMENT_THRESHOLDS,
+    width: float = 6.0,
+    height: float = 3.2,
+) -> np.ndarray:
+    """IoU against the probability threshold, one line per head, uint8 [H, W, 3].
+
+    Dotted horizontal lines mark the IoU levels the assignment's thresholded mIoU counts,
+    so one reads off how many tenths each head earns at each threshold; the dashed
+    vertical line is the MASK_THRESHOLD the masks use.
+    """
+    figure = Figure(figsize=(width, height), dpi=100)
+    axis = figure.add_subplot()
+    for level in assignment_thresholds:
+        axis.axhline(level, color="0.75", linestyle=":", linewidth=0.8)
+    axis.axvline(MASK_THRESHOLD, color="0.4", linestyle="--", linewidth=0.8)
+    for name, (thresholds, ious) in curves.items():
+        best = int(np.argmax(ious))
+        line = axis.plot(thresholds, ious, marker=".", label=f"{name} (best {ious[best]:.2f} at {thresholds[best]:g})")
+        colour = line[0].get_color()
+        axis.plot([thresholds[best]], [ious[best]], marker="o", markersize=8, fillstyle="none", color=colour)
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.02)
+    axis.set_xlabel("probability threshold")
+    axis.set_ylabel("IoU")
+    axis.set_title("IoU by threshold (dotted: the assignment's IoU levels 0.5-0.95)", fontsize=9)
+    axis.legend(fontsize=8, loc="best")
+    figure.tight_layout()
+    return figure_to_array(figure)
+
+
+def error_overlay(rgb: np.ndarray, pred: np.ndarray, target: np.ndarray, opacity: float = ERROR_OPACITY) -> np.ndarray:
+    """The photo with true positives, false positives and false negatives tinted in
+    ERROR_COLOURS; true negatives and ignored pixels keep the photo's own colours."""
+    rgb, pred = np.asarray(rgb), np.asarray(pred, dtype=bool)
+    foreground, valid = _foreground_and_valid(target)
+    if rgb.shape[:2] != pred.shape or pred.shape != foreground.shape:
+        raise ValueError(f"image {rgb.shape[:2]}, prediction {pred.shape} and target {foreground.shape} differ in size")
+    out = rgb[:, :, :3].astype(np.float32)
+    regions = {
+        "true positive": pred & foreground & valid,
+        "false positive": pred & ~foreground & valid,
+        "false negative": ~pred & foreground & valid,
+    }
+    for name, where in regions.items():
+        out[where] = (1 - opacity) * out[where] + opacity * np.array(ERROR_COLOURS[name], np.float32)
+    return np.rint(out).astype(np.uint8)
+
+
+def cutout_rgba(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The photo with alpha 255 on the mask and 0 elsewhere, uint8 [H, W, 4]."""
+    rgb, mask = np.asarray(rgb), np.asarray(mask, dtype=bool)
+    if rgb.shape[:2] != mask.shape:
+        raise ValueError(f"image {rgb.shape[:2]} and mask {mask.shape} differ in size")
+    return np.concatenate([rgb[:, :, :3], (mask * np.uint8(255))[:, :, None]], axis=2).astype(np.uint8)

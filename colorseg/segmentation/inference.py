@@ -1,0 +1,191 @@
+"""Segmentation inference: one body pass, both heads, masks at the input's resolution.
+
+The image is resized (antialiased bilinear, aspect ratio not kept: the body was trained on
+photos squeezed to a square the same way) to ``working_size`` x ``working_size``; both
+heads' logits are upsampled straight from the feature grid to the input's height and width,
+as DeepLabV3 itself upsamples to its input, so any size and aspect ratio works.
+
+The default ``working_size`` is the one training chose on its training photos (the body's
+``working_size``: 320 px for the committed body, trained at 224; see colorseg.segmentation.pipeline.WORKING_SIZE_FACTORS).
+Keep it below 384 px: at 224 px the ASPP's rate-24 and rate-36 taps only ever read zero
+padding, so their off-centre weights never trained; from 384 px (24 feature cells) on they
+would start to contribute.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from colorseg.errors import WeightsError
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
+from colorseg.segmentation import losses as seg_losses
+from colorseg.segmentation.data import Sample, load_samples, resize_images
+from colorseg.segmentation.models import head_logits, normalize
+from colorseg.weights_io import (
+    SEG_BODY_STEM,
+    SEG_LOSSES,
+    SEG_TASKS,
+    load_module,
+    seg_head_stem,
+)
+
+HEAD_NAMES = SEG_LOSSES  # ("cross_entropy", "soft_iou"): the two heads of every task
+MIN_WORKING_SIZE = 16  # one cell of the body's stride-16 feature grid
+DEFAULT_TASK = "objects"
+
+
+@dataclass
+class SegmentationResult:
+    prob_cross_entropy: np.ndarray  # float32 [H, W], foreground probability
+    prob_soft_iou: np.ndarray  # float32 [H, W]
+    mask_cross_entropy: np.ndarray  # bool [H, W] (probability > MASK_THRESHOLD, i.e. the argmax)
+    mask_soft_iou: np.ndarray  # bool [H, W]
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 [H, W, 3]; greyscale [H, W] and RGBA [H, W, 4] are converted."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got dtype {image.dtype}")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 1:
+        raise ValueError(f"expected an RGB image [H, W, 3], got shape {image.shape}")
+    return np.array(image[:, :, :3])  # a writable, contiguous copy for torch.from_numpy
+
+
+class Segmenter:
+    """One frozen body and Part D's two heads (cross-entropy, soft IoU) for each task."""
+
+    def __init__(
+        self,
+        body: nn.Module,
+        heads: dict[str, dict[str, nn.Module]],
+        working_size: int,
+        description: dict[str, Any],
+        device: str | torch.device = "cpu",
+    ):
+        self.device = torch.device(device)
+        self.body = body.to(self.device).eval()
+        self.heads = {
+            task: {loss: pair[loss].to(self.device).eval() for loss in HEAD_NAMES} for task, pair in heads.items()
+        }
+        self.working_size = working_size
+        self.description = description
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.heads)
+
+    def _check_task(self, task: str) -> None:
+        if task not in self.heads:
+            raise ValueError(f"no heads for task {task!r}; these weights have: {', '.join(self.heads)}")
+
+    @torch.inference_mode()
+    def probabilities(
+        self, image: np.ndarray, working_size: int | None = None, tasks: tuple[str, ...] | None = None
+    ) -> dict[str, dict[str, torch.Tensor]]:
+        """Foreground probability of each head of each task, {task: {loss: float [H, W]}},
+        from one body pass."""
+        tasks = self.tasks if tasks is None else tasks
+        for task in tasks:
+            self._check_task(task)
+        rgb = torch.from_numpy(_as_rgb(image)).permute(2, 0, 1)[None].to(self.device)
+        height, width = rgb.shape[-2:]
+        size = working_size or self.working_size
+        if size < MIN_WORKING_SIZE:
+            raise ValueError(f"working_size must be at least {MIN_WORKING_SIZE} px, got {size}")
+        features = self.body(normalize(resize_images(rgb, (size, size))))  # [1, 256, size/s, size/s]
+        return {
+            task: {
+                loss: head_logits(head, features, (height, width)).softmax(dim=1)[0, 1]
+                for loss, head in self.heads[task].items()
+            }
+            for task in tasks
+        }
+
+    def predict(self, image: np.ndarray, working_size: int | None = None, task: str = DEFAULT_TASK) -> SegmentationResult:
+        """One task's two heads: probabilities and masks for a uint8 RGB image [H, W, 3]."""
+        probs = self.probabilities(image, working_size, (task,))[task]
+        probs = {loss: prob.float().cpu().numpy() for loss, prob in probs.items()}
+        return SegmentationResult(
+            prob_cross_entropy=probs["cross_entropy"],
+            prob_soft_iou=probs["soft_iou"],
+            mask_cross_entropy=probs["cross_entropy"] > seg_losses.MASK_THRESHOLD,
+            mask_soft_iou=probs["soft_iou"] > seg_losses.MASK_THRESHOLD,
+        )
+
+
+def load_segmenter(weights_dir: str | Path = DEFAULT_WEIGHTS_DIR, device: str | torch.device = "cpu") -> Segmenter:
+    """Rebuild the body and every task's heads from ``weights_dir``; WeightsError if anything
+    is missing, damaged, or a head was trained on a different body."""
+    try:
+        body, body_description = load_module(weights_dir, SEG_BODY_STEM, device)
+        hint = body_description.get("regenerate", "python train_all.py --only segmentation")
+        tasks = body_description.get("tasks") or [t for t in SEG_TASKS if (Path(weights_dir) / f"{seg_head_stem(t, HEAD_NAMES[0])}.json").is_file()]
+        if not tasks:
+            raise WeightsError(f"no segmentation heads in {weights_dir}; regenerate them with `{hint}`")
+        heads: dict[str, dict[str, nn.Module]] = {}
+        head_descriptions: dict[str, dict[str, Any]] = {}
+        for task in tasks:
+            heads[task] = {}
+            for loss in HEAD_NAMES:
+                stem = seg_head_stem(task, loss)
+                heads[task][loss], head_descriptions[stem] = load_module(weights_dir, stem, device)
+    except ValueError as error:  # e.g. an unknown backbone name in a hand-edited JSON
+        raise WeightsError(f"cannot rebuild the segmentation model in {weights_dir}: {error}") from None
+    for stem, description in head_descriptions.items():
+        if description.get("body_sha256") != body_description["sha256"]:
+            raise WeightsError(
+                f"the head {stem} in {weights_dir} was trained on another body than "
+                f"{SEG_BODY_STEM}.safetensors; regenerate them together with `{hint}`"
+            )
+    # Bodies saved without a chosen inference size run at their training size.
+    working_size = body_description.get("working_size", body_description.get("image_size"))
+    if not isinstance(working_size, int) or working_size < MIN_WORKING_SIZE:
+        raise WeightsError(
+            f"{Path(weights_dir) / SEG_BODY_STEM}.json lacks a valid working_size/image_size; "
+            f"regenerate it with `{hint}`"
+        )
+    description = {"body": body_description, "heads": head_descriptions}
+    return Segmenter(body, heads, working_size, description, device)
+
+
+def evaluate_samples(
+    segmenter: Segmenter, samples: list[Sample], tasks: tuple[str, ...] | None = None, working_size: int | None = None
+) -> dict[str, dict[str, dict[str, float]]]:
+    """{task: {loss: the three metrics averaged over ``samples``}}, each image scored at its
+    mask's size, with ignored pixels left out; one body pass per image serves every head."""
+    tasks = segmenter.tasks if tasks is None else tasks
+    values: dict[str, dict[str, dict[str, list[float]]]] = {t: {loss: {} for loss in HEAD_NAMES} for t in tasks}
+    for sample in samples:
+        target = torch.from_numpy(np.array(sample.mask))[None].to(segmenter.device)
+        for task, probs in segmenter.probabilities(sample.image, working_size, tasks).items():
+            for loss, prob in probs.items():
+                for metric, value in seg_losses.per_image_metrics((prob > seg_losses.MASK_THRESHOLD)[None], target).items():
+                    values[task][loss].setdefault(metric, []).append(value.item())
+    return {
+        task: {loss: {metric: math.fsum(v) / len(v) for metric, v in metrics.items()} for loss, metrics in by_loss.items()}
+        for task, by_loss in values.items()
+    }
+
+
+def evaluate_folder(
+    data_dir: str | Path,
+    split: str = "all",
+    task: str = DEFAULT_TASK,
+    weights_dir: str | Path = DEFAULT_WEIGHTS_DIR,
+    device: str | torch.device = "cpu",
+) -> dict[str, dict[str, float]]:
+    """Score one task's two heads from ``weights_dir`` on ``data_dir`` (any layout of
+    colorseg.segmentation.data): ``{"cross_entropy": {"miou_thresholded", "iou", "pixel_accuracy"}, "soft_iou": {...}}``."""
+    segmenter = load_segmenter(weights_dir, device)
+    segmenter._check_task(task)
+    return evaluate_samples(segmenter, load_samples(data_dir, split), (task,))[task]

@@ -1,0 +1,286 @@
+"""The segmentation part of ``train_all.py``: body (from scratch, pretrained, or reused),
+every task's two heads, weights, curves and a JSON-able report.
+
+Order of work: load every source as tensors -> get the body (train it whole from scratch on
+a balanced mixture of all sources, then recompute its BatchNorm statistics; or take
+torchvision's COCO one; or reuse a trained one) -> round it to the stored float16 precision
+-> cache its features -> for each task, train the cross-entropy and the soft-IoU heads on
+the cached features of that task's sources -> choose the inference size on training photos
+-> score every head on every source's validation photos at their own resolution -> only
+then write body and heads, so an interrupted run leaves the previous weights untouched.
+
+Tasks: ``objects`` (the main object of any photo) trains on every source; ``flowers`` and
+``horses`` on the source of that name (``--seg-tasks`` sets others).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from colorseg import weights_io
+from colorseg.config import RunConfig
+from colorseg.segmentation import data as seg_data
+from colorseg.segmentation import outputs
+from colorseg.segmentation import train as seg_train
+from colorseg.segmentation.inference import HEAD_NAMES, Segmenter, evaluate_samples
+from colorseg.segmentation.models import (
+    DEFAULT_BACKBONE,
+    DeepLabV3Body,
+    DeepLabV3Head,
+    SegmentationNet,
+    pretrained_body,
+)
+from colorseg.segmentation.sources import SegmentationData, load_data, resolve_sources, resolve_tasks
+
+REGENERATE = "python train_all.py --only segmentation"
+# Inference sizes tried, as multiples of the training size. Training sees random windows of
+# 0.6-1.2 times the image (0.9 on average) at the training size, so objects look larger than
+# in a whole photo at that size; a somewhat larger inference size undoes that ("FixRes",
+# Touvron et al. 2019). The largest, 10/7, keeps a 224 px body's map at 20 cells, below the
+# 24 at which the never-trained rate-24 ASPP taps would start to read real features.
+WORKING_SIZE_FACTORS = (1.0, 8 / 7, 9 / 7, 10 / 7)
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    """Everything the segmentation part of a run is asked to do (train_all.py fills it from its flags)."""
+
+    data: tuple[str, ...] = ()  # NAME=FOLDER sources (or bare folders); empty: DEFAULT_SOURCES present in data_root()
+    tasks: tuple[str, ...] = ()  # TASK=SOURCE,... specs; empty: objects=<every source> plus flowers / horses
+    download: bool = False  # download official Oxford 17 Flowers into a source folder if missing
+    source: str = "scratch"  # body: "scratch" (trained here) or "pretrained" (torchvision COCO)
+    body_from: Path | None = None  # reuse the frozen body of this weights folder; train heads only
+    backbone: str = DEFAULT_BACKBONE
+    image_size: int = 224
+    body: seg_train.BodyRecipe = field(default_factory=seg_train.BodyRecipe)
+    head_recipe: str = "default"
+    seed: int = 0
+    threads: int = 0  # CPU threads for torch (0: torch's default)
+
+
+class StageTimer:
+    """CPU and wall seconds of each named stage: ``with timer("body"): ...``."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+        self.wall: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
+        yield
+        self.cpu[name] = round(time.process_time() - cpu_start, 1)
+        self.wall[name] = round(time.perf_counter() - wall_start, 1)
+
+    def of(self, *names: str) -> dict[str, dict[str, float]]:
+        return {"cpu_seconds": {k: self.cpu[k] for k in names}, "wall_seconds": {k: self.wall[k] for k in names}}
+
+
+def _round_to_float16(module: torch.nn.Module) -> bool:
+    """Round floating-point tensors to float16 precision in place, so that what is scored
+    and what heads train on is exactly what gets stored; False (nothing changed) if some
+    value would overflow float16."""
+    state = module.state_dict()
+    rounded = {k: v.half().to(v.dtype) if v.is_floating_point() else v for k, v in state.items()}
+    if not all(torch.isfinite(v).all() for v in rounded.values() if v.is_floating_point()):
+        return False
+    module.load_state_dict(rounded)
+    return True
+
+
+def _choose_working_size(
+    segmenter: Segmenter, size: int, samples: dict[str, list[seg_data.Sample]], tasks: dict[str, list[str]]
+) -> tuple[int, dict[int, float]]:
+    """The inference size with the best mean IoU of every head on its task's *training*
+    photos, so that the validation splits stay untouched; returns it and every candidate's score."""
+    candidates = sorted({max(16, round(size * factor / 16) * 16) for factor in WORKING_SIZE_FACTORS})
+    scores = {}
+    for candidate in candidates:
+        ious = []
+        for task, names in tasks.items():
+            for name in names:
+                metrics = evaluate_samples(segmenter, samples[name], (task,), candidate)[task]
+                ious += [metrics[loss]["iou"] for loss in HEAD_NAMES]
+        scores[candidate] = sum(ious) / len(ious)
+    return max(candidates, key=scores.get), scores
+
+
+def get_body(
+    config: SegmentationConfig, data: SegmentationData, device: torch.device
+) -> tuple[torch.nn.Module, list[dict], dict[str, Any]]:
+    """The frozen body, its training history (scratch only) and what its JSON records about its origin."""
+    recipe = config.body
+    if config.body_from is not None:
+        body, description = weights_io.load_module(config.body_from, weights_io.SEG_BODY_STEM, device)
+        kept = ("source", "backbone", "recipe", "history", "data", "command", "seed", "cpu_seconds", "wall_seconds", "metrics")
+        return body, [], {key: description[key] for key in kept if key in description}
+    if config.source == "pretrained":
+        body = pretrained_body(config.backbone).to(device)
+        return body, [], {"source": "pretrained", "backbone": config.backbone, "recipe": "torchvision COCO_WITH_VOC_LABELS_V1", "history": []}
+    net = SegmentationNet(DeepLabV3Body(config.backbone), DeepLabV3Head()).to(device)
+    history = seg_train.train_body(
+        net, data.train, data.val, recipe,
+        generator=torch.Generator().manual_seed(config.seed),
+        augment_generator=torch.Generator(device=device).manual_seed(config.seed + 1),
+    )
+    origin = {
+        "source": "scratch", "backbone": config.backbone, "recipe": recipe.to_dict(), "history": history,
+        # Scores of the temporary head trained along with the body, at the training size.
+        "metrics": {"val_at_training_size": history[-1]},
+    }
+    return net.body, history, origin
+
+
+def train_heads(
+    body: torch.nn.Module, data: SegmentationData, tasks: dict[str, list[str]], recipe: seg_train.HeadRecipe,
+    seed: int, batch_size: int, timer,
+) -> tuple[dict[str, dict[str, torch.nn.Module]], dict[str, list[dict]]]:
+    """Part D for each task: fresh 1x1 heads, one per loss, on the frozen body's cached features."""
+    with timer("features"):
+        train_features = seg_train.compute_features(body, data.train.images, batch_size)
+        val_features = {n: seg_train.compute_features(body, v.images, batch_size) for n, v in data.val.items()}
+    heads: dict[str, dict[str, torch.nn.Module]] = {}
+    histories: dict[str, list[dict]] = {}
+    for task, names in tasks.items():
+        wanted = torch.tensor([data.train.source_names.index(n) for n in names], device=data.train.sources.device)
+        index = torch.isin(data.train.sources, wanted)
+        val_x = torch.cat([val_features[n] for n in names])
+        val_y = torch.cat([data.val[n].masks for n in names])
+        heads[task] = {}
+        for loss in HEAD_NAMES:
+            with timer(f"head_{task}_{loss}"):
+                heads[task][loss], histories[f"{task}/{loss}"] = seg_train.train_head(
+                    loss, train_features[index], data.train.masks[index], val_x, val_y, recipe,
+                    generator=torch.Generator().manual_seed(seed),
+                )
+    return heads, histories
+
+
+def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
+    """Get the body, train every task's heads, score, save; returns the training report's
+    section, ``{"segmentation": {...}}``."""
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    device = torch.device(run_config.device)
+    timer = StageTimer()
+    sources = resolve_sources(list(config.data))
+    tasks = resolve_tasks(list(config.tasks), sources)
+    with timer("data"):
+        data = load_data(sources, config.image_size, device, config.download)
+    with timer("body"):
+        body, body_history, origin = get_body(config, data, device)
+        body_dtype = torch.float16 if _round_to_float16(body) else None
+    recipe = seg_train.HEAD_RECIPES[config.head_recipe]
+    heads, head_histories = train_heads(body, data, tasks, recipe, config.seed, config.body.batch_size, timer)
+    result = TrainedSegmentation(tasks, body, body_dtype, body_history, origin, heads, head_histories,
+                                 {"name": config.head_recipe, **recipe.to_dict()})
+    score(result, data, config.image_size, device, timer)
+    plots = outputs.plot_curves(Path(run_config.report_dir), body_history, head_histories)
+    common = {
+        "data": data.description, "image_size": config.image_size, "command": run_config.command,
+        "regenerate": REGENERATE, "seed": config.seed, **run_config.hardware(),
+    }
+    outputs.save_segmentation(
+        run_config.weights_dir, body, body_dtype, _body_metadata(common, result, timer), heads,
+        _head_metadata(common, result, timer),
+    )
+    return {"segmentation": _report_section(config, result, data, timer, plots, device)}
+
+
+@dataclass
+class TrainedSegmentation:
+    """What a run has made, for scoring and saving."""
+
+    tasks: dict[str, list[str]]  # task -> its sources
+    body: torch.nn.Module
+    body_dtype: torch.dtype | None  # float16 when it is stored so (values already rounded)
+    body_history: list[dict]
+    origin: dict[str, Any]  # what the body's JSON records about where it came from
+    heads: dict[str, dict[str, torch.nn.Module]]  # task -> loss -> head
+    head_histories: dict[str, list[dict]]  # "task/loss" -> per-epoch rows
+    head_recipe: dict[str, Any]
+    working_size: int = 0
+    working_size_scores: dict[int, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)  # {task: {loss: {source: metrics}}}
+
+
+def score(result: TrainedSegmentation, data: SegmentationData, size: int, device: torch.device, timer: StageTimer) -> None:
+    """Pick the inference size on training photos, then score every head on every source's
+    validation photos at their own resolution (as ``colorseg.evaluate`` does)."""
+    segmenter = Segmenter(result.body, result.heads, size, {}, device)
+    with timer("working_size"):
+        result.working_size, result.working_size_scores = _choose_working_size(segmenter, size, data.size_samples, result.tasks)
+    with timer("evaluate"):
+        by_source = {
+            name: evaluate_samples(segmenter, samples, None, result.working_size) for name, samples in data.val_samples.items()
+        }
+        result.metrics = {
+            task: {loss: {name: by_source[name][task][loss] for name in by_source} for loss in HEAD_NAMES} for task in result.tasks
+        }
+
+
+def _body_metadata(common: dict, result: TrainedSegmentation, timer: StageTimer) -> dict[str, Any]:
+    origin = result.origin
+    own_times = timer.of("data", "body", "working_size")
+    return {
+        **common, **origin,
+        "tasks": list(result.tasks),
+        "task_sources": result.tasks,
+        "working_size": result.working_size,
+        # Mean IoU of every head on its task's training photos at each candidate inference size.
+        "working_size_scores_train": {str(k): v for k, v in result.working_size_scores.items()},
+        # process_time counts every thread: with 2 threads it is about twice the wall time.
+        "cpu_seconds": origin.get("cpu_seconds") or own_times["cpu_seconds"],
+        "wall_seconds": origin.get("wall_seconds") or own_times["wall_seconds"],
+    }
+
+
+def _head_metadata(common: dict, result: TrainedSegmentation, timer: StageTimer) -> dict[tuple[str, str], dict]:
+    return {
+        (task, loss): {
+            **common,
+            "task": task, "task_sources": result.tasks[task], "loss": loss,
+            "body_source": result.origin["source"],
+            "recipe": result.head_recipe,
+            # Per source, at each validation photo's own (mask) resolution, as colorseg.evaluate
+            # scores, with the body run at working_size.
+            "metrics": {"val": result.metrics[task][loss]},
+            "history": result.head_histories[f"{task}/{loss}"],
+            **timer.of("features", f"head_{task}_{loss}"),
+        }
+        for task in result.tasks for loss in HEAD_NAMES
+    }
+
+
+def _report_section(
+    config: SegmentationConfig, result: TrainedSegmentation, data: SegmentationData, timer: StageTimer,
+    plots: list[str], device: torch.device,
+) -> dict[str, Any]:
+    tasks, origin = result.tasks, result.origin
+    return {
+        "settings": {
+            "source": origin["source"], "backbone": origin.get("backbone"), "image_size": config.image_size,
+            "working_size": result.working_size, "tasks": tasks,
+            "body_recipe": origin.get("recipe"),
+            "head_recipe": result.head_recipe,
+            "seed": config.seed, "threads": torch.get_num_threads(), "device": str(device),
+            "body_stored_dtype": "float16" if result.body_dtype else "float32",
+        },
+        "data": data.description,
+        "metrics": {
+            "val": result.metrics,
+            "body_val_at_training_size": result.body_history[-1] if result.body_history else None,
+            "train_by_working_size": {str(k): v for k, v in result.working_size_scores.items()},
+        },
+        "cpu_seconds": {**timer.cpu, "total": round(sum(timer.cpu.values()), 1)},
+        "wall_seconds": {**timer.wall, "total": round(sum(timer.wall.values()), 1)},
+        "weights": [weights_io.SEG_BODY_STEM, *(weights_io.seg_head_stem(t, loss) for t in tasks for loss in HEAD_NAMES)],
+        "plots": plots,
+    }

@@ -1,0 +1,200 @@
+"""The one training loop of both halves: ``train_one_epoch``, ``evaluate`` and ``build_optimizer``.
+
+Data are whole tensors already on the training device; a batch is an index tensor into them
+(shuffled, in order, or a given ``order`` such as a balanced epoch of a mixture). What differs
+between the colour nets and the segmentation body and heads is passed in, in the style of
+torchvision's ``references/segmentation``:
+
+- ``prepare(inputs[index], targets[index], index) -> (model input, loss target)``: per-batch
+  work such as flips, augmentation, normalisation or looking up a teacher's soft targets;
+- ``loss_fn(output, loss target)``: a loss tensor, or ``(objective, reported)`` when the value
+  to report differs from the one to minimise (distillation reports the plain cross-entropy);
+- ``metric_fn(output, target) -> {name: sum over the batch}`` for :func:`evaluate`.
+
+No per-batch host sync: losses and metrics are accumulated in device tensors and read once
+per epoch, so a GPU never waits for the host inside an epoch.
+
+Data-parallel (``ctx`` from :func:`colorseg.distributed.setup`, see distributed.py): every rank
+draws the same global batch, runs ``prepare`` on all of it (so per-sample random draws keep
+every rank's generators in step and a single process gives exactly the same numbers), keeps
+its own slice, and scales its loss so that DDP's gradient average is the global batch's.
+Forward and loss run under :func:`colorseg.amp.autocast_for` (bf16 on CUDA, nothing on CPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from colorseg.amp import autocast_for
+from colorseg.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
+from colorseg.distributed import DistContext
+
+Prepare = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, object]]
+LossFn = Callable[[torch.Tensor, object], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
+MetricFn = Callable[[torch.Tensor, object], dict[str, torch.Tensor]]
+Scheduler = torch.optim.lr_scheduler.LRScheduler
+SINGLE = DistContext()  # one process: every ctx method is a no-op
+
+
+def _take(batch, rows: slice):
+    """``rows`` of a prepared batch: a tensor, or a tuple of them (e.g. labels and soft targets)."""
+    if isinstance(batch, tuple):
+        return tuple(_take(part, rows) for part in batch)
+    return batch[rows]
+
+
+def _local_rows(n: int, ctx: DistContext) -> slice:
+    """This rank's contiguous rows of a global batch of ``n`` (as ``ctx.shard`` slices it)."""
+    if ctx.world_size == 1:
+        return slice(None)
+    mine = ctx.shard(torch.arange(n))
+    return slice(int(mine[0]), int(mine[0]) + len(mine)) if len(mine) else slice(0, 0)
+
+
+def identity(inputs: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    return inputs, targets
+
+
+def batches(
+    n: int, batch_size: int, generator: torch.Generator | None = None, order: torch.Tensor | None = None
+) -> Iterator[torch.Tensor]:
+    """Index tensors covering range(n): shuffled with ``generator`` (on its device), in order
+    without it; or the given ``order``."""
+    if order is None:
+        if generator is not None:
+            order = torch.randperm(n, generator=generator, device=generator.device)
+        else:
+            order = torch.arange(n)
+    yield from order.split(batch_size)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    batch_size: int,
+    generator: torch.Generator | None = None,
+    order: torch.Tensor | None = None,
+    prepare: Prepare = identity,
+    scheduler: Scheduler | None = None,
+    ctx: DistContext = SINGLE,
+) -> float:
+    """One pass over (inputs, targets) in ``order`` (else shuffled by ``generator``, else in
+    order); returns the mean reported loss over the samples (of every rank)."""
+    model.train()
+    total = torch.zeros((), dtype=torch.float64, device=inputs.device)
+    count = 0
+    for index in batches(len(inputs), batch_size, generator, order):
+        index = index.to(inputs.device)
+        x, y = prepare(inputs[index], targets[index], index)
+        rows = _local_rows(len(index), ctx)
+        x, y = _take(x, rows), _take(y, rows)
+        local = len(x)
+        with autocast_for(inputs.device):
+            loss = loss_fn(model(x), y)
+        objective, reported = loss if isinstance(loss, tuple) else (loss, loss)
+        optimizer.zero_grad(set_to_none=True)
+        (objective * ctx.loss_scale(local, len(index)) if ctx.world_size > 1 else objective).backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += reported.detach().double() * local
+        count += local
+    return ctx.reduce_metrics({"loss": total}, count)["loss"]
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    metric_fn: MetricFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    batch_size: int,
+    prepare: Prepare = identity,
+    ctx: DistContext = SINGLE,
+) -> dict[str, torch.Tensor]:
+    """Eval mode, in order: each metric summed over all batches (each rank scores its slice;
+    the sums are then added over the ranks), as device tensors (the caller divides by its
+    count: images, pixels, ...). Pass the plain module, after ``ctx.sync_buffers``."""
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    mine = ctx.shard(torch.arange(len(inputs)))
+    for index in mine.split(batch_size):
+        index = index.to(inputs.device)
+        x, y = prepare(inputs[index], targets[index], index)
+        for name, value in metric_fn(model(x), y).items():
+            sums[name] = sums[name] + value if name in sums else value
+    if ctx.distributed:
+        sums = {name: ctx.all_reduce_mean(value.double()) * ctx.world_size for name, value in sums.items()}
+    return sums
+
+
+def build_optimizer(
+    parameters,
+    lr: float,
+    *,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+) -> tuple[torch.optim.Optimizer, Scheduler | None]:
+    """``constant``: the assignment's Adam at ``lr``, no scheduler. ``onecycle``: AdamW with a
+    one-cycle schedule peaking at ``lr`` over ``epochs`` x ``steps_per_epoch`` steps."""
+    if schedule == "constant":
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay), None
+    if schedule == "onecycle":
+        optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
+        return optimizer, scheduler
+    raise ValueError(f"unknown schedule {schedule!r}; known: constant, onecycle")
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often a training stage saves a resumable checkpoint (None: never)."""
+
+    directory: Path | None = None  # runs/checkpoints/ by default in train_all.py; never weights/
+    resume: bool = False  # continue from a stage's checkpoint when there is one
+    every: int = 1  # epochs between checkpoints
+
+
+def resume_from(checkpointing: Checkpointing, stage: str, recipe: dict, **state) -> tuple[list[dict], int]:
+    """(history so far, first epoch to run): from the stage's checkpoint when resuming, else
+    ([], 1) after deleting any stale checkpoint of an earlier run. ``state``: model, optimizer,
+    scheduler, generators (restored in place; every rank loads, before wrapping in DDP)."""
+    if checkpointing.directory is None:
+        return [], 1
+    if not checkpointing.resume:
+        remove_checkpoint(checkpointing.directory, stage)
+        return [], 1
+    loaded = load_checkpoint(checkpointing.directory, stage, **state)
+    if loaded is None:
+        return [], 1
+    if loaded.extra.get("recipe") != recipe:
+        raise SystemExit(f"{loaded.path} was made with another recipe; delete it or drop --resume")
+    return loaded.extra["history"], loaded.epoch + 1
+
+
+def save_progress(
+    checkpointing: Checkpointing, stage: str, ctx: DistContext, epoch: int, epochs: int, extra: dict, **state
+) -> None:
+    """After an epoch (its last scheduler step and draws done): rank 0 saves the checkpoint
+    every ``every`` epochs, except after the last (the final weights follow)."""
+    if checkpointing.directory is None or not ctx.is_main or epoch % checkpointing.every or epoch >= epochs:
+        return
+    save_checkpoint(checkpointing.directory, stage, epoch=epoch, extra={**extra, "world_size": ctx.world_size}, **state)
+
+
+def finish_stage(checkpointing: Checkpointing, stage: str) -> None:
+    """Rank 0, once the stage's final weights are written: its checkpoint is no longer needed."""
+    if checkpointing.directory is not None:
+        remove_checkpoint(checkpointing.directory, stage)
