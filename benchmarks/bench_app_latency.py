@@ -42,7 +42,8 @@ def random_weights(directory: Path) -> Path:
     from colorseg.colour_models import COLOUR_MODEL_NAMES
     from colorseg.palette import NUM_COLOURS, save_palette
     from colorseg.registry import create_model
-    from colorseg.weights_io import COLOUR_STEMS, SEG_BODY_STEM, SEG_HEAD_STEMS, save_module, sha256_of
+    from colorseg.weights_io import COLOUR_STEMS, SEG_BODY_STEM, SEG_LOSSES, SEG_TASKS, save_module, seg_head_stem
+    from colorseg.weights_io import sha256_of
 
     torch.manual_seed(0)
     save_palette(torch.rand(NUM_COLOURS, 3), directory, {"what": "random benchmark palette"})
@@ -50,10 +51,12 @@ def random_weights(directory: Path) -> Path:
         save_module(create_model(name), directory, COLOUR_STEMS[name], architecture=name, constructor={},
                     metadata={"metrics": {}})
     body = save_module(create_model("DeepLabV3Body"), directory, SEG_BODY_STEM, architecture="DeepLabV3Body",
-                       constructor={}, metadata={"image_size": 224, "metrics": {}})
-    for name, stem in SEG_HEAD_STEMS.items():
-        save_module(create_model("DeepLabV3Head"), directory, stem, architecture="DeepLabV3Head", constructor={},
-                    metadata={"loss": name, "body_sha256": sha256_of(body), "metrics": {}})
+                       constructor={}, metadata={"image_size": 224, "tasks": list(SEG_TASKS), "metrics": {}})
+    for task in SEG_TASKS:
+        for loss in SEG_LOSSES:
+            save_module(create_model("DeepLabV3Head"), directory, seg_head_stem(task, loss), architecture="DeepLabV3Head",
+                        constructor={}, metadata={"task": task, "loss": loss, "body_sha256": sha256_of(body),
+                                                  "metrics": {}})
     return directory
 
 
@@ -133,20 +136,25 @@ def main() -> int:
         label = "random weights (default architectures)" if args.random_weights else f"weights in {weights}"
         import torch
 
-        import app
+        from colorseg.app.colour_tab import ColourHandlers
+        from colorseg.app.models import load_models
+        from colorseg.app.segment_tab import SegmentHandlers
+        from colorseg.app.store import Context, PictureStore
+        from colorseg.app.uploads import ReadableFiles
 
-        models = app.load_models(weights, device="cpu")
+        models = load_models(weights, device="cpu")
         problems = [p for p in (models.colour_problem, models.segment_problem) if p]
         if problems:
             print("cannot benchmark:", *problems, sep="\n", file=sys.stderr)
             return 1
-        handlers = app.Handlers(models, app.PictureStore(Path(scratch) / "pictures"), app.ReadableFiles(examples=[PHOTO]))
+        context = Context(models, PictureStore(Path(scratch) / "pictures"), ReadableFiles(examples=[PHOTO]))
+        colour, segment = ColourHandlers(context), SegmentHandlers(context)
         print(f"{label}; torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
               f"{os.cpu_count()} CPU cores, 512x512 photo, median of {args.runs} runs")
         failed = False
         for name, call in (
-            ("colorize", lambda: handlers.colorize(str(PHOTO))),
-            ("segment", lambda: handlers.segment(str(PHOTO))),
+            ("colorize", lambda: colour.colorize(str(PHOTO))),
+            ("segment", lambda: segment.segment(str(PHOTO))),
         ):
             median, low, high = median_ms(call, args.runs)
             verdict = "ok" if median <= TARGETS_MS[name] else "OVER TARGET"

@@ -8,17 +8,18 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from test_app_support import free_port, install_fake_segment_module, make_all_weights, save_photo
+from app_fakes import fake_models
+from test_app_support import free_port, make_all_weights, save_photo
 
-import app
+from colorseg.app.demo import build_demo
+from colorseg.app.examples import EXAMPLES_DIR
+from colorseg.app.uploads import REFUSED_PATH
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     weights = make_all_weights(tmp_path_factory.mktemp("weights"))
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        install_fake_segment_module(monkeypatch)
-        demo = app.build_demo(weights, device="cpu")
+    demo = build_demo(models=fake_models(weights))
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
@@ -102,7 +103,7 @@ def test_gradio_client_cannot_make_the_server_open_its_files(client, tmp_path, s
         with pytest.raises(AppError) as caught:
             client.predict(*_arguments(endpoint, position, upload, {"path": path}), api_name=endpoint)
         messages[which] = str(caught.value)
-    assert set(messages.values()) == {app.REFUSED_PATH}, "one refusal, the same whether the file exists or not"
+    assert set(messages.values()) == {REFUSED_PATH}, "one refusal, the same whether the file exists or not"
 
 
 def _raw_call(base: str, endpoint: str, data: list) -> str:
@@ -150,5 +151,5 @@ def test_examples_and_their_thumbnails_still_work(client):
     # Clicking an example sends gradio's cached copy; the example file itself is allowed too.
     gallery, *_ = client.predict({"path": samples[0]["path"], "meta": FILE_META}, api_name="/colorize")
     assert gallery[0]["caption"] == "Greyscale input"
-    gallery, *_ = client.predict({"path": str(app.EXAMPLES_DIR / "coffee_cup.jpg")}, api_name="/colorize")
+    gallery, *_ = client.predict({"path": str(EXAMPLES_DIR / "coffee_cup.jpg")}, api_name="/colorize")
     assert gallery[0]["caption"] == "Greyscale input"

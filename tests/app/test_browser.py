@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_app_support import free_port, install_fake_segment_module, make_all_weights
+from app_fakes import fake_models
+from test_app_support import free_port, make_all_weights
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
@@ -22,7 +23,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
 PHOTO = REPO / "examples" / "chelsea_the_cat.jpg"  # 451x300, a real photo for representative screenshots
 TIMEOUT_MS = 60_000
@@ -32,18 +33,15 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromi
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    import app
+    from colorseg.app.demo import build_demo
 
     # COLORSEG_BROWSER_WEIGHTS=weights (with COLORSEG_DATA_DIR pointing at an empty folder)
     # takes README's screenshots with the trained nets; by default tiny random weights.
     trained = os.environ.get("COLORSEG_BROWSER_WEIGHTS")
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        if trained:
-            weights = Path(trained)
-        else:
-            weights = make_all_weights(tmp_path_factory.mktemp("weights"))
-            install_fake_segment_module(monkeypatch)
-        demo = app.build_demo(weights, device="cpu")
+    if trained:
+        demo = build_demo(trained, device="cpu")
+    else:
+        demo = build_demo(models=fake_models(make_all_weights(tmp_path_factory.mktemp("weights"))))
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
