@@ -18,12 +18,16 @@ from colorseg.seg_losses import per_image_metrics
 SHOW_BOTH, SHOW_CE, SHOW_IOU = "Both heads", "Cross-entropy head only", "Soft-IoU head only"
 SCORE_HEADERS = ["Head", "Object pixels", "IoU", "Thresholded mIoU", "Pixel accuracy"]
 
-HELP = """**1.** Upload, paste or take a photo, or click an example below. **2.** Optionally add its
-ground-truth mask (white = object) to score both heads. **3.** Press **Segment**.
+# The tasks a segmenter may have heads for (colorseg.weights_io.SEG_TASKS), as the radio names them.
+TASK_LABELS = {"objects": "Any object", "flowers": "Flowers (the assignment's Part D)", "horses": "Horses"}
+DEFAULT_TASK = "objects"
 
-Both heads share one DeepLabV3 body and differ only in their last 1×1 convolution, trained with
-cross-entropy (<span style="color:#ff7f0e">■ orange</span>) or with a soft-IoU loss
-(<span style="color:#1f77b4">■ blue</span>). They were trained on horse photos."""
+HELP = """**1.** Upload, paste or take a photo, or click an example below. **2.** Choose what to find and,
+optionally, add the photo's ground-truth mask (white = object) to score both heads. **3.** Press **Segment**.
+
+One DeepLabV3 body is shared by every task; each task has two heads that differ only in their last
+1×1 convolution, trained with cross-entropy (<span style="color:#ff7f0e">■ orange</span>) or with a
+soft-IoU loss (<span style="color:#1f77b4">■ blue</span>)."""
 
 SegmentOutputs = tuple[str, str, str, str, str, list[list[str]], str]
 
@@ -47,33 +51,55 @@ def score_rows(masks: dict[str, np.ndarray], target: np.ndarray | None) -> list[
     return table
 
 
+def task_choices(segmenter: object) -> list[tuple[str, str]]:
+    """(label, task) for the tasks the loaded segmenter has heads for, in TASK_LABELS' order;
+    all of them (for a disabled radio) when no segmenter loaded."""
+    tasks = tuple(getattr(segmenter, "tasks", ())) or tuple(TASK_LABELS)
+    ordered = [t for t in TASK_LABELS if t in tasks] + [t for t in tasks if t not in TASK_LABELS]
+    return [(TASK_LABELS.get(task, task), task) for task in ordered]
+
+
 class SegmentHandlers:
     """The Segment tab's functions (and the /segment endpoint); models come loaded."""
 
     def __init__(self, context: Context):
         self.context = context
 
+    def probabilities(self, rgb: np.ndarray, task: str) -> dict[str, np.ndarray]:
+        """{loss: float32 [H, W]} of ``task``'s two heads, from one body pass."""
+        models = self.context.models
+        if models.segmenter is None:
+            raise gr.Error(models.segment_problem or "Segmentation is unavailable.")
+        if task not in models.segmenter.tasks:
+            offered = ", ".join(f"{task!r} ({label})" for label, task in task_choices(models.segmenter))
+            raise gr.Error(f"These weights have no heads for {task!r}; choose one of {offered}.")
+        try:
+            probs = models.segmenter.probabilities(rgb, None, (task,))[task]
+        except (RuntimeError, ValueError) as error:
+            raise gr.Error(f"Segmentation failed on this image ({error}).") from None
+        return {loss: np.asarray(probs[loss].float().cpu().numpy(), np.float32) for loss in HEAD_TITLES}
+
     @torch.inference_mode()
-    def segment(self, image: str | None, ground_truth: str | None = None) -> SegmentOutputs:
-        """Overlays and masks of both heads (paths), their disagreement, scores against a ground truth, notes."""
+    def segment(
+        self, image: str | None, ground_truth: str | None = None, task: str = DEFAULT_TASK
+    ) -> SegmentOutputs:
+        """Overlays and masks of ``task``'s two heads (paths), their disagreement, scores against a
+        ground truth, notes."""
         models = self.context.models
         if models.segmenter is None:
             raise gr.Error(models.segment_problem or "Segmentation is unavailable.")
         loaded = read_photo(image, self.context.readable)
         target = read_mask(ground_truth, (loaded.rgb.shape[1], loaded.rgb.shape[0]), self.context.readable)
         started = time.perf_counter()
-        try:
-            result = models.segmenter.predict(loaded.rgb)
-        except (RuntimeError, ValueError) as error:
-            raise gr.Error(f"Segmentation failed on this image ({error}).") from None
+        probs = self.probabilities(loaded.rgb, task)
         seconds = time.perf_counter() - started
 
-        masks = {"cross_entropy": np.asarray(result.mask_cross_entropy, bool),
-                 "soft_iou": np.asarray(result.mask_soft_iou, bool)}
+        masks = {loss: prob > 0.5 for loss, prob in probs.items()}
         agree = float((masks["cross_entropy"] == masks["soft_iou"]).mean())
         notes = [(
-            f"Segmented {loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px in {seconds * 1000:.0f} ms "
-            f"(one body pass, two heads). The heads agree on {agree:.1%} of the pixels."
+            f"Segmented {loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px in {seconds * 1000:.0f} ms looking for "
+            f"**{TASK_LABELS.get(task, task)}** (one body pass, two heads). The heads agree on {agree:.1%} "
+            "of the pixels."
         )]
         if target is None:
             notes.append("Add the photo's ground-truth mask (white = object) to score each head.")
@@ -118,6 +144,11 @@ def create_tab(context: Context) -> None:
                                 height=300, elem_id="segment-photo")
             ground_truth = photo_input(context.readable, label="Ground-truth mask (optional)", sources=["upload"],
                                        height=160, elem_id="segment-mask")
+            choices = task_choices(context.models.segmenter)
+            task = gr.Radio(
+                choices, value=DEFAULT_TASK if DEFAULT_TASK in dict(choices).values() else choices[0][1],
+                label="What to find", interactive=context.models.segmenter is not None, elem_id="segment-task",
+            )
             button = gr.Button("Segment", variant="primary", interactive=context.models.segmenter is not None)
             gr.Examples(rows, inputs=[image, ground_truth], label="Examples (click one)", examples_per_page=6)
         with gr.Column(scale=3):
@@ -134,9 +165,10 @@ def create_tab(context: Context) -> None:
             notes = gr.Markdown()
 
     button.click(
-        handlers.segment, inputs=[image, ground_truth],
+        handlers.segment, inputs=[image, ground_truth, task],
         outputs=[overlay_ce, overlay_iou, mask_ce, mask_iou, disagreement, scores, notes],
         api_name="segment", **INFERENCE,
-        api_description="Segment a photo with both heads: overlays, masks, disagreement map, scores, notes.",
+        api_description="Segment a photo with both heads of one task (objects, flowers or horses; default objects): "
+        "overlays, masks, disagreement map, scores, notes.",
     )
     show.change(shown_heads, inputs=show, outputs=[ce_column, iou_column], api_visibility="private", queue=False)

@@ -9,6 +9,7 @@ from app_fakes import fake_context
 from PIL import Image
 from test_app_support import make_segmentation_weights, photo, save_photo
 
+from colorseg.app.demo import build_demo
 from colorseg.app.models import load_models
 from colorseg.app.report import weights_report
 from colorseg.app.segment_tab import SegmentHandlers
@@ -81,3 +82,50 @@ def test_segment_with_the_real_segmenter_and_random_weights(tmp_path):
     markdown, _, _ = weights_report(models)
     assert "| segmentation body | DeepLabV3Body |" in markdown
     assert "| segmentation seg_head_objects_soft_iou |" in markdown
+
+
+# ---------------------------------------------------------------- what to find (issue 11)
+
+
+def test_each_task_uses_its_own_heads_from_one_body_pass(handlers, tmp_path):
+    path = str(save_photo(tmp_path / "photo.png"))
+    segmenter = handlers.context.models.segmenter
+    object_pixels = {}
+    for task in ("objects", "flowers", "horses"):
+        passes = segmenter.body_passes
+        *_, table, notes = handlers.segment(path, None, task)
+        assert segmenter.body_passes == passes + 1, "one body pass serves both heads"
+        object_pixels[task] = table[0][1]
+        assert "one body pass, two heads" in notes
+    assert len(set(object_pixels.values())) == 3, "each task has its own heads"
+    assert handlers.segment(path)[5][0][1] == object_pixels["objects"], "default: any object"
+    assert "looking for **Horses**" in handlers.segment(path, None, "horses")[6]
+
+
+def test_a_task_without_heads_is_a_clear_error(tmp_path):
+    (tmp_path / "weights").mkdir()
+    make_all_weights_with_tasks(tmp_path / "weights", "objects horses")
+    context = fake_context(tmp_path / "weights", tmp_path / "pictures", tmp_path)
+    with pytest.raises(gr.Error, match="no heads for 'flowers'.*'horses' \\(Horses\\)"):
+        SegmentHandlers(context).segment(str(save_photo(tmp_path / "photo.png")), None, "flowers")
+
+
+def test_the_radio_offers_only_the_loaded_tasks(tmp_path):
+    from app_fakes import FakeSegmenter
+
+    from colorseg.app.segment_tab import task_choices
+
+    assert task_choices(FakeSegmenter(("horses", "objects"))) == [("Any object", "objects"), ("Horses", "horses")]
+    assert [task for _, task in task_choices(None)] == ["objects", "flowers", "horses"]
+    (tmp_path / "weights").mkdir()
+    make_all_weights_with_tasks(tmp_path / "weights", "flowers horses")
+    demo = build_demo(models=fake_context(tmp_path / "weights", tmp_path / "pictures").models)
+    radio = next(b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "What to find")
+    assert [value for _, value in radio.choices] == ["flowers", "horses"] and radio.value == "flowers"
+
+
+def make_all_weights_with_tasks(directory, tasks: str):
+    from test_app_support import SEGMENTER_MARKER, make_all_weights
+
+    make_all_weights(directory)
+    (directory / SEGMENTER_MARKER).write_text(tasks)
