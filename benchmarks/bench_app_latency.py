@@ -42,8 +42,15 @@ def random_weights(directory: Path) -> Path:
     from colorseg.colour_models import COLOUR_MODEL_NAMES
     from colorseg.palette import NUM_COLOURS, save_palette
     from colorseg.registry import create_model
-    from colorseg.weights_io import COLOUR_STEMS, SEG_BODY_STEM, SEG_LOSSES, SEG_TASKS, save_module, seg_head_stem
-    from colorseg.weights_io import sha256_of
+    from colorseg.weights_io import (
+        COLOUR_STEMS,
+        SEG_BODY_STEM,
+        SEG_LOSSES,
+        SEG_TASKS,
+        save_module,
+        seg_head_stem,
+        sha256_of,
+    )
 
     torch.manual_seed(0)
     save_palette(torch.rand(NUM_COLOURS, 3), directory, {"what": "random benchmark palette"})

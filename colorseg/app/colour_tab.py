@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from colorseg import colorize as colourizing
-from colorseg.app import examples, render
+from colorseg.app import examples, inspector, render
 from colorseg.app.models import regenerate
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
@@ -139,7 +139,7 @@ def create_tab(context: Context) -> None:
                 working_size, decoding, temperature = settings_inputs()
             gr.Examples(photos, inputs=[image], label="Examples (click one)", examples_per_page=12)
         with gr.Column(scale=3):
-            slider = gr.ImageSlider(label="Before / after: drag the handle", max_height=460)
+            slider = gr.ImageSlider(label="Before / after: drag the handle", max_height=460, type="filepath")
             notes = gr.Markdown()
     # Full width, one row: greyscale, up to three nets and the original side by side.
     gallery = gr.Gallery(label="Side by side (click one to enlarge)", columns=5, fit_columns=False,
@@ -148,9 +148,13 @@ def create_tab(context: Context) -> None:
         confidence = gr.Gallery(label="Confidence, at the working size", columns=5, fit_columns=False,
                                 object_fit="contain", height=300)
 
-    button.click(
-        handlers.colorize, inputs=[image, networks, working_size, decoding, temperature],
+    with gr.Accordion("Inspect a pixel", open=True):
+        panel = inspector.create_panel(context)
+    inputs = [image, networks, working_size, decoding, temperature]
+    colourized = button.click(
+        handlers.colorize, inputs=inputs,
         outputs=[gallery, slider, confidence, notes], api_name="colorize", **INFERENCE,
         api_description="Colourize a photo: greyscale input, each net's result (and the original), "
         "a before/after pair, confidence maps, notes.",
     )
+    inspector.wire_panel(panel, inputs, slider, colourized)

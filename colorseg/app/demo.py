@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-from colorseg.app import colour_tab, model_tab, segment_tab
+from colorseg.app import colour_tab, inside_tab, model_tab, replay_tab, segment_tab
 from colorseg.app.models import Loader, Models, load_models
 from colorseg.app.settings import QUEUE_SIZE, TORCH_THREADS
 from colorseg.app.store import Context, PictureStore
@@ -42,6 +42,10 @@ def build_demo(
                 colour_tab.create_tab(context)
             with gr.Tab("Segment", id="segment"):
                 segment_tab.create_tab(context)
+            with gr.Tab("Inside the nets", id="inside"):
+                inside_tab.create_tab(context, demo)
+            with gr.Tab("Training replay", id="replay"):
+                replay_tab.create_tab(context)
             with gr.Tab("Model", id="model"):
                 model_tab.create_tab(context, demo)
     demo.queue(max_size=QUEUE_SIZE)

@@ -7,9 +7,9 @@ import importlib.util
 import os
 from pathlib import Path
 
+from colorseg.app.settings import REPO
 from colorseg.cifar import DataError
 from colorseg.seg_data import find_pairs, is_validation
-from colorseg.app.settings import REPO
 
 EXAMPLES_DIR = REPO / "examples"
 # Local data folders whose validation images become extra examples (read in place, never copied).

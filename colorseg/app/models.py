@@ -8,9 +8,10 @@ with a stand-in segmenter), and ``build_demo(loader=...)`` another loading funct
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -99,7 +100,7 @@ def load_models(
     _load_colour(models)
     _load_segmenter(models, load_segmenter)
     # Visitors see files relative to the weights folder, never the server's own paths.
-    hide = lambda text: hide_server_paths(text, models.weights_dir)  # noqa: E731
+    hide = lambda text: hide_server_paths(text, models.weights_dir)
     models.source = hide(models.source)
     models.colour_problem, models.segment_problem = hide(models.colour_problem), hide(models.segment_problem)
     if models.colour is not None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections import OrderedDict
+from typing import Any
 
 import gradio as gr
 import numpy as np
@@ -13,6 +17,7 @@ from colorseg.app.render import HEAD_COLOURS, HEAD_TITLES
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
 from colorseg.app.uploads import photo_input, read_mask, read_photo
+from colorseg.seg_explain import curve_chart, iou_threshold_curve
 from colorseg.seg_losses import per_image_metrics
 
 SHOW_BOTH, SHOW_CE, SHOW_IOU = "Both heads", "Cross-entropy head only", "Soft-IoU head only"
@@ -27,7 +32,9 @@ optionally, add the photo's ground-truth mask (white = object) to score both hea
 
 One DeepLabV3 body is shared by every task; each task has two heads that differ only in their last
 1×1 convolution, trained with cross-entropy (<span style="color:#ff7f0e">■ orange</span>) or with a
-soft-IoU loss (<span style="color:#1f77b4">■ blue</span>)."""
+soft-IoU loss (<span style="color:#1f77b4">■ blue</span>). With a ground-truth mask each head's errors are
+shown (green = right, red = extra: false positive, blue = missed: false negative) with its IoU at every
+threshold. Each head's cut-out (transparent PNG) is ready to download."""
 
 SegmentOutputs = tuple[str, str, str, str, str, list[list[str]], str]
 
@@ -62,8 +69,27 @@ def task_choices(segmenter: object) -> list[tuple[str, str]]:
 class SegmentHandlers:
     """The Segment tab's functions (and the /segment endpoint); models come loaded."""
 
+    RECENT = 4  # photos whose probabilities are kept for the extras that follow each /segment call
+
     def __init__(self, context: Context):
         self.context = context
+        self._recent: OrderedDict[tuple[str, str], dict[str, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def cached_probabilities(self, image: str, rgb: np.ndarray, task: str) -> dict[str, np.ndarray]:
+        """:meth:`probabilities`, remembered for the last few (photo, task): the extras that follow a
+        /segment call reuse its body pass. Uploads are content-addressed files: a path is a picture."""
+        key = (os.path.realpath(image), task)
+        with self._lock:
+            if key in self._recent:
+                self._recent.move_to_end(key)
+                return self._recent[key]
+        probs = self.probabilities(rgb, task)
+        with self._lock:
+            self._recent[key] = probs
+            while len(self._recent) > self.RECENT:
+                self._recent.popitem(last=False)
+        return probs
 
     def probabilities(self, rgb: np.ndarray, task: str) -> dict[str, np.ndarray]:
         """{loss: float32 [H, W]} of ``task``'s two heads, from one body pass."""
@@ -91,7 +117,7 @@ class SegmentHandlers:
         loaded = read_photo(image, self.context.readable)
         target = read_mask(ground_truth, (loaded.rgb.shape[1], loaded.rgb.shape[0]), self.context.readable)
         started = time.perf_counter()
-        probs = self.probabilities(loaded.rgb, task)
+        probs = self.cached_probabilities(image, loaded.rgb, task)
         seconds = time.perf_counter() - started
 
         masks = {loss: prob > 0.5 for loss, prob in probs.items()}
@@ -116,18 +142,46 @@ class SegmentHandlers:
         )
 
 
+    @torch.inference_mode()
+    def extras(self, image: str | None, ground_truth: str | None = None, task: str = DEFAULT_TASK) -> tuple[Any, ...]:
+        """After /segment: each head's cut-out (RGBA PNG) and, with a ground truth, its TP/FP/FN
+        overlay and the IoU-vs-threshold curves of both heads."""
+        if not image or self.context.models.segmenter is None:
+            return (gr.skip(),) * 5
+        loaded = read_photo(image, self.context.readable)
+        target = read_mask(ground_truth, (loaded.rgb.shape[1], loaded.rgb.shape[0]), self.context.readable)
+        probs = self.cached_probabilities(image, loaded.rgb, task)
+        save, rgb = self.context.store.save, loaded.rgb
+        cutouts = [save(render.cutout(rgb, probs[loss] > 0.5), name=f"cutout_{task}_{loss}") for loss in HEAD_TITLES]
+        if target is None:
+            hidden = gr.Image(value=None, visible=False)
+            return hidden, hidden, gr.Image(value=None, visible=False), *cutouts
+        errors = [gr.Image(value=save(render.errors(rgb, probs[loss] > 0.5, target)), visible=True)
+                  for loss in HEAD_TITLES]
+        # Soft-IoU first: matplotlib's first two colours are then the heads' own blue and orange.
+        curves = {HEAD_TITLES[loss]: iou_threshold_curve(probs[loss], target)
+                  for loss in ("soft_iou", "cross_entropy")}
+        return gr.Image(value=save(curve_chart(curves)), visible=True), *errors, *cutouts
+
+
 def shown_heads(choice: str) -> tuple[gr.Column, gr.Column]:
     """Visibility of the cross-entropy and soft-IoU columns for the "Show" choice (no recomputation)."""
     return gr.Column(visible=choice != SHOW_IOU), gr.Column(visible=choice != SHOW_CE)
 
 
-def _head_column(head: str, short: str) -> tuple[gr.Column, gr.Image, gr.Image]:
+ERRORS_LABEL = "{} against the ground truth"
+
+
+def _head_column(head: str, short: str) -> tuple[gr.Column, gr.Image, gr.Image, gr.Image, gr.Image]:
     # Fixed heights: small photos would otherwise be shown at their own few pixels.
+    title = HEAD_TITLES[head].removesuffix(" head")
     with gr.Column() as column:
         picture = gr.Image(label=HEAD_TITLES[head], height=280, elem_id=f"overlay-{short}")
-        mask = gr.Image(label=f"{HEAD_TITLES[head].removesuffix(' head')} mask (PNG)", height=180,
-                        buttons=["download"])
-    return column, picture, mask
+        mask = gr.Image(label=f"{title} mask (PNG)", height=180, buttons=["download"])
+        errors = gr.Image(label=ERRORS_LABEL.format(title), height=280, visible=False, elem_id=f"errors-{short}")
+        cutout = gr.Image(label=f"{title} cut-out (transparent PNG)", height=180, buttons=["download"],
+                          format="png", elem_id=f"cutout-{short}")
+    return column, picture, mask, errors, cutout
 
 
 def create_tab(context: Context) -> None:
@@ -154,8 +208,8 @@ def create_tab(context: Context) -> None:
         with gr.Column(scale=3):
             show = gr.Radio([SHOW_BOTH, SHOW_CE, SHOW_IOU], value=SHOW_BOTH, label="Show", container=False)
             with gr.Row():
-                ce_column, overlay_ce, mask_ce = _head_column("cross_entropy", "ce")
-                iou_column, overlay_iou, mask_iou = _head_column("soft_iou", "iou")
+                ce_column, overlay_ce, mask_ce, errors_ce, cutout_ce = _head_column("cross_entropy", "ce")
+                iou_column, overlay_iou, mask_iou, errors_iou, cutout_iou = _head_column("soft_iou", "iou")
             disagreement = gr.Image(
                 label="Where they differ: orange = only cross-entropy, blue = only soft-IoU, white = both",
                 height=280, elem_id="disagreement",
@@ -163,12 +217,17 @@ def create_tab(context: Context) -> None:
             scores = gr.Dataframe(headers=SCORE_HEADERS, label="Scores (IoU columns need a ground-truth mask)",
                                   interactive=False)
             notes = gr.Markdown()
+            curve = gr.Image(label="IoU against the threshold (needs a ground-truth mask)", visible=False,
+                             height=340, elem_id="iou-curve")
 
-    button.click(
+    segmented = button.click(
         handlers.segment, inputs=[image, ground_truth, task],
         outputs=[overlay_ce, overlay_iou, mask_ce, mask_iou, disagreement, scores, notes],
         api_name="segment", **INFERENCE,
         api_description="Segment a photo with both heads of one task (objects, flowers or horses; default objects): "
         "overlays, masks, disagreement map, scores, notes.",
     )
+    segmented.success(handlers.extras, inputs=[image, ground_truth, task],
+                      outputs=[curve, errors_ce, errors_iou, cutout_ce, cutout_iou], api_visibility="private",
+                      **INFERENCE)
     show.change(shown_heads, inputs=show, outputs=[ce_column, iou_column], api_visibility="private", queue=False)

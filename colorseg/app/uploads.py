@@ -7,8 +7,9 @@ and refuses anything else with one message that says nothing of the path.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import gradio as gr
 from gradio_client import utils as gr_client_utils

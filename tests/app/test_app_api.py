@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
+from app_fakes import fake_models
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from app_fakes import fake_models
 from test_app_support import free_port, make_all_weights, save_photo
 
 from colorseg.app.demo import build_demo
