@@ -1,4 +1,4 @@
-"""Server-side latency of the app's two endpoints, and process start to first answer.
+"""Server-side latency of the app's endpoints and panels, and process start to first answer.
 
     python benchmarks/bench_app_latency.py                    # the committed weights in weights/
     python benchmarks/bench_app_latency.py --weights DIR
@@ -7,10 +7,15 @@
 Measures, on a 512x512 photo (examples/astronaut_eileen_collins.jpg):
 - colourize with all three nets: the /colorize handler, from the uploaded file to the
   pictures handed to gradio (decoding, inference, composition), median of --runs;
-- segment with both heads: the /segment handler likewise;
+- segment with both heads: the /segment handler likewise (skipped, saying why, when the
+  weights have no usable segmentation model);
+- layers: the "Inside the nets" explorer on PoolUpsampleNet (the most layers, 13) at the
+  default working size: activations, a channel grid per layer, the pictures written;
+- inspector: one click of the pixel inspector with all three nets (photo decoded again,
+  three forward passes, bar charts, the HTML table);
 - process start to first answer: ``python app.py`` started fresh on a free loopback
   port, until gradio_client has an answer from /colorize.
-Targets (issue 4): <= 100 ms, <= 300 ms, <= 15 s. Timings do not depend on the weights'
+Targets: <= 100 ms, <= 300 ms, <= 15 s (issue 4); <= 200 ms each for layers and inspector (issue 12). Timings do not depend on the weights'
 values, so --random-weights measures the same work when no trained weights exist yet; the
 output says which weights were used. The app's own thread setting applies
 (COLORSEG_TORCH_THREADS, default 1 per request).
@@ -30,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 PHOTO = REPO / "examples" / "astronaut_eileen_collins.jpg"
-TARGETS_MS = {"colorize": 100.0, "segment": 300.0}
+TARGETS_MS = {"colorize": 100.0, "segment": 300.0, "layers": 200.0, "inspector": 200.0}
 TARGET_START_S = 15.0
 
 
@@ -144,25 +149,35 @@ def main() -> int:
         import torch
 
         from colorseg.app.colour_tab import ColourHandlers
+        from colorseg.app.inside_tab import InsideHandlers
+        from colorseg.app.inspector import InspectorHandlers
         from colorseg.app.models import load_models
         from colorseg.app.segment_tab import SegmentHandlers
+        from colorseg.app.settings import TORCH_THREADS
         from colorseg.app.store import Context, PictureStore
         from colorseg.app.uploads import ReadableFiles
 
+        torch.set_num_threads(TORCH_THREADS)  # as build_demo does
         models = load_models(weights, device="cpu")
-        problems = [p for p in (models.colour_problem, models.segment_problem) if p]
-        if problems:
-            print("cannot benchmark:", *problems, sep="\n", file=sys.stderr)
+        if models.colour_problem:
+            print("cannot benchmark:", models.colour_problem, sep="\n", file=sys.stderr)
             return 1
         context = Context(models, PictureStore(Path(scratch) / "pictures"), ReadableFiles(examples=[PHOTO]))
         colour, segment = ColourHandlers(context), SegmentHandlers(context)
+        inside, inspector = InsideHandlers(context), InspectorHandlers(context)
         print(f"{label}; torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
               f"{os.cpu_count()} CPU cores, 512x512 photo, median of {args.runs} runs")
+        calls = {
+            "colorize": lambda: colour.colorize(str(PHOTO)),
+            "segment": lambda: segment.segment(str(PHOTO)),
+            "layers": lambda: inside.explore(str(PHOTO), "PoolUpsampleNet"),
+            "inspector": lambda: inspector.inspect(str(PHOTO), None, 64, "annealed mean", 0.38, 256, 256),
+        }
+        if models.segment_problem:
+            print(f"segment   skipped: {models.segment_problem.splitlines()[0]}")
+            del calls["segment"]
         failed = False
-        for name, call in (
-            ("colorize", lambda: colour.colorize(str(PHOTO))),
-            ("segment", lambda: segment.segment(str(PHOTO))),
-        ):
+        for name, call in calls.items():
             median, low, high = median_ms(call, args.runs)
             verdict = "ok" if median <= TARGETS_MS[name] else "OVER TARGET"
             failed |= median > TARGETS_MS[name]
