@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -100,8 +101,15 @@ class InsideHandlers:
             return gr.skip(), gr.skip(), gr.skip()
         return self.explore(image, network, working_size)
 
-    @torch.inference_mode()
     def probe(self) -> tuple[Gallery, Gallery, str]:
+        """The probe (it runs on every page load): computed once, again only after the store swept its pictures."""
+        cached = getattr(self, "_probe", None)
+        if cached is None or not all(os.path.exists(path) for gallery in cached[:2] for path, _ in gallery):
+            self._probe = cached = self.run_probe()
+        return cached
+
+    @torch.inference_mode()
+    def run_probe(self) -> tuple[Gallery, Gallery, str]:
         """The probe's pictures for ConvTransposeNet and PoolUpsampleNet, and each one's period-2 share."""
         colour = self.context.models.colour
         galleries, shares = [], []

@@ -42,7 +42,9 @@ def test_layer_explorer_shows_every_layer_with_counts_and_skips(context, tmp_pat
 
 
 def test_checkerboard_probe_for_both_nets(context):
-    transposed, upsampled, notes = InsideHandlers(context).probe()
+    handlers = InsideHandlers(context)
+    transposed, upsampled, notes = handlers.probe()
+    assert handlers.probe()[0] == transposed, "once per app, not per page load"
     assert len(transposed) == len(upsampled) == 4 and read(transposed[0][0]).shape == (256, 256, 3)
     assert "ConvTransposeNet" in notes and "PoolUpsampleNet" in notes and "%" in notes
 
