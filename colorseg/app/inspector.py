@@ -4,12 +4,14 @@ net, its 24-colour distribution there, the argmax and annealed-mean colours and 
 from __future__ import annotations
 
 import html
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 import numpy as np
 import torch
+from PIL import Image
 
 from colorseg import colorize as colourizing
 from colorseg.app import render
@@ -71,11 +73,17 @@ class InspectorHandlers:
 
     def clicked(
         self, image: str | None, networks: list[str] | None, working_size: float, decoding: str,
-        temperature: float, event: gr.SelectData,
-    ) -> tuple[str, str, Point]:
-        """A click on the result picture: gradio gives (x, y) in the picture's own pixels."""
-        x, y = event.index[:2]
-        return (*self.inspect(image, networks, working_size, decoding, temperature, y, x), (int(y), int(x)))
+        temperature: float, result: str | None, event: gr.SelectData,
+    ) -> tuple[str, str, Point, Any]:
+        """A click on the result picture (gradio gives (x, y) in its own pixels): the inspection, and
+        the picture again with the pixel ringed (drawn on ``result``, the unmarked picture this app saved)."""
+        x, y = (int(v) for v in event.index[:2])
+        summary, charts = self.inspect(image, networks, working_size, decoding, temperature, y, x)
+        marked = gr.skip()
+        if result and os.path.isfile(result):
+            with Image.open(result) as picture:
+                marked = self.context.store.save(render.mark(np.asarray(picture.convert("RGB")), y, x))
+        return summary, charts, (y, x), marked
 
     def again(
         self, image: str | None, networks: list[str] | None, working_size: float, decoding: str,
@@ -87,9 +95,11 @@ class InspectorHandlers:
         return self.inspect(image, networks, working_size, decoding, temperature, *point)
 
 
-def best_result(slider: tuple[str, str] | None) -> tuple[Any, Point, str, None]:
-    """After colourizing: the best net's result becomes the picture to click; the old inspection clears."""
-    return (slider[1] if slider else None), None, "", None
+def best_result(slider: tuple[str, str] | None) -> tuple[Any, Any, Point, str, None]:
+    """After colourizing: the best net's result becomes the picture to click (and, unmarked, the one
+    rings are drawn on); the old inspection clears."""
+    best = slider[1] if slider else None
+    return best, best, None, "", None
 
 
 @dataclass
@@ -99,6 +109,7 @@ class Panel:
     summary: gr.HTML
     charts: gr.Image
     point: gr.State
+    result: gr.State  # the best net's result as this app saved it, never a path a client sent
 
 
 def create_panel(context: Context) -> Panel:
@@ -112,16 +123,17 @@ def create_panel(context: Context) -> Panel:
             summary = gr.HTML(elem_id="inspect-summary")
             charts = gr.Image(label="Colour distribution per net (palette colour: probability)", interactive=False,
                               elem_id="inspect-charts", show_label=True)
-    return Panel(InspectorHandlers(context), picture, summary, charts, gr.State(None))
+    return Panel(InspectorHandlers(context), picture, summary, charts, gr.State(None), gr.State(None))
 
 
 def wire_panel(panel: Panel, inputs: list[Any], slider: gr.ImageSlider, colourized: Any) -> None:
     """``inputs`` = [photo, networks, working size, decoding, temperature]; ``colourized`` is the
     Colourize button's click event, after which the best net's result becomes the picture to click."""
     handlers, outputs = panel.handlers, [panel.summary, panel.charts]
-    colourized.success(best_result, inputs=slider, outputs=[panel.picture, panel.point, *outputs],
+    colourized.success(best_result, inputs=slider, outputs=[panel.picture, panel.result, panel.point, *outputs],
                        api_visibility="private", queue=False)
-    panel.picture.select(handlers.clicked, inputs=inputs, outputs=[*outputs, panel.point], api_visibility="private",
+    panel.picture.select(handlers.clicked, inputs=[*inputs, panel.result],
+                         outputs=[*outputs, panel.point, panel.picture], api_visibility="private",
                          trigger_mode="always_last")
     for control in inputs[3:]:  # decoding, temperature
         control.change(handlers.again, inputs=[*inputs, panel.point], outputs=outputs, api_visibility="private",

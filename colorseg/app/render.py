@@ -141,3 +141,16 @@ def distribution_bars(
 
 def hex_colour(rgb: np.ndarray) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
+
+
+def mark(rgb: np.ndarray, y: int, x: int) -> np.ndarray:
+    """The picture with a ring (white inside black, visible on any colour) around pixel (y, x)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(image)
+    radius = max(6, max(rgb.shape[:2]) // 40)
+    for extra, colour in ((2, "black"), (0, "white")):
+        r = radius + extra
+        draw.ellipse([x - r, y - r, x + r, y + r], outline=colour, width=2 + extra)
+    return np.asarray(image)

@@ -59,6 +59,9 @@ def test_pixel_inspector_follows_the_click_and_the_decoding(context, tmp_path):
     hotter, _ = handlers.inspect(path, ["UNet"], 32, "argmax", 1.0, 47, 63)
     assert "T = 1.00" in hotter and hotter.count("<tr>") == 2 and "<b><span" in hotter
     assert handlers.again(path, None, 32, "argmax", 1.0, None) == (gr.skip(), gr.skip())
+    event = gr.SelectData(None, {"index": [10, 20], "value": None})
+    _, _, point, marked = handlers.clicked(path, None, 32, "argmax", 1.0, path, event)
+    assert point == (20, 10) and read(marked).shape == (48, 64, 3) and marked != path
 
 
 def test_segmentation_extras_with_and_without_a_ground_truth(context, tmp_path):
