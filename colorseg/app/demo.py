@@ -14,8 +14,8 @@ from colorseg.app.store import Context, PictureStore
 from colorseg.app.uploads import READABLE, ReadableFiles
 
 INTRO = """# colorseg
-Colourize black-and-white photos with the three CNNs of the CSC413 colourization assignment,
-and find the horse in a photo with two DeepLabV3 heads trained with different losses."""
+Colourize black-and-white photos with the three CNNs of the CSC413 colourization assignment, look
+inside them, and segment photos (any object, flowers or horses) with DeepLabV3 heads trained with two losses."""
 
 
 def build_demo(

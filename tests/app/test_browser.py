@@ -134,12 +134,22 @@ def test_segment_tab(page, tmp_path):
         _wait_for_images(page, f"#{elem_id}", 1)
     assert not page.locator("#iou-curve").is_visible(), "no curve without a ground truth"
     # What to find, and a ground truth: the TP/FP/FN overlays and the threshold curves appear.
+    # A validation horse with its own mask when local data has one, else the photo's bright parts.
     from PIL import Image
 
-    with Image.open(PHOTO) as photo:
-        mask = (np.asarray(photo.convert("L")) > 110).astype(np.uint8) * 255
-    Image.fromarray(mask).save(tmp_path / "mask.png")
-    page.locator("#segment-mask input[type=file]").set_input_files(str(tmp_path / "mask.png"))
+    from colorseg.app.examples import segmentation_validation
+
+    pairs = segmentation_validation(limit=1)
+    if pairs:
+        photo, mask = pairs[0]
+    else:
+        photo, mask = PHOTO, tmp_path / "mask.png"
+        with Image.open(PHOTO) as picture:
+            Image.fromarray((np.asarray(picture.convert("L")) > 110).astype(np.uint8) * 255).save(mask)
+    page.locator("#segment-photo button[aria-label='Remove Image']").first.click()
+    page.locator("#segment-photo input[type=file]").set_input_files(str(photo))
+    page.locator("#segment-photo img").first.wait_for()
+    page.locator("#segment-mask input[type=file]").set_input_files(str(mask))
     page.locator("#segment-mask img").first.wait_for()
     page.locator("#segment-task").get_by_label("Horses").check()
     page.get_by_role("button", name="Segment", exact=True).click()
