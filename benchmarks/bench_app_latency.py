@@ -1,4 +1,4 @@
-"""Server-side latency of the app's two endpoints, and process start to first answer.
+"""Server-side latency of the app's endpoints and panels, and process start to first answer.
 
     python benchmarks/bench_app_latency.py                    # the committed weights in weights/
     python benchmarks/bench_app_latency.py --weights DIR
@@ -7,10 +7,15 @@
 Measures, on a 512x512 photo (examples/astronaut_eileen_collins.jpg):
 - colourize with all three nets: the /colorize handler, from the uploaded file to the
   pictures handed to gradio (decoding, inference, composition), median of --runs;
-- segment with both heads: the /segment handler likewise;
+- segment with both heads: the /segment handler likewise (skipped, saying why, when the
+  weights have no usable segmentation model);
+- layers: the "Inside the nets" explorer on PoolUpsampleNet (the most layers, 13) at the
+  default working size: activations, a channel grid per layer, the pictures written;
+- inspector: one click of the pixel inspector with all three nets (photo decoded again,
+  three forward passes, bar charts, the HTML table);
 - process start to first answer: ``python app.py`` started fresh on a free loopback
   port, until gradio_client has an answer from /colorize.
-Targets (issue 4): <= 100 ms, <= 300 ms, <= 15 s. Timings do not depend on the weights'
+Targets: <= 100 ms, <= 300 ms, <= 15 s (issue 4); <= 200 ms each for layers and inspector (issue 12). Timings do not depend on the weights'
 values, so --random-weights measures the same work when no trained weights exist yet; the
 output says which weights were used. The app's own thread setting applies
 (COLORSEG_TORCH_THREADS, default 1 per request).
@@ -30,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 PHOTO = REPO / "examples" / "astronaut_eileen_collins.jpg"
-TARGETS_MS = {"colorize": 100.0, "segment": 300.0}
+TARGETS_MS = {"colorize": 100.0, "segment": 300.0, "layers": 200.0, "inspector": 200.0}
 TARGET_START_S = 15.0
 
 
@@ -42,7 +47,15 @@ def random_weights(directory: Path) -> Path:
     from colorseg.colour_models import COLOUR_MODEL_NAMES
     from colorseg.palette import NUM_COLOURS, save_palette
     from colorseg.registry import create_model
-    from colorseg.weights_io import COLOUR_STEMS, SEG_BODY_STEM, SEG_HEAD_STEMS, save_module, sha256_of
+    from colorseg.weights_io import (
+        COLOUR_STEMS,
+        SEG_BODY_STEM,
+        SEG_LOSSES,
+        SEG_TASKS,
+        save_module,
+        seg_head_stem,
+        sha256_of,
+    )
 
     torch.manual_seed(0)
     save_palette(torch.rand(NUM_COLOURS, 3), directory, {"what": "random benchmark palette"})
@@ -50,10 +63,12 @@ def random_weights(directory: Path) -> Path:
         save_module(create_model(name), directory, COLOUR_STEMS[name], architecture=name, constructor={},
                     metadata={"metrics": {}})
     body = save_module(create_model("DeepLabV3Body"), directory, SEG_BODY_STEM, architecture="DeepLabV3Body",
-                       constructor={}, metadata={"image_size": 224, "metrics": {}})
-    for name, stem in SEG_HEAD_STEMS.items():
-        save_module(create_model("DeepLabV3Head"), directory, stem, architecture="DeepLabV3Head", constructor={},
-                    metadata={"loss": name, "body_sha256": sha256_of(body), "metrics": {}})
+                       constructor={}, metadata={"image_size": 224, "tasks": list(SEG_TASKS), "metrics": {}})
+    for task in SEG_TASKS:
+        for loss in SEG_LOSSES:
+            save_module(create_model("DeepLabV3Head"), directory, seg_head_stem(task, loss), architecture="DeepLabV3Head",
+                        constructor={}, metadata={"task": task, "loss": loss, "body_sha256": sha256_of(body),
+                                                  "metrics": {}})
     return directory
 
 
@@ -133,21 +148,36 @@ def main() -> int:
         label = "random weights (default architectures)" if args.random_weights else f"weights in {weights}"
         import torch
 
-        import app
+        from colorseg.app.colour_tab import ColourHandlers
+        from colorseg.app.inside_tab import InsideHandlers
+        from colorseg.app.inspector import InspectorHandlers
+        from colorseg.app.models import load_models
+        from colorseg.app.segment_tab import SegmentHandlers
+        from colorseg.app.settings import TORCH_THREADS
+        from colorseg.app.store import Context, PictureStore
+        from colorseg.app.uploads import ReadableFiles
 
-        models = app.load_models(weights, device="cpu")
-        problems = [p for p in (models.colour_problem, models.segment_problem) if p]
-        if problems:
-            print("cannot benchmark:", *problems, sep="\n", file=sys.stderr)
+        torch.set_num_threads(TORCH_THREADS)  # as build_demo does
+        models = load_models(weights, device="cpu")
+        if models.colour_problem:
+            print("cannot benchmark:", models.colour_problem, sep="\n", file=sys.stderr)
             return 1
-        handlers = app.Handlers(models, app.PictureStore(Path(scratch) / "pictures"), app.ReadableFiles(examples=[PHOTO]))
+        context = Context(models, PictureStore(Path(scratch) / "pictures"), ReadableFiles(examples=[PHOTO]))
+        colour, segment = ColourHandlers(context), SegmentHandlers(context)
+        inside, inspector = InsideHandlers(context), InspectorHandlers(context)
         print(f"{label}; torch {torch.__version__}, {torch.get_num_threads()} torch thread(s), "
               f"{os.cpu_count()} CPU cores, 512x512 photo, median of {args.runs} runs")
+        calls = {
+            "colorize": lambda: colour.colorize(str(PHOTO)),
+            "segment": lambda: segment.segment(str(PHOTO)),
+            "layers": lambda: inside.explore(str(PHOTO), "PoolUpsampleNet"),
+            "inspector": lambda: inspector.inspect(str(PHOTO), None, 64, "annealed mean", 0.38, 256, 256),
+        }
+        if models.segment_problem:
+            print(f"segment   skipped: {models.segment_problem.splitlines()[0]}")
+            del calls["segment"]
         failed = False
-        for name, call in (
-            ("colorize", lambda: handlers.colorize(str(PHOTO))),
-            ("segment", lambda: handlers.segment(str(PHOTO))),
-        ):
+        for name, call in calls.items():
             median, low, high = median_ms(call, args.runs)
             verdict = "ok" if median <= TARGETS_MS[name] else "OVER TARGET"
             failed |= median > TARGETS_MS[name]

@@ -1,9 +1,12 @@
-"""Helpers shared by the app's tests: tiny random weights, a stand-in segmenter, sample files.
+"""Helpers shared by the app's tests (tests/app/) and some library tests: tiny random weights,
+a stand-in segmenter, sample files.
 
-Named test_app_*.py to sit with the app's tests; it holds no tests itself. The stand-in
-segmenter follows colorseg.segment's documented API (load_segmenter / Segmenter.predict
-/ SegmentationResult) so the app's tests neither need trained DeepLabV3 weights nor wait
-for that module: they exercise the app's handling of its results.
+It holds no tests itself (library tests import it by this name, so it stays here). The
+stand-in segmenter follows colorseg.segment's API (load_segmenter / Segmenter.tasks /
+.probabilities / .predict) so the app's tests need no trained DeepLabV3 weights: they
+exercise the app's handling of its results. The app's tests hand it to the app
+(load_models(load_segmenter=...)); install_fake_segment_module is for tests that start
+the app through its own import path.
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ class FakeResult:
 
 
 class FakeSegmenter:
-    """Foreground = bright pixels; the two 'heads' use different thresholds so they disagree."""
+    """Foreground = bright pixels; the two 'heads' use different thresholds so they disagree,
+    and each task shifts the brightness so tasks differ too. Follows Segmenter's API
+    (.tasks, .probabilities, .predict); counts body passes in ``body_passes``."""
 
     description: ClassVar[dict] = {
         "body": {"architecture": "FakeBody", "metrics": {}},
@@ -65,12 +70,40 @@ class FakeSegmenter:
             "soft_iou": {"architecture": "FakeHead", "metrics": {"iou": 0.6}},
         },
     }
+    TASK_SHIFT: ClassVar[dict] = {"objects": 0.0, "flowers": 0.2, "horses": -0.1}
 
-    def predict(self, image: np.ndarray, working_size: int | None = None) -> FakeResult:
+    def __init__(self, tasks: tuple[str, ...] = ("objects", "flowers", "horses")):
+        self.tasks = tuple(tasks)
+        self.body_passes = 0
+
+    def probabilities(self, image: np.ndarray, working_size: int | None = None, tasks=None) -> dict:
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
-        brightness = image.astype(np.float32).mean(axis=2) / 255
-        prob_ce, prob_iou = brightness, np.clip(brightness * 1.4, 0, 1)
+        tasks = self.tasks if tasks is None else tasks
+        for task in tasks:
+            if task not in self.tasks:
+                raise ValueError(f"no heads for task {task!r}")
+        self.body_passes += 1
+        brightness = torch.from_numpy(image.astype(np.float32).mean(axis=2) / 255)
+        out = {}
+        for task in tasks:
+            prob_ce = (brightness - self.TASK_SHIFT[task]).clamp(0, 1)
+            out[task] = {"cross_entropy": prob_ce, "soft_iou": (prob_ce * 1.4).clamp(0, 1)}
+        return out
+
+    def predict(self, image: np.ndarray, working_size: int | None = None, task: str = "objects") -> FakeResult:
+        probs = {loss: prob.numpy() for loss, prob in self.probabilities(image, working_size, (task,))[task].items()}
+        prob_ce, prob_iou = probs["cross_entropy"], probs["soft_iou"]
         return FakeResult(prob_ce, prob_iou, prob_ce > 0.5, prob_iou > 0.5)
+
+
+def load_fake_segmenter(weights_dir, device="cpu") -> FakeSegmenter:
+    """The fake loads when the weights folder holds SEGMENTER_MARKER (its text, when not
+    empty, lists the tasks) and raises WeightsError otherwise, as the real loader does."""
+    marker = Path(weights_dir) / SEGMENTER_MARKER
+    if not marker.is_file():
+        raise WeightsError(f"missing segmentation weights in {weights_dir}")
+    tasks = [t for t in marker.read_text().split() if t in FakeSegmenter.TASK_SHIFT]
+    return FakeSegmenter(tuple(tasks)) if tasks else FakeSegmenter()
 
 
 def install_fake_segment_module(monkeypatch) -> None:
@@ -80,12 +113,7 @@ def install_fake_segment_module(monkeypatch) -> None:
     as the real loader does for missing weights.
     """
     module = types.ModuleType("colorseg.segment")
-
-    def load_segmenter(weights_dir, device="cpu"):
-        if not (Path(weights_dir) / SEGMENTER_MARKER).is_file():
-            raise WeightsError(f"missing segmentation weights in {weights_dir}")
-        return FakeSegmenter()
-
+    load_segmenter = load_fake_segmenter
     module.load_segmenter = load_segmenter
     monkeypatch.setitem(sys.modules, "colorseg.segment", module)
     import colorseg
@@ -95,7 +123,7 @@ def install_fake_segment_module(monkeypatch) -> None:
 
 def make_all_weights(directory: Path) -> Path:
     make_colour_weights(directory)
-    (directory / SEGMENTER_MARKER).write_text("{}")
+    (directory / SEGMENTER_MARKER).write_text("objects flowers horses")
     return directory
 
 
@@ -123,21 +151,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_segmentation_weights(directory: Path, image_size: int = 64) -> Path:
-    """A random DeepLabV3 body and two random heads saved as colorseg.seg_pipeline saves them,
-    so colorseg.segment.load_segmenter (the real one) loads them."""
+def make_segmentation_weights(
+    directory: Path, image_size: int = 64, tasks: tuple[str, ...] = ("objects", "flowers", "horses")
+) -> Path:
+    """A random DeepLabV3 body and each task's two random heads saved as colorseg.seg_pipeline
+    saves them, so colorseg.segment.load_segmenter (the real one) loads them."""
     from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head
-    from colorseg.weights_io import SEG_BODY_STEM, SEG_HEAD_STEMS, sha256_of
+    from colorseg.weights_io import SEG_BODY_STEM, SEG_LOSSES, save_module, seg_head_stem, sha256_of
 
     torch.manual_seed(0)
     body_path = save_module(
         DeepLabV3Body(), directory, SEG_BODY_STEM, architecture="DeepLabV3Body",
-        constructor={"backbone": "mobilenet_v3_large"}, metadata={"image_size": image_size, "metrics": {}},
-        dtype=torch.float16,
+        constructor={"backbone": "mobilenet_v3_large"},
+        metadata={"image_size": image_size, "tasks": list(tasks), "metrics": {}}, dtype=torch.float16,
     )
-    for name, stem in SEG_HEAD_STEMS.items():
-        save_module(
-            DeepLabV3Head(), directory, stem, architecture="DeepLabV3Head", constructor={},
-            metadata={"loss": name, "body_sha256": sha256_of(body_path), "metrics": {"iou": 0.5}},
-        )
+    for task in tasks:
+        for loss in SEG_LOSSES:
+            save_module(
+                DeepLabV3Head(), directory, seg_head_stem(task, loss), architecture="DeepLabV3Head", constructor={},
+                metadata={"task": task, "loss": loss, "body_sha256": sha256_of(body_path), "metrics": {"iou": 0.5}},
+            )
     return directory

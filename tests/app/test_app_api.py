@@ -5,20 +5,22 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
+from app_fakes import fake_models
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from test_app_support import free_port, install_fake_segment_module, make_all_weights, save_photo
+from test_app_support import free_port, make_all_weights, save_photo
 
-import app
+from colorseg.app.demo import build_demo
+from colorseg.app.examples import EXAMPLES_DIR
+from colorseg.app.segment_tab import TASK_LABELS
+from colorseg.app.uploads import REFUSED_PATH
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     weights = make_all_weights(tmp_path_factory.mktemp("weights"))
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        install_fake_segment_module(monkeypatch)
-        demo = app.build_demo(weights, device="cpu")
+    demo = build_demo(models=fake_models(weights))
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
@@ -66,6 +68,23 @@ def test_segment_endpoint(client, tmp_path):
     assert "agree on" in notes
 
 
+def test_segment_endpoint_takes_the_task_last_with_a_default(client, tmp_path):
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/segment"]["parameters"]
+    assert [p["parameter_name"] for p in parameters] == ["image", "ground_truth", "task"]
+    assert parameters[2]["parameter_default"] == "objects"
+    path = handle_file(str(save_photo(tmp_path / "photo.png", 64, 48)))
+    pixels = {}
+    for task in ("objects", "flowers", "horses"):
+        *_, scores, notes = client.predict(path, None, task, api_name="/segment")
+        pixels[task] = scores["data"][0][1]
+        assert f"looking for **{TASK_LABELS[task]}**" in notes
+    assert len(set(pixels.values())) == 3, "the task chooses the heads"
+    *_, scores, _ = client.predict(path, api_name="/segment")  # an old caller: image only
+    assert scores["data"][0][1] == pixels["objects"]
+    with pytest.raises(AppError):
+        client.predict(path, None, "cars", api_name="/segment")
+
+
 def test_errors_reach_the_client_as_messages(client, tmp_path):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"definitely not a picture")
@@ -102,13 +121,16 @@ def test_gradio_client_cannot_make_the_server_open_its_files(client, tmp_path, s
         with pytest.raises(AppError) as caught:
             client.predict(*_arguments(endpoint, position, upload, {"path": path}), api_name=endpoint)
         messages[which] = str(caught.value)
-    assert set(messages.values()) == {app.REFUSED_PATH}, "one refusal, the same whether the file exists or not"
+    assert set(messages.values()) == {REFUSED_PATH}, "one refusal, the same whether the file exists or not"
 
 
 def _raw_call(base: str, endpoint: str, data: list) -> str:
     """POST /gradio_api/call/<endpoint> as any HTTP client can, then read its event stream."""
+    # The raw route wants every input (gradio_client fills in the defaults itself).
     if endpoint == "colorize":
-        data = [*data, ["UNet"], 64, "annealed mean", 0.38]  # the raw route wants every input
+        data = [*data, ["UNet"], 64, "annealed mean", 0.38]
+    else:
+        data = [*data, "objects"]
     posted = httpx.post(f"{base}gradio_api/call/{endpoint}", json={"data": data}, timeout=30)
     posted.raise_for_status()
     return httpx.get(f"{base}gradio_api/call/{endpoint}/{posted.json()['event_id']}", timeout=120).text
@@ -150,5 +172,5 @@ def test_examples_and_their_thumbnails_still_work(client):
     # Clicking an example sends gradio's cached copy; the example file itself is allowed too.
     gallery, *_ = client.predict({"path": samples[0]["path"], "meta": FILE_META}, api_name="/colorize")
     assert gallery[0]["caption"] == "Greyscale input"
-    gallery, *_ = client.predict({"path": str(app.EXAMPLES_DIR / "coffee_cup.jpg")}, api_name="/colorize")
+    gallery, *_ = client.predict({"path": str(EXAMPLES_DIR / "coffee_cup.jpg")}, api_name="/colorize")
     assert gallery[0]["caption"] == "Greyscale input"

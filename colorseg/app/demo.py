@@ -1,0 +1,52 @@
+"""build_demo(): the Blocks with every tab, models loaded once (or handed in), queue configured."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import torch
+
+from colorseg.app import colour_tab, inside_tab, model_tab, replay_tab, segment_tab
+from colorseg.app.models import Loader, Models, load_models
+from colorseg.app.settings import QUEUE_SIZE, TORCH_THREADS
+from colorseg.app.store import Context, PictureStore
+from colorseg.app.uploads import READABLE, ReadableFiles
+
+INTRO = """# colorseg
+Colourize black-and-white photos with the three CNNs of the CSC413 colourization assignment, look
+inside them, and segment photos (any object, flowers or horses) with DeepLabV3 heads trained with two losses."""
+
+
+def build_demo(
+    weights_dir: str | Path | None = None,
+    device: str | None = None,
+    *,
+    models: Models | None = None,
+    loader: Loader = load_models,
+    readable: ReadableFiles = READABLE,
+) -> gr.Blocks:
+    """Lay out the tabs; nothing is launched. ``models`` (already loaded) wins over
+    ``loader(weights_dir, device)``; ``readable`` is the rule for the files a request may name."""
+    torch.set_num_threads(TORCH_THREADS)
+    if models is None:
+        models = loader(weights_dir, device)
+    # In gradio's cache folder (GRADIO_TEMP_DIR), so that gradio serves and deletes the pictures.
+    context = Context(models, PictureStore(Path(gr.utils.get_upload_folder()) / "colorseg"), readable)
+    # No usage statistics: the app runs offline as often as not, and its users did not opt in.
+    # delete_cache: every hour, delete result pictures older than an hour.
+    with gr.Blocks(title="colorseg: colourize and segment", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            with gr.Tab("Colourize", id="colourize"):
+                colour_tab.create_tab(context)
+            with gr.Tab("Segment", id="segment"):
+                segment_tab.create_tab(context)
+            with gr.Tab("Inside the nets", id="inside"):
+                inside_tab.create_tab(context, demo)
+            with gr.Tab("Training replay", id="replay"):
+                replay_tab.create_tab(context)
+            with gr.Tab("Model", id="model"):
+                model_tab.create_tab(context, demo)
+    demo.queue(max_size=QUEUE_SIZE)
+    return demo

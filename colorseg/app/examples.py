@@ -1,0 +1,76 @@
+"""Example photos for the tabs, found when a demo is built, never decoded then (start-up
+stays fast: gradio gets paths and decodes an example only when it is clicked)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from colorseg.app.settings import REPO
+from colorseg.cifar import DataError
+from colorseg.seg_data import find_pairs, is_validation
+
+EXAMPLES_DIR = REPO / "examples"
+# Local data folders whose validation images become extra examples (read in place, never copied).
+DATA_DIRS = [Path(os.environ["COLORSEG_DATA_DIR"])] if os.environ.get("COLORSEG_DATA_DIR") else [
+    REPO / "data",
+    REPO.parent / "shared" / "data",
+]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+FARM_ANIMALS = ".webp"  # examples/*.webp: the farm-animal photos, the Segment tab's own examples
+
+
+def images_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def sample_photos() -> list[Path]:
+    """Photos shipped in the repository, plus matplotlib's public-domain portrait when installed."""
+    photos = images_in(EXAMPLES_DIR)
+    # Found without importing matplotlib: mpl-data/ sits in its package folder.
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is not None and spec.origin is not None:
+        portrait = Path(spec.origin).parent / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+        if portrait.is_file():
+            photos.append(portrait)
+    return photos
+
+
+def cifar_validation(limit: int) -> list[Path]:
+    """CIFAR-10 test horses (the colour nets' validation set) from a local image-folder dump."""
+    for root in DATA_DIRS:
+        for folder in (root / "cifar10-images", root / "cifar10", root):
+            photos = images_in(folder / "test" / "horse")
+            if photos:
+                return photos[:limit]
+    return []
+
+
+def segmentation_validation(limit: int) -> list[tuple[Path, Path]]:
+    """Validation photo/mask pairs (segmentation's own split rule) from a local data folder."""
+    for root in DATA_DIRS:
+        for folder in (root / "weizmann_horse_db", root):
+            if not folder.is_dir():
+                continue
+            try:
+                _, pairs = find_pairs(folder)
+            except (DataError, OSError):
+                continue
+            return [(pair.image, pair.mask) for pair in pairs if is_validation(pair.name)][:limit]
+    return []
+
+
+def colour_examples() -> list[Path]:
+    return sample_photos() + cifar_validation(limit=4)
+
+
+def segment_examples() -> list[list[str | None]]:
+    """[photo, mask or None] rows: validation horses with their masks first (a mask shows the
+    scores), then the farm animals, then the other photos."""
+    rows: list[list[str | None]] = [[str(photo), str(mask)] for photo, mask in segmentation_validation(limit=4)]
+    photos = sample_photos()
+    photos.sort(key=lambda p: p.suffix.lower() != FARM_ANIMALS)  # stable: farm animals first
+    return rows + [[str(p), None] for p in photos]

@@ -1,0 +1,19 @@
+"""Settings shared by the app's modules: paths and how many requests run at once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]  # app.py, examples/, reports/ sit here (also on a Space)
+REPORTS_DIR = REPO / "reports"
+
+# The queue runs this many inference requests at once. Each uses one torch thread: on a
+# 2-core machine shared with other work, two intra-op threads per request made the colour
+# nets about 10x slower (measured: 20 ms -> 250 ms per net), while one thread per request
+# keeps both cores busy with two requests and latency steady.
+CONCURRENCY = int(os.environ.get("COLORSEG_CONCURRENCY", "2"))
+TORCH_THREADS = int(os.environ.get("COLORSEG_TORCH_THREADS", "1"))
+QUEUE_SIZE = 64  # requests waiting beyond this are refused at once ("queue full") instead of timing out
+# Every endpoint that runs a net shares one pool of CONCURRENCY workers: they compete for the same cores.
+INFERENCE = {"concurrency_limit": CONCURRENCY, "concurrency_id": "inference"}

@@ -1,0 +1,131 @@
+"""The Segment tab's handler: overlays, masks, scores against a ground truth, clear errors."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import pytest
+from app_fakes import fake_context
+from PIL import Image
+from test_app_support import make_segmentation_weights, photo, save_photo
+
+from colorseg.app.demo import build_demo
+from colorseg.app.models import load_models
+from colorseg.app.report import weights_report
+from colorseg.app.segment_tab import SegmentHandlers
+from colorseg.app.store import Context, PictureStore
+from colorseg.app.uploads import ReadableFiles
+
+
+@pytest.fixture(scope="module")
+def handlers(tmp_path_factory):
+    context = fake_context(tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("pictures"),
+                           tmp_path_factory.getbasetemp())
+    return SegmentHandlers(context)
+
+
+def read(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def test_segment_without_ground_truth(handlers, tmp_path):
+    overlay_ce, overlay_iou, mask_ce, mask_iou, disagreement, table, notes = handlers.segment(
+        str(save_photo(tmp_path / "photo.png"))
+    )
+    for image in (overlay_ce, overlay_iou, disagreement):
+        assert read(image).shape == (48, 64, 3) and image.endswith(".jpg")
+    mask_ce, mask_iou = read(mask_ce), read(mask_iou)
+    assert set(np.unique(mask_ce)) <= {0, 255} and mask_ce.shape == (48, 64), "masks are lossless PNG"
+    assert (mask_iou >= mask_ce).all(), "the fake soft-IoU head marks a superset"
+    assert [row[0] for row in table] == ["Cross-entropy head", "Soft-IoU head"]
+    assert table[0][2:] == ["—", "—", "—"]
+    assert "ground-truth mask" in notes and "agree on" in notes
+
+
+def test_segment_scores_against_a_ground_truth(handlers, tmp_path):
+    image = photo(64, 48)
+    path = tmp_path / "photo.png"
+    Image.fromarray(image).save(path)
+    # The ground truth is exactly what the fake cross-entropy head predicts, at half size.
+    truth = Image.fromarray(((image.mean(axis=2) / 255 > 0.5) * 255).astype(np.uint8)).resize((32, 24))
+    truth_path = tmp_path / "mask.png"
+    truth.save(truth_path)
+    *_, table, _ = handlers.segment(str(path), str(truth_path))
+    ce_iou, iou_iou = float(table[0][2]), float(table[1][2])
+    assert ce_iou > 0.8 and iou_iou < ce_iou
+    assert table[0][3] in {f"{v / 10:.1f}" for v in range(11)}, "thresholded mIoU in steps of 0.1"
+
+
+def test_segment_mask_errors_are_clear(handlers, tmp_path):
+    path = str(save_photo(tmp_path / "photo.png"))
+    wrong = tmp_path / "tall.png"
+    Image.new("L", (10, 40)).save(wrong)
+    with pytest.raises(gr.Error, match="Ground-truth mask: .*shape"):
+        handlers.segment(path, str(wrong))
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG broken")
+    with pytest.raises(gr.Error, match="Ground-truth mask"):
+        handlers.segment(path, str(junk))
+
+
+def test_segment_with_the_real_segmenter_and_random_weights(tmp_path):
+    """The app against colorseg.segment itself (not the stand-in): loading and result types."""
+    models = load_models(make_segmentation_weights(tmp_path), device="cpu")
+    assert models.segment_problem is None and models.colour is None
+    context = Context(models, PictureStore(tmp_path / "pictures"), ReadableFiles(folders=[tmp_path]))
+    overlay_ce, _, mask_ce, _, _, table, notes = SegmentHandlers(context).segment(
+        str(save_photo(tmp_path / "photo.png", 80, 60))
+    )
+    assert read(overlay_ce).shape == (60, 80, 3) and read(mask_ce).shape == (60, 80)
+    assert len(table) == 2 and "80×60" in notes
+    markdown, _, _ = weights_report(models)
+    assert "| segmentation body | DeepLabV3Body |" in markdown
+    assert "| segmentation seg_head_objects_soft_iou |" in markdown
+
+
+# ---------------------------------------------------------------- what to find (issue 11)
+
+
+def test_each_task_uses_its_own_heads_from_one_body_pass(handlers, tmp_path):
+    path = str(save_photo(tmp_path / "photo.png"))
+    segmenter = handlers.context.models.segmenter
+    object_pixels = {}
+    for task in ("objects", "flowers", "horses"):
+        passes = segmenter.body_passes
+        *_, table, notes = handlers.segment(path, None, task)
+        assert segmenter.body_passes == passes + 1, "one body pass serves both heads"
+        object_pixels[task] = table[0][1]
+        assert "one body pass, two heads" in notes
+    assert len(set(object_pixels.values())) == 3, "each task has its own heads"
+    assert handlers.segment(path)[5][0][1] == object_pixels["objects"], "default: any object"
+    assert "looking for **Horses**" in handlers.segment(path, None, "horses")[6]
+
+
+def test_a_task_without_heads_is_a_clear_error(tmp_path):
+    (tmp_path / "weights").mkdir()
+    make_all_weights_with_tasks(tmp_path / "weights", "objects horses")
+    context = fake_context(tmp_path / "weights", tmp_path / "pictures", tmp_path)
+    with pytest.raises(gr.Error, match="no heads for 'flowers'.*'horses' \\(Horses\\)"):
+        SegmentHandlers(context).segment(str(save_photo(tmp_path / "photo.png")), None, "flowers")
+
+
+def test_the_radio_offers_only_the_loaded_tasks(tmp_path):
+    from app_fakes import FakeSegmenter
+
+    from colorseg.app.segment_tab import task_choices
+
+    assert task_choices(FakeSegmenter(("horses", "objects"))) == [("Any object", "objects"), ("Horses", "horses")]
+    assert [task for _, task in task_choices(None)] == ["objects", "flowers", "horses"]
+    (tmp_path / "weights").mkdir()
+    make_all_weights_with_tasks(tmp_path / "weights", "flowers horses")
+    demo = build_demo(models=fake_context(tmp_path / "weights", tmp_path / "pictures").models)
+    radio = next(b for b in demo.blocks.values() if isinstance(b, gr.Radio) and b.label == "What to find")
+    assert [value for _, value in radio.choices] == ["flowers", "horses"] and radio.value == "flowers"
+
+
+def make_all_weights_with_tasks(directory, tasks: str):
+    from test_app_support import SEGMENTER_MARKER, make_all_weights
+
+    make_all_weights(directory)
+    (directory / SEGMENTER_MARKER).write_text(tasks)
