@@ -44,8 +44,8 @@ def random_weights(directory: Path) -> Path:
     with the default architectures and the default segmentation working size."""
     import torch
 
-    from colorseg.colour_models import COLOUR_MODEL_NAMES
-    from colorseg.palette import NUM_COLOURS, save_palette
+    from colorseg.colour.models import COLOUR_MODEL_NAMES
+    from colorseg.colour.palette import NUM_COLOURS, save_palette
     from colorseg.registry import create_model
     from colorseg.weights_io import (
         COLOUR_STEMS,

@@ -4,8 +4,5 @@ Layout: ``colorseg.colour`` (Parts A-C), ``colorseg.segmentation`` (Part D), and
 infrastructure beside them; docs/architecture.md walks through it.
 """
 
-from colorseg import _moved
-
 __version__ = "0.1.0"
 
-_moved.install()

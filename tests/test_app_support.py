@@ -2,7 +2,7 @@
 a stand-in segmenter, sample files.
 
 It holds no tests itself (library tests import it by this name, so it stays here). The
-stand-in segmenter follows colorseg.segment's API (load_segmenter / Segmenter.tasks /
+stand-in segmenter follows colorseg.segmentation.inference's API (load_segmenter / Segmenter.tasks /
 .probabilities / .predict) so the app's tests need no trained DeepLabV3 weights: they
 exercise the app's handling of its results. The app's tests hand it to the app
 (load_models(load_segmenter=...)); install_fake_segment_module is for tests that start
@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorseg.colour_models import COLOUR_MODEL_NAMES
-from colorseg.palette import NUM_COLOURS, save_palette
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.palette import NUM_COLOURS, save_palette
 from colorseg.registry import create_model
 from colorseg.weights_io import COLOUR_STEMS, WeightsError, save_module
 
@@ -107,15 +107,15 @@ def load_fake_segmenter(weights_dir, device="cpu") -> FakeSegmenter:
 
 
 def install_fake_segment_module(monkeypatch) -> None:
-    """Make ``from colorseg.segment import load_segmenter`` give the fake, whether or not the real one exists.
+    """Make ``from colorseg.segmentation.inference import load_segmenter`` give the fake, whether or not the real one exists.
 
     The fake loads when the weights folder holds SEGMENTER_MARKER and raises WeightsError otherwise,
     as the real loader does for missing weights.
     """
-    module = types.ModuleType("colorseg.segment")
+    module = types.ModuleType("colorseg.segmentation.inference")
     load_segmenter = load_fake_segmenter
     module.load_segmenter = load_segmenter
-    monkeypatch.setitem(sys.modules, "colorseg.segment", module)
+    monkeypatch.setitem(sys.modules, "colorseg.segmentation.inference", module)
     import colorseg
 
     monkeypatch.setattr(colorseg, "segment", module, raising=False)
@@ -154,9 +154,9 @@ def free_port() -> int:
 def make_segmentation_weights(
     directory: Path, image_size: int = 64, tasks: tuple[str, ...] = ("objects", "flowers", "horses")
 ) -> Path:
-    """A random DeepLabV3 body and each task's two random heads saved as colorseg.seg_pipeline
-    saves them, so colorseg.segment.load_segmenter (the real one) loads them."""
-    from colorseg.seg_models import DeepLabV3Body, DeepLabV3Head
+    """A random DeepLabV3 body and each task's two random heads saved as colorseg.segmentation.pipeline
+    saves them, so colorseg.segmentation.inference.load_segmenter (the real one) loads them."""
+    from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head
     from colorseg.weights_io import SEG_BODY_STEM, SEG_LOSSES, save_module, seg_head_stem, sha256_of
 
     torch.manual_seed(0)

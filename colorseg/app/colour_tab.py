@@ -8,13 +8,13 @@ import gradio as gr
 import numpy as np
 import torch
 
-from colorseg import colorize as colourizing
+from colorseg.colour import inference as colourizing
 from colorseg.app import examples, inspector, render
 from colorseg.app.models import regenerate
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
 from colorseg.app.uploads import photo_input, read_photo
-from colorseg.colour_models import COLOUR_MODEL_NAMES
+from colorseg.colour.models import COLOUR_MODEL_NAMES
 
 # Best net first: the before/after slider shows the best one that was chosen.
 NET_PREFERENCE = ("UNet", "ConvTransposeNet", "PoolUpsampleNet")

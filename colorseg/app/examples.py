@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 from colorseg.app.settings import REPO
-from colorseg.cifar import DataError
-from colorseg.seg_data import find_pairs, is_validation
+from colorseg.colour.data import DataError
+from colorseg.segmentation.data import find_pairs, is_validation
 
 EXAMPLES_DIR = REPO / "examples"
 # Local data folders whose validation images become extra examples (read in place, never copied).

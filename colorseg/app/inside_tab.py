@@ -11,12 +11,12 @@ import gradio as gr
 import numpy as np
 import torch
 
-from colorseg import colorize as colourizing
+from colorseg.colour import inference as colourizing
 from colorseg.app import examples
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
 from colorseg.app.uploads import photo_input, read_photo
-from colorseg.colour_explain import (
+from colorseg.colour.explain import (
     Activation,
     capture_activations,
     channel_grid,
@@ -25,7 +25,7 @@ from colorseg.colour_explain import (
     stride2_energy,
     working_grey,
 )
-from colorseg.colour_models import COLOUR_MODEL_NAMES
+from colorseg.colour.models import COLOUR_MODEL_NAMES
 
 HELP = """Pick a net and a photo, then **Look inside**: each layer's output channels at the working
 resolution (each map scaled to its own range, viridis: dark = low, yellow = high; at most 32 channels

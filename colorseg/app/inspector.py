@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorseg import colorize as colourizing
+from colorseg.colour import inference as colourizing
 from colorseg.app import render
 from colorseg.app.store import Context
 from colorseg.app.uploads import read_photo
-from colorseg.colour_explain import pixel_distribution, working_grey, working_pixel
-from colorseg.colour_models import COLOUR_MODEL_NAMES
+from colorseg.colour.explain import pixel_distribution, working_grey, working_pixel
+from colorseg.colour.models import COLOUR_MODEL_NAMES
 
 HELP = """**Inspect a pixel:** click anywhere on the result below. Each net's 24 palette colours are
 shown as bars (the likeliest outlined); changing the decoding or temperature updates the colours."""

@@ -9,8 +9,8 @@ import torch
 
 from colorseg.app.report import weights_report
 from colorseg.app.store import Context
-from colorseg.colour_models import COLOUR_MODEL_NAMES
-from colorseg.layer_stats import LayerTable, layer_table
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.layer_stats import LayerTable, layer_table
 from colorseg.registry import create_model
 
 HELP = """### Question A.3: outputs, weights and connections of every layer

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from colorseg import colorize as colourizing
+from colorseg.colour import inference as colourizing
 from colorseg.hub import resolve_weights_dir
 from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, REGENERATE_HINT, WeightsError
 
@@ -28,7 +28,7 @@ class Models:
     source: str  # where the weights came from, for the Model tab
     colour: colourizing.ColourModels | None = None
     colour_problem: str | None = None
-    segmenter: Any = None  # colorseg.segment.Segmenter, or anything with its .tasks / .probabilities
+    segmenter: Any = None  # colorseg.segmentation.inference.Segmenter, or anything with its .tasks / .probabilities
     segment_problem: str | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
@@ -77,7 +77,7 @@ def _load_colour(models: Models) -> None:
 def _load_segmenter(models: Models, load_segmenter: SegmenterLoader | None) -> None:
     try:
         if load_segmenter is None:
-            from colorseg.segment import load_segmenter  # imported here: a broken module must not stop the app
+            from colorseg.segmentation.inference import load_segmenter  # imported here: a broken module must not stop the app
 
         models.segmenter = load_segmenter(models.weights_dir, device=str(models.device))
     except WeightsError as error:
@@ -92,7 +92,7 @@ def load_models(
     weights_dir: str | Path | None = None, device: str | None = None, load_segmenter: SegmenterLoader | None = None
 ) -> Models:
     """Load the palette, colour nets and segmenter from ``weights_dir`` (default: env, Hub, weights/);
-    ``load_segmenter`` (default colorseg.segment.load_segmenter) builds the segmenter."""
+    ``load_segmenter`` (default colorseg.segmentation.inference.load_segmenter) builds the segmenter."""
     folder, message = _where(weights_dir)
     default_device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device or os.environ.get("COLORSEG_DEVICE") or default_device)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 
-from colorseg.seg_explain import ERROR_COLOURS, cutout_rgba, error_overlay
+from colorseg.segmentation.explain import ERROR_COLOURS, cutout_rgba, error_overlay
 
 # One colour per segmentation head, the same in overlays, the disagreement map and the legend.
 HEAD_COLOURS = {"cross_entropy": (255, 127, 14), "soft_iou": (31, 119, 180)}

@@ -17,8 +17,8 @@ from colorseg.app.render import HEAD_COLOURS, HEAD_TITLES
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
 from colorseg.app.uploads import photo_input, read_mask, read_photo
-from colorseg.seg_explain import curve_chart, iou_threshold_curve
-from colorseg.seg_losses import per_image_metrics
+from colorseg.segmentation.explain import curve_chart, iou_threshold_curve
+from colorseg.segmentation.losses import per_image_metrics
 
 SHOW_BOTH, SHOW_CE, SHOW_IOU = "Both heads", "Cross-entropy head only", "Soft-IoU head only"
 SCORE_HEADERS = ["Head", "Object pixels", "IoU", "Thresholded mIoU", "Pixel accuracy"]

@@ -174,7 +174,7 @@ def test_examples_include_shipped_photos_and_local_validation_data(monkeypatch, 
     monkeypatch.setattr(examples, "DATA_DIRS", [tmp_path])
     assert [p.name for p in examples.cifar_validation(limit=4)] == ["0000.jpg", "0001.jpg", "0002.jpg", "0003.jpg"]
     pairs = examples.segmentation_validation(limit=4)
-    from colorseg.seg_data import is_validation
+    from colorseg.segmentation.data import is_validation
 
     assert 0 < len(pairs) <= 4 and all(is_validation(photo.stem) and mask.stem == photo.stem for photo, mask in pairs)
     rows = examples.segment_examples()

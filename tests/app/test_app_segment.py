@@ -70,7 +70,7 @@ def test_segment_mask_errors_are_clear(handlers, tmp_path):
 
 
 def test_segment_with_the_real_segmenter_and_random_weights(tmp_path):
-    """The app against colorseg.segment itself (not the stand-in): loading and result types."""
+    """The app against colorseg.segmentation.inference itself (not the stand-in): loading and result types."""
     models = load_models(make_segmentation_weights(tmp_path), device="cpu")
     assert models.segment_problem is None and models.colour is None
     context = Context(models, PictureStore(tmp_path / "pictures"), ReadableFiles(folders=[tmp_path]))
