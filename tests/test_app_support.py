@@ -5,8 +5,7 @@ It holds no tests itself (library tests import it by this name, so it stays here
 stand-in segmenter follows colorseg.segmentation.inference's API (load_segmenter / Segmenter.tasks /
 .probabilities / .predict) so the app's tests need no trained DeepLabV3 weights: they
 exercise the app's handling of its results. The app's tests hand it to the app
-(load_models(load_segmenter=...)); install_fake_segment_module is for tests that start
-the app through its own import path.
+(load_models(load_segmenter=...)).
 """
 
 from __future__ import annotations
@@ -104,21 +103,6 @@ def load_fake_segmenter(weights_dir, device="cpu") -> FakeSegmenter:
         raise WeightsError(f"missing segmentation weights in {weights_dir}")
     tasks = [t for t in marker.read_text().split() if t in FakeSegmenter.TASK_SHIFT]
     return FakeSegmenter(tuple(tasks)) if tasks else FakeSegmenter()
-
-
-def install_fake_segment_module(monkeypatch) -> None:
-    """Make ``from colorseg.segmentation.inference import load_segmenter`` give the fake, whether or not the real one exists.
-
-    The fake loads when the weights folder holds SEGMENTER_MARKER and raises WeightsError otherwise,
-    as the real loader does for missing weights.
-    """
-    module = types.ModuleType("colorseg.segmentation.inference")
-    load_segmenter = load_fake_segmenter
-    module.load_segmenter = load_segmenter
-    monkeypatch.setitem(sys.modules, "colorseg.segmentation.inference", module)
-    import colorseg
-
-    monkeypatch.setattr(colorseg, "segment", module, raising=False)
 
 
 def make_all_weights(directory: Path) -> Path:

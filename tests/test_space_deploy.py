@@ -339,10 +339,14 @@ def test_the_space_starts_and_answers_both_endpoints(space_copy, tmp_path):
 def test_examples_are_not_decoded_at_start_up(monkeypatch, tmp_path):
     """Start-up stays fast: example photos are handed to gradio as paths and decoded only when
     clicked, never at build time."""
-    import PIL.Image
-    from test_app_support import install_fake_segment_module, make_all_weights
+    from functools import partial
 
-    import app
+    import PIL.Image
+    from test_app_support import load_fake_segmenter, make_all_weights
+
+    from colorseg.app.demo import build_demo
+    from colorseg.app.examples import sample_photos
+    from colorseg.app.models import load_models
 
     opened = []
     original = PIL.Image.open
@@ -352,7 +356,6 @@ def test_examples_are_not_decoded_at_start_up(monkeypatch, tmp_path):
         return original(fp, *args, **kwargs)
 
     monkeypatch.setattr(PIL.Image, "open", recording_open)
-    install_fake_segment_module(monkeypatch)
-    app.build_demo(make_all_weights(tmp_path / "weights"), device="cpu")
-    examples = {str(path) for path in app._sample_photos()}
+    build_demo(make_all_weights(tmp_path / "weights"), device="cpu", loader=partial(load_models, load_segmenter=load_fake_segmenter))
+    examples = {str(path) for path in sample_photos()}
     assert examples and not examples & set(opened)

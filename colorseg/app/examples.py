@@ -8,16 +8,14 @@ import os
 from pathlib import Path
 
 from colorseg.app.settings import REPO
-from colorseg.colour.data import DataError
+from colorseg.errors import DataError
+from colorseg.paths import IMAGE_SUFFIXES, data_root
 from colorseg.segmentation.data import find_pairs, is_validation
 
 EXAMPLES_DIR = REPO / "examples"
-# Local data folders whose validation images become extra examples (read in place, never copied).
-DATA_DIRS = [Path(os.environ["COLORSEG_DATA_DIR"])] if os.environ.get("COLORSEG_DATA_DIR") else [
-    REPO / "data",
-    REPO.parent / "shared" / "data",
-]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+# The local data folder whose validation images become extra examples (read in place, never
+# copied): $COLORSEG_DATA_DIR for the app alone, else the training data folder (data_root()).
+DATA_DIRS = [Path(os.environ["COLORSEG_DATA_DIR"])] if os.environ.get("COLORSEG_DATA_DIR") else [data_root()]
 FARM_ANIMALS = ".webp"  # examples/*.webp: the farm-animal photos, the Segment tab's own examples
 
 

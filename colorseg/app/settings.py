@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]  # app.py, examples/, reports/ sit here (also on a Space)
-REPORTS_DIR = REPO / "reports"
+from colorseg.paths import DEFAULT_REPORTS_DIR, REPO_ROOT
+
+REPO = REPO_ROOT  # app.py, examples/, reports/ sit here (also on a Space)
+REPORTS_DIR = DEFAULT_REPORTS_DIR
 
 # The queue runs this many inference requests at once. Each uses one torch thread: on a
 # 2-core machine shared with other work, two intra-op threads per request made the colour

@@ -18,6 +18,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 import pytest
 from app_fakes import FakeSegmenter, fake_models
 from test_app_support import free_port, make_all_weights
@@ -32,6 +33,7 @@ CHROMIUM_ARGS = [
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("COLORSEG_SCREENSHOT_DIR") or REPO / "artifacts")
 PHOTO = REPO / "examples" / "chelsea_the_cat.jpg"  # 451x300, a real photo for representative screenshots
+ANIMAL = REPO / "examples" / "cow.webp"  # 1024x680, what "Any object" is for
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}")
@@ -126,17 +128,17 @@ def test_colourize_tab_and_pixel_inspector(page):
 def test_segment_tab(page, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.get_by_role("tab", name="Segment").click()
-    page.locator("#segment-photo input[type=file]").set_input_files(str(PHOTO))
+    page.locator("#segment-photo input[type=file]").set_input_files(str(ANIMAL))
     page.locator("#segment-photo img").first.wait_for()
     page.get_by_role("button", name="Segment", exact=True).click()
-    page.get_by_text("Segmented 451×300 px").wait_for()
+    with Image.open(ANIMAL) as animal:
+        page.get_by_text("Segmented {}×{} px".format(*animal.size)).wait_for()
     for elem_id in ("overlay-ce", "overlay-iou", "disagreement", "cutout-ce", "cutout-iou"):
         _wait_for_images(page, f"#{elem_id}", 1)
     assert not page.locator("#iou-curve").is_visible(), "no curve without a ground truth"
+    page.screenshot(path=str(ARTIFACTS / "segment_tab.png"), full_page=True)
     # What to find, and a ground truth: the TP/FP/FN overlays and the threshold curves appear.
     # A validation horse with its own mask when local data has one, else the photo's bright parts.
-    from PIL import Image
-
     from colorseg.app.examples import segmentation_validation
 
     pairs = segmentation_validation(limit=1)
@@ -156,7 +158,7 @@ def test_segment_tab(page, tmp_path):
     page.get_by_text("looking for Horses").wait_for()
     for elem_id in ("iou-curve", "errors-ce", "errors-iou"):
         _wait_for_images(page, f"#{elem_id}", 1)
-    page.screenshot(path=str(ARTIFACTS / "segment_tab.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "segment_extras.png"), full_page=True)
     # The toggle hides one head's column without recomputing.
     page.get_by_label("Soft-IoU head only").check()
     page.locator("#overlay-ce").wait_for(state="hidden")
