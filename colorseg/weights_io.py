@@ -47,24 +47,12 @@ def save_tensors(
     return path
 
 
-def save_module(
-    module: nn.Module,
-    directory: str | Path,
-    stem: str,
-    *,
-    architecture: str,
-    constructor: dict[str, Any],
-    metadata: dict[str, Any],
-    dtype: torch.dtype | None = None,
-) -> Path:
-    """Save ``module``'s state dict and the registry name + kwargs that rebuild it (a one-module set).
-
-    ``dtype`` optionally casts floating-point tensors (float16 keeps big bodies small).
-    """
+def save_module(module: nn.Module, directory: str | Path, stem: str, **description: Any) -> Path:
+    """Save ``module``'s state dict and the registry name + kwargs that rebuild it, as a
+    one-module set; ``description`` takes WeightSet.save_module's keywords (architecture,
+    constructor, metadata, dtype: float16 keeps big bodies small)."""
     with WeightSet(directory) as weight_set:
-        path = weight_set.save_module(
-            module, stem, architecture=architecture, constructor=constructor, metadata=metadata, dtype=dtype
-        )
+        path = weight_set.save_module(module, stem, **description)
     return path
 
 

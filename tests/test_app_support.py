@@ -11,42 +11,17 @@ exercise the app's handling of its results. The app's tests hand it to the app
 from __future__ import annotations
 
 import socket
-import sys
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import torch
-from PIL import Image
 
-from colorseg.colour.models import COLOUR_MODEL_NAMES
-from colorseg.colour.palette import NUM_COLOURS, save_palette
-from colorseg.registry import create_model
-from colorseg.weights_io import COLOUR_STEMS, WeightsError, save_module
+from colorseg.weights_io import WeightsError, save_module
+from support import make_colour_weights, photo, save_photo  # noqa: F401  (shared with the library tests)
 
 SEGMENTER_MARKER = "fake_segmenter.json"
-
-
-def make_colour_weights(directory: Path, names=COLOUR_MODEL_NAMES, num_filters: int = 4, seed: int = 0) -> Path:
-    """Palette + colour nets with random weights (4 filters keep them tiny and fast)."""
-    torch.manual_seed(seed)
-    palette = torch.rand(NUM_COLOURS, 3)
-    save_palette(palette, directory, {"what": "random test palette"})
-    constructor = {"kernel": 3, "num_filters": num_filters, "num_colours": NUM_COLOURS, "num_in_channels": 1}
-    for name in names:
-        net = create_model(name, **constructor)
-        # Random BatchNorm statistics, so the random nets do not all predict one colour.
-        for module in net.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.05, 0.5)
-        save_module(
-            net, directory, COLOUR_STEMS[name], architecture=name, constructor=constructor,
-            metadata={"metrics": {"val_loss": 3.1, "val_accuracy": 0.05}, "command": "random test weights"},
-        )
-    return directory
 
 
 @dataclass
@@ -109,24 +84,6 @@ def make_all_weights(directory: Path) -> Path:
     make_colour_weights(directory)
     (directory / SEGMENTER_MARKER).write_text("objects flowers horses")
     return directory
-
-
-def photo(width: int = 64, height: int = 48, seed: int = 0) -> np.ndarray:
-    """A colourful uint8 [H, W, 3] picture: smooth gradients plus a bright disc (an 'object')."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    rgb = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), np.full_like(x, 90)], axis=2)
-    disc = (x - width / 2) ** 2 + (y - height / 2) ** 2 < (min(width, height) / 4) ** 2
-    rgb[disc] = 240
-    return np.clip(rgb + rng.integers(0, 10, rgb.shape), 0, 255).astype(np.uint8)
-
-
-def save_photo(path: Path, width: int = 64, height: int = 48, mode: str = "RGB", **save_kwargs) -> Path:
-    image = Image.fromarray(photo(width, height))
-    if mode != "RGB":
-        image = image.convert(mode)
-    image.save(path, **save_kwargs)
-    return path
 
 
 def free_port() -> int:
