@@ -17,7 +17,8 @@ def test_a_colour_run_writes_a_replay_per_net(tmp_path, image_folder_dump):
     reports = tmp_path / "reports"
     assert train_all.main(
         ["--only", "colour", "--colour-data", str(image_folder_dump), "--epochs", "2", "--batch-size", "20",
-         "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports), "--device", "cpu"]
+         "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports), "--device", "cpu",
+         "--checkpoint-dir", str(tmp_path / "checkpoints")]
     ) == 0
     report = json.loads((reports / "training_report.json").read_text())["colour_default"]
     for name in COLOUR_MODEL_NAMES:

@@ -19,6 +19,7 @@ def test_a_segmentation_run_writes_a_replay_per_task(tmp_path):
         "--only", "segmentation", "--seg-data", *sources, "--seg-image-size", "32", "--seg-epochs", "1",
         "--seg-samples-per-source", "4", "--seg-batch-size", "4", "--seg-threads", "1", "--seg-head-recipe", "assignment",
         "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports),
+        "--checkpoint-dir", str(tmp_path / "checkpoints"),
     ]) == 0
     section = json.loads((reports / "training_report.json").read_text())["segmentation"]
     for task in ("objects", "flowers", "horses"):
