@@ -7,8 +7,8 @@
     python train_all.py --only segmentation          # DeepLabV3 body (scratch) + both heads
 
 Uses CUDA when present (``--device`` to choose). ``--resume`` continues from the checkpoints in
-runs/checkpoints/; ``torchrun --standalone --nproc_per_node=N train_all.py --only colour ...`` trains
-data-parallel (rank 0 writes). Weights that belong together (the palette
+runs/checkpoints/; ``torchrun --standalone --nproc_per_node=N train_all.py ...`` trains both halves
+data-parallel (rank 0 writes; on CPU set OMP_NUM_THREADS to cores / N). Weights that belong together (the palette
 and the colour nets trained on it) are committed as one set once they have all finished
 training (colorseg.weight_set.WeightSet), so a run killed at any instant leaves every model at
 its previous weights or at its new ones. Problems (missing data, a damaged teacher, Ctrl-C)
@@ -267,9 +267,10 @@ def _run(args: argparse.Namespace, argv: list[str], log) -> int:
 def _check_distributed(args: argparse.Namespace, ctx: distributed.DistContext) -> None:
     if not ctx.distributed:
         return
+    sizes = [args.batch_size or 16, *(args.sweep_sizes or [])]
     if "segmentation" in args.only:
-        raise SystemExit("segmentation is not wired for torchrun yet: run it in one process (--only colour under torchrun)")
-    if min(args.batch_size or 16, *(args.sweep_sizes or [ctx.world_size])) < ctx.world_size:
+        sizes += [args.seg_batch_size, HEAD_RECIPES[args.seg_head_recipe].batch_size]
+    if min(sizes) < ctx.world_size:
         raise SystemExit(f"every batch size must be at least the world size ({ctx.world_size})")
 
 

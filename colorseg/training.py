@@ -86,17 +86,32 @@ def train_one_epoch(
     prepare: Prepare = identity,
     scheduler: Scheduler | None = None,
     ctx: DistContext = SINGLE,
+    sharded_prepare: bool = False,
 ) -> float:
     """One pass over (inputs, targets) in ``order`` (else shuffled by ``generator``, else in
-    order); returns the mean reported loss over the samples (of every rank)."""
+    order); returns the mean reported loss over the samples (of every rank).
+
+    ``sharded_prepare``: ``prepare(inputs[index], targets[index], index, rows)`` returns only
+    this rank's ``rows`` of the global batch, drawing its random numbers for the whole batch
+    and slicing them (segmentation's augmentation: each rank resamples only its own images).
+    Under torchrun a last global batch smaller than the world size is merged into the one
+    before it (a rank with no sample has no loss to take part in DDP's all-reduce)."""
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=inputs.device)
     count = 0
-    for index in batches(len(inputs), batch_size, generator, order):
+    chunks = batches(len(inputs), batch_size, generator, order)
+    if ctx.world_size > 1:
+        chunks = list(chunks)
+        if len(chunks) > 1 and len(chunks[-1]) < ctx.world_size:
+            chunks[-2:] = [torch.cat(chunks[-2:])]
+    for index in chunks:
         index = index.to(inputs.device)
-        x, y = prepare(inputs[index], targets[index], index)
         rows = _local_rows(len(index), ctx)
-        x, y = _take(x, rows), _take(y, rows)
+        if sharded_prepare:
+            x, y = prepare(inputs[index], targets[index], index, rows)
+        else:
+            x, y = prepare(inputs[index], targets[index], index)
+            x, y = _take(x, rows), _take(y, rows)
         local = len(x)
         with autocast_for(inputs.device):
             loss = loss_fn(model(x), y)
@@ -127,13 +142,16 @@ def evaluate(
     count: images, pixels, ...). Pass the plain module, after ``ctx.sync_buffers``."""
     model.eval()
     sums: dict[str, torch.Tensor] = {}
-    mine = ctx.shard(torch.arange(len(inputs)))
+    # Fewer samples than ranks: every rank scores all of them (a rank with none would skip
+    # the all-reduce below); the sums are then not added over the ranks.
+    split = ctx.distributed and len(inputs) >= ctx.world_size
+    mine = ctx.shard(torch.arange(len(inputs))) if split else torch.arange(len(inputs))
     for index in mine.split(batch_size):
         index = index.to(inputs.device)
         x, y = prepare(inputs[index], targets[index], index)
         for name, value in metric_fn(model(x), y).items():
             sums[name] = sums[name] + value if name in sums else value
-    if ctx.distributed:
+    if split:
         sums = {name: ctx.all_reduce_mean(value.double()) * ctx.world_size for name, value in sums.items()}
     return sums
 
@@ -185,11 +203,17 @@ def resume_from(checkpointing: Checkpointing, stage: str, recipe: dict, **state)
 
 
 def save_progress(
-    checkpointing: Checkpointing, stage: str, ctx: DistContext, epoch: int, epochs: int, extra: dict, **state
+    checkpointing: Checkpointing, stage: str, ctx: DistContext, epoch: int, epochs: int, extra: dict,
+    keep_last: bool = False, **state
 ) -> None:
     """After an epoch (its last scheduler step and draws done): rank 0 saves the checkpoint
-    every ``every`` epochs, except after the last (the final weights follow)."""
-    if checkpointing.directory is None or not ctx.is_main or epoch % checkpointing.every or epoch >= epochs:
+    every ``every`` epochs, except after the last (the final weights follow), unless
+    ``keep_last``: a stage whose weights are written only with later stages' (the segmentation
+    body and heads, one weight set) keeps its finished state, so that resuming a later stage
+    does not train it again."""
+    if checkpointing.directory is None or not ctx.is_main:
+        return
+    if epoch > epochs or (epoch == epochs and not keep_last) or (epoch < epochs and epoch % checkpointing.every):
         return
     save_checkpoint(checkpointing.directory, stage, epoch=epoch, extra={**extra, "world_size": ctx.world_size}, **state)
 

@@ -7,10 +7,13 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from colorseg.colour.data import load_horses, to_grey
+from colorseg.colour.inference import ColourModels, chroma_offset, colourize
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import NUM_COLOURS, check_palette, fit_palette, label_images, palette_record, same_palette
 from colorseg.colour.train import ColourRecipe, fit, get_recipe
@@ -20,6 +23,7 @@ from colorseg.files import atomic_write_bytes, atomic_write_json
 from colorseg.paths import data_root
 from colorseg.plots import plot_curves
 from colorseg.provenance import library_versions, tensors_digest
+from colorseg.replay import ReplayRecorder
 from colorseg.training import finish_stage
 from colorseg.weight_set import NoWrites
 from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM, WeightSet, load_module, read_description
@@ -28,6 +32,42 @@ SWEEP_BATCH_SIZES = (32, 64, 128, 256, 512)
 # Validation loss after 25 epochs reported in the assignment's Question B.5.
 ASSIGNMENT_SWEEP = {32: 1.09, 64: 1.14, 128: 1.21, 256: 1.29, 512: 1.43}
 REGENERATE = "python train_all.py --only colour"
+REPLAY_IMAGES = 8  # validation images whose colourization the training replay shows
+
+
+def replay_stem(name: str) -> str:
+    """<report dir>/<stem>.json + <stem>_argmax.png: a net's colourizations after every epoch."""
+    return f"replay_colour_{name}"
+
+
+class ColourReplay:
+    """A net's argmax colourization of ``REPLAY_IMAGES`` fixed validation images after every
+    epoch, decoded by the app's own :func:`colorseg.colour.inference.colourize` (palette colour
+    of the argmax, its chroma moved onto the grey input). Runs on rank 0, in eval mode under
+    inference_mode and draws no random numbers, so training is exactly what it is without it;
+    ``seconds`` is what recording cost. After a ``--resume`` it holds the epochs trained since."""
+
+    def __init__(self, name: str, val_grey: torch.Tensor, palette: torch.Tensor, device: torch.device):
+        self.name = name
+        picks = torch.linspace(0, len(val_grey) - 1, min(REPLAY_IMAGES, len(val_grey))).round().long().unique()
+        self.grey = [image[0].cpu().numpy() for image in val_grey[picks.to(val_grey.device)]]  # float32 [H, W] in [0, 1]
+        self.models = ColourModels(palette, chroma_offset(palette).to(device), {}, {}, device=device)
+        self.recorder = ReplayRecorder("colour", [f"val_{i:04d}" for i in picks.tolist()])
+        self.seconds = 0.0
+
+    def __call__(self, row: dict, model: nn.Module) -> None:
+        started = time.perf_counter()
+        was_training = model.training
+        self.models.nets[self.name] = model.eval()
+        try:
+            frames = [colourize(self.models, grey, [self.name], working_size=max(grey.shape), decoding="argmax")[self.name].rgb
+                      for grey in self.grey]
+        finally:
+            model.train(was_training)
+            self.models.nets.clear()
+        self.recorder.record(row["epoch"], "argmax", np.stack(frames))
+        self.recorder.record_losses(row["epoch"], "metrics", {k: v for k, v in row.items() if k not in ("epoch", "seconds")})
+        self.seconds += time.perf_counter() - started
 
 
 def default_cifar_dir() -> Path:
@@ -86,11 +126,16 @@ def _prepare(config: ColourConfig, device: torch.device) -> dict:
     return data
 
 
-def _train(name: str, recipe: ColourRecipe, data: dict, run_config: RunConfig, label: str, teacher=None, compile_model=False):
+def _train(
+    name: str, recipe: ColourRecipe, data: dict, run_config: RunConfig, label: str, teacher=None, compile_model=False,
+    replay: ColourReplay | None = None,
+):
     ctx = run_config.ctx
     bar = tqdm(total=recipe.epochs, desc=label, unit="epoch", file=sys.stderr, dynamic_ncols=True, disable=not ctx.is_main)
 
-    def on_epoch(row: dict) -> None:
+    def on_epoch(row: dict, model: nn.Module) -> None:
+        if replay is not None:
+            replay(row, model)
         bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}", acc=f"{row['val_accuracy']:.3f}")
         bar.update()
 
@@ -174,7 +219,7 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
 
     palette = data["palette"]
     recipes = {name: _recipe(config, name) for name in config.models}
-    trained = {}
+    trained, replays = {}, {}
     # The palette and the nets trained on it are one weight set: nothing is written until every
     # net of this run has trained, then all land at once (see colorseg.weight_set). A run that
     # stops early, or is killed at any instant, leaves the previous palette and nets as they were.
@@ -198,11 +243,14 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
             teacher, teacher_info = None, None
             if recipe.teacher is not None:
                 teacher, teacher_info = _teacher(recipe.teacher, trained, weights_dir, palette, device)
+            replay = replays[name] = ColourReplay(name, data["val"][0], palette, device) if ctx.is_main else None
             model, history, seconds = _train(
-                name, recipe, data, run_config, f"{name} ({recipe.name})", teacher, config.compile
+                name, recipe, data, run_config, f"{name} ({recipe.name})", teacher, config.compile, replay
             )
             trained[name] = model
-            metrics = {**_final(history), "train_seconds": round(seconds, 1)}
+            metrics = {**_final(history), "train_seconds": round(seconds, 1)}  # the replay included
+            if replay is not None:
+                metrics["replay_seconds"] = round(replay.seconds, 3)
             weight_set.save_module(
                 model, COLOUR_STEMS[name], architecture=name,
                 constructor={"kernel": recipe.kernel, "num_filters": recipe.num_filters, "num_colours": len(palette), "num_in_channels": 1},
@@ -217,6 +265,7 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
         return {}
     for name in trained:  # their final weights are in place: the checkpoints are spent
         finish_stage(run_config.checkpointing, f"colour_{recipes[name].name}_{name}")
+        replays[name].recorder.save(run_config.report_dir, replay_stem(name))
     log(f"committed the palette and {', '.join(trained)} to {weights_dir}")
     report = write_report(weights_dir, run_config.report_dir, config.recipe)
     ctx.barrier()

@@ -232,7 +232,7 @@ def fit(
     val: tuple[torch.Tensor, torch.Tensor],
     device: torch.device,
     num_colours: int,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict, nn.Module], None] | None = None,
     teacher: nn.Module | None = None,
     compile_model: bool = False,
     ctx: DistContext = SINGLE,
@@ -245,7 +245,8 @@ def fit(
     ``compile_model`` runs training and evaluation through ``torch.compile`` (needs a C++
     compiler on CPU; the first epoch pays for compiling); the returned module is the plain one.
     ``ctx`` trains data-parallel; ``checkpointing`` saves (rank 0) and resumes stage
-    ``colour_<recipe>_<architecture>``.
+    ``colour_<recipe>_<architecture>``. ``on_epoch(row, model)`` runs after every epoch's
+    checkpoint; it must restore the mode it found and draw no random numbers.
     """
     soft_targets = None
     if recipe.teacher is not None:
@@ -281,5 +282,5 @@ def fit(
         history.append(row)
         save_progress(checkpointing, stage, ctx, epoch, recipe.epochs, {"recipe": recipe.to_dict(), "history": history}, **state)
         if on_epoch is not None:
-            on_epoch(row)
+            on_epoch(row, model)  # the plain module (eval mode after scoring; the next epoch sets train)
     return model, history

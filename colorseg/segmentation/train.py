@@ -7,6 +7,7 @@ over samples.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -14,11 +15,32 @@ from torch import nn
 from tqdm import tqdm
 
 from colorseg.segmentation import losses as seg_losses
-from colorseg.segmentation.augment import Augmentation, augment
+from colorseg.distributed import DistContext
+from colorseg.segmentation.augment import Augmentation, apply_augmentation, draw_augmentation
 from colorseg.segmentation.data import SegmentationTensors
 from colorseg.segmentation.models import DeepLabV3Head, SegmentationNet, head_logits, normalize
 from colorseg.segmentation.sources import balanced_epoch
-from colorseg.training import LossFn, MetricFn, Prepare, batches, build_optimizer, evaluate, identity, train_one_epoch
+from colorseg.training import (
+    SINGLE,
+    Checkpointing,
+    LossFn,
+    MetricFn,
+    Prepare,
+    batches,
+    build_optimizer,
+    evaluate,
+    identity,
+    resume_from,
+    save_progress,
+    train_one_epoch,
+)
+
+BODY_STAGE = "seg_body"
+
+
+def head_stage(task: str, loss: str) -> str:
+    """Checkpoint stage of one head (runs/checkpoints/<stage>/)."""
+    return f"seg_head_{task}_{loss}"
 
 
 def plain_images(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,9 +67,11 @@ def evaluate_segmentation(
     *,
     batch_size: int,
     prepare: Prepare = identity,
+    ctx: DistContext = SINGLE,
 ) -> dict[str, float]:
-    """Mean loss and the three mask metrics (per image, averaged) in eval mode."""
-    sums = evaluate(model, segmentation_metrics(loss_fn), inputs, targets, batch_size=batch_size, prepare=prepare)
+    """Mean loss and the three mask metrics (per image, averaged) in eval mode (each rank
+    scores its slice; the sums are added over the ranks)."""
+    sums = evaluate(model, segmentation_metrics(loss_fn), inputs, targets, batch_size=batch_size, prepare=prepare, ctx=ctx)
     return {name: value.item() / len(inputs) for name, value in sums.items()}
 
 
@@ -131,12 +155,14 @@ def bn_subset(train: SegmentationTensors, per_source: int) -> torch.Tensor:
 
 
 def evaluate_by_source(
-    net: nn.Module, loss_fn: LossFn, val: dict[str, SegmentationTensors], batch_size: int
+    net: nn.Module, loss_fn: LossFn, val: dict[str, SegmentationTensors], batch_size: int, ctx: DistContext = SINGLE
 ) -> dict[str, float]:
     """Validation metrics of every source, keyed ``val_<source>_<metric>``."""
     row = {}
     for source, tensors in val.items():
-        metrics = evaluate_segmentation(net, loss_fn, tensors.images, tensors.masks, batch_size=batch_size, prepare=plain_images)
+        metrics = evaluate_segmentation(
+            net, loss_fn, tensors.images, tensors.masks, batch_size=batch_size, prepare=plain_images, ctx=ctx
+        )
         row.update({f"val_{source}_{name}": value for name, value in metrics.items()})
     return row
 
@@ -148,10 +174,25 @@ def train_body(
     recipe: BodyRecipe,
     generator: torch.Generator,
     augment_generator: torch.Generator,
+    ctx: DistContext = SINGLE,
+    checkpointing: Checkpointing = Checkpointing(),
+    identity: dict | None = None,
 ) -> list[dict[str, float]]:
     """Train body and head together on a (mixture) training set; leaves BatchNorm statistics
     recomputed. Returns the per-epoch history (train loss; validation metrics of every
-    source every ``eval_every`` epochs)."""
+    source every ``eval_every`` epochs).
+
+    Resumable (stage ``seg_body``): after every epoch rank 0 saves model, optimizer,
+    scheduler, the order and augmentation generators and torch's global RNG (the ASPP's
+    dropout), also after the last epoch (the body's weights are written only with the
+    heads'). ``identity`` (recipe, seed, data ...) must match for a checkpoint to be used.
+
+    Data-parallel under torchrun: every rank draws the same balanced epoch and the same
+    augmentation parameters for each global batch and resamples only its slice of it.
+    BatchNorm: SyncBatchNorm on CUDA; on CPU (gloo has no SyncBatchNorm) each rank
+    normalises over its slice, and rank 0's running statistics are copied to every rank
+    before they are recomputed, scored or saved.
+    """
     loss_fn = seg_losses.LOSSES[recipe.loss]
     first_order = _epoch_order(train, recipe, torch.Generator().manual_seed(0))
     epoch_length = len(first_order) if first_order is not None else len(train.names)
@@ -162,9 +203,11 @@ def train_body(
     )
     bn_images = train.images[bn_subset(train, recipe.bn_images_per_source).to(train.images.device)]
 
-    def prepare_at(size: int) -> Prepare:
-        def prepare(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            photo, target = augment(images, masks, recipe.augmentation, augment_generator, size)
+    def prepare_at(size: int) -> Callable:
+        def prepare(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+            params = draw_augmentation(len(images), recipe.augmentation, augment_generator, images.device)
+            mine = {name: value[rows] for name, value in params.items()}
+            photo, target = apply_augmentation(images[rows], masks[rows], mine, size)
             return normalize(photo).contiguous(memory_format=torch.channels_last), target
 
         return prepare
@@ -173,22 +216,32 @@ def train_body(
     small_epochs = round(recipe.small_fraction * recipe.epochs)
     # channels_last runs this network's convolutions about 20 % faster on CPU.
     net.to(memory_format=torch.channels_last)
-    history = []
-    progress = tqdm(range(1, recipe.epochs + 1), desc="seg body", unit="epoch")
+    state = {"model": net, "optimizer": optimizer, "scheduler": scheduler,
+             "generators": {"order": generator, "augment": augment_generator}}
+    key = {"body": recipe.to_dict(), **(identity or {})}  # what a checkpoint must have been made with
+    history, start = resume_from(checkpointing, BODY_STAGE, key, **state)
+    runner = ctx.wrap(net, sync_batchnorm=ctx.device.type == "cuda")
+    progress = tqdm(range(start, recipe.epochs + 1), desc="seg body", unit="epoch", disable=not ctx.is_main)
     for epoch in progress:
         size = min(recipe.small_size, full_size) if epoch <= small_epochs else full_size
         row = {"epoch": epoch, "size": size, "train_loss": train_one_epoch(
-            net, optimizer, loss_fn, train.images, train.masks, batch_size=recipe.batch_size,
+            runner, optimizer, loss_fn, train.images, train.masks, batch_size=recipe.batch_size,
             generator=generator, prepare=prepare_at(size), scheduler=scheduler,
-            order=_epoch_order(train, recipe, generator),
+            order=_epoch_order(train, recipe, generator), ctx=ctx, sharded_prepare=True,
         )}
-        if val and (epoch % recipe.eval_every == 0 or epoch == recipe.epochs):
+        ctx.sync_buffers(net)  # rank 0's BatchNorm statistics (no-op in one process)
+        last = epoch == recipe.epochs
+        if last or (val and epoch % recipe.eval_every == 0):
+            # Every rank, the same images, the plain module: identical statistics everywhere.
             recompute_bn_statistics(net.body, bn_images, recipe.batch_size)
-            row.update(evaluate_by_source(net, loss_fn, val, recipe.batch_size))
+            ctx.sync_buffers(net)
+        if val and (epoch % recipe.eval_every == 0 or last):
+            row.update(evaluate_by_source(net, loss_fn, val, recipe.batch_size, ctx))
         history.append(row)
+        save_progress(checkpointing, BODY_STAGE, ctx, epoch, recipe.epochs, {"recipe": key, "history": history}, keep_last=True,
+                      **state)
         progress.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-    if not val:  # with validation, the last epoch has recomputed them already
-        recompute_bn_statistics(net.body, bn_images, recipe.batch_size)
+    # A run resumed after the last epoch restored the recomputed statistics with the rest.
     return history
 
 
@@ -242,19 +295,45 @@ def train_head(
     val_masks: torch.Tensor | None,
     recipe: HeadRecipe,
     generator: torch.Generator,
+    ctx: DistContext = SINGLE,
+    checkpointing: Checkpointing = Checkpointing(),
+    stage: str | None = None,
+    identity: dict | None = None,
+    on_epoch: Callable[[int, nn.Module], None] | None = None,
 ) -> tuple[nn.Conv2d, list[dict[str, float]]]:
-    """Train a fresh ``Conv2d(256, 2, 1)`` with ``loss_name`` on cached features."""
+    """Train a fresh ``Conv2d(256, 2, 1)`` with ``loss_name`` on cached features.
+
+    Same loop as the body: data-parallel under torchrun (each rank its slice of every
+    global batch; no BatchNorm, so the step is the single-process one), resumable as
+    ``stage`` (a checkpoint is a few kB, saved after every epoch and kept after the last
+    until the weight set is written). ``on_epoch(epoch, head)`` (e.g. a training replay)
+    is called after every epoch with the head in eval mode; it must draw no random numbers.
+    """
     loss_fn = seg_losses.LOSSES[loss_name]
-    head = DeepLabV3Head().to(train_features.device)
+    # The head's initial weights come from the seed of ``generator`` alone, not from whatever
+    # the global RNG went through before (body training, its dropout): a head trained on a
+    # given body is the same whether the body was trained in this run, reused or resumed.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(generator.initial_seed())
+        head = DeepLabV3Head().to(train_features.device)
     model = CachedHead(head, tuple(train_masks.shape[-2:]))
     optimizer, _ = build_optimizer(head.parameters(), recipe.lr)  # the assignment's Adam
-    history = []
-    for epoch in range(1, recipe.epochs + 1):
+    state = {"model": head, "optimizer": optimizer, "generators": {"batches": generator}}
+    key = {"head": recipe.to_dict(), "loss": loss_name, **(identity or {})}
+    history, start = resume_from(checkpointing, stage, key, **state) if stage else ([], 1)
+    runner = ctx.wrap(model)
+    for epoch in range(start, recipe.epochs + 1):
         row = {"epoch": epoch, "train_loss": train_one_epoch(
-            model, optimizer, loss_fn, train_features, train_masks, batch_size=recipe.batch_size, generator=generator
+            runner, optimizer, loss_fn, train_features, train_masks, batch_size=recipe.batch_size, generator=generator,
+            ctx=ctx,
         )}
         if val_features is not None:
-            metrics = evaluate_segmentation(model, loss_fn, val_features, val_masks, batch_size=recipe.batch_size)
+            metrics = evaluate_segmentation(model, loss_fn, val_features, val_masks, batch_size=recipe.batch_size, ctx=ctx)
             row.update({f"val_{name}": value for name, value in metrics.items()})
         history.append(row)
+        if stage:
+            save_progress(checkpointing, stage, ctx, epoch, recipe.epochs, {"recipe": key, "history": history}, keep_last=True,
+                          **state)
+        if on_epoch is not None:
+            on_epoch(epoch, head.eval())
     return head.eval(), history

@@ -24,7 +24,7 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     cpu = torch.device("cpu")
     whole, history = fit("UNet", recipe, train, val, cpu, 24)
 
-    def stop_after_two(row):
+    def stop_after_two(row, model):
         if row["epoch"] == 2:
             raise Stop
 
@@ -43,7 +43,7 @@ def test_another_recipe_refuses_the_checkpoint(tmp_path):
     train, val = _data()
     recipe = get_recipe("default", "UNet", epochs=2, batch_size=10, num_filters=4)
 
-    def stop(row):
+    def stop(row, model):
         raise Stop
 
     with pytest.raises(Stop):

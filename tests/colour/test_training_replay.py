@@ -1,0 +1,47 @@
+"""Training replays (issue 12 item 3): a tiny colour run writes one per net, one row per
+epoch, and recording it does not change training."""
+
+import json
+
+import pytest
+import torch
+
+import train_all
+from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.pipeline import REPLAY_IMAGES, ColourReplay, replay_stem
+from colorseg.colour.train import fit, get_recipe
+from colorseg.replay import load_replay
+
+
+def test_a_colour_run_writes_a_replay_per_net(tmp_path, image_folder_dump):
+    reports = tmp_path / "reports"
+    assert train_all.main(
+        ["--only", "colour", "--colour-data", str(image_folder_dump), "--epochs", "2", "--batch-size", "20",
+         "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports), "--device", "cpu",
+         "--checkpoint-dir", str(tmp_path / "checkpoints")]
+    ) == 0
+    report = json.loads((reports / "training_report.json").read_text())["colour_default"]
+    for name in COLOUR_MODEL_NAMES:
+        replay = load_replay(reports, replay_stem(name))
+        assert replay.kind == "colour" and len(replay.names) == REPLAY_IMAGES and replay.tile == (32, 32)
+        assert replay.key_epochs == {"argmax": [1, 2]}  # one row per epoch
+        assert replay.frame("argmax", 2).shape == (32, 32 * REPLAY_IMAGES, 3)
+        assert set(replay.losses[1]["metrics"]) == {"train_loss", "val_loss", "val_accuracy"}
+        metrics = report["models"][name]["metrics"]
+        assert 0 < metrics["replay_seconds"] < metrics["train_seconds"]
+
+
+def test_recording_a_replay_leaves_training_unchanged(image_folder_dump):
+    generator = torch.Generator().manual_seed(0)
+    grey = torch.rand(30, 1, 8, 8, generator=generator)
+    labels = torch.randint(0, 24, (30, 8, 8), generator=generator)
+    palette = torch.rand(24, 3, generator=generator)
+    recipe = get_recipe("default", "UNet", epochs=2, batch_size=10, num_filters=4)
+    cpu = torch.device("cpu")
+    plain, _ = fit("UNet", recipe, (grey, labels), (grey[:10], labels[:10]), cpu, 24)
+    replay = ColourReplay("UNet", grey[:10], palette, cpu)
+    recorded, _ = fit("UNet", recipe, (grey, labels), (grey[:10], labels[:10]), cpu, 24, on_epoch=replay)
+    assert replay.recorder.frames["argmax"].keys() == {1, 2}
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, recorded.state_dict()[key]), key
+    assert recorded.training == plain.training  # the mode it found is restored

@@ -1,0 +1,33 @@
+"""Training replays of the segmentation heads: one per task, a row per head epoch per loss."""
+
+import json
+
+import pytest
+from seg_fixtures import make_flower_labels, make_weizmann
+
+import train_all
+from colorseg.replay import load_replay
+from colorseg.segmentation.pipeline import replay_stem
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_a_segmentation_run_writes_a_replay_per_task(tmp_path):
+    sources = [f"flowers={make_flower_labels(tmp_path / 'flowers')}", f"horses={make_weizmann(tmp_path / 'horses')}"]
+    reports = tmp_path / "reports"
+    assert train_all.main([
+        "--only", "segmentation", "--seg-data", *sources, "--seg-image-size", "32", "--seg-epochs", "1",
+        "--seg-samples-per-source", "4", "--seg-batch-size", "4", "--seg-threads", "1", "--seg-head-recipe", "assignment",
+        "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports),
+        "--checkpoint-dir", str(tmp_path / "checkpoints"),
+    ]) == 0
+    section = json.loads((reports / "training_report.json").read_text())["segmentation"]
+    for task in ("objects", "flowers", "horses"):
+        replay = load_replay(reports, replay_stem(task))
+        assert replay.kind == "segmentation" and replay.tile == (32, 32)
+        assert len(replay.names) == 4 and {n.split(":")[0] for n in replay.names} == {"flowers", "horses"}  # two per source
+        epochs = list(range(1, 11))  # the assignment's 10 head epochs
+        assert replay.key_epochs == {"photo": [0], "truth": [0], "cross_entropy": epochs, "soft_iou": epochs}
+        assert set(replay.losses[10]) == {"cross_entropy", "soft_iou"}
+        cost = section["replays"][task]
+        assert 0 < cost["replay_seconds"] < cost["head_training_seconds"] or cost["head_training_seconds"] == 0
