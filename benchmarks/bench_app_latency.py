@@ -169,7 +169,9 @@ def main() -> int:
               f"{os.cpu_count()} CPU cores, 512x512 photo, median of {args.runs} runs")
         calls = {
             "colorize": lambda: colour.colorize(str(PHOTO)),
-            "segment": lambda: segment.segment(str(PHOTO)),
+            # Each call from scratch: the tab remembers the last photos' probabilities for the
+            # extras that follow a /segment call, which would skip the body pass being measured.
+            "segment": lambda: (segment._recent.clear(), segment.segment(str(PHOTO))),
             "layers": lambda: inside.explore(str(PHOTO), "PoolUpsampleNet"),
             "inspector": lambda: inspector.inspect(str(PHOTO), None, 64, "annealed mean", 0.38, 256, 256),
         }
