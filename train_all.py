@@ -38,11 +38,12 @@ from colorseg.files import atomic_write_json
 from colorseg.paths import DEFAULT_REPORTS_DIR, DEFAULT_WEIGHTS_DIR, REPO_ROOT
 from colorseg.provenance import library_versions, portable_argv
 from colorseg.segmentation import pipeline as seg_pipeline
+from colorseg.segmentation.heads import HEAD_RECIPES
 from colorseg.segmentation.losses import LOSSES
 from colorseg.segmentation.models import BACKBONES, DEFAULT_BACKBONE, SOURCES
 from colorseg.segmentation.pipeline import SegmentationConfig
 from colorseg.segmentation.sources import DEFAULT_SOURCES
-from colorseg.segmentation.train import HEAD_RECIPES, BodyRecipe
+from colorseg.segmentation.train import BodyRecipe
 from colorseg.training import Checkpointing
 
 PARTS = ("colour", "segmentation")

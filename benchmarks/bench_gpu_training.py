@@ -41,6 +41,7 @@ from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import NUM_COLOURS, fit_palette, label_images
 from colorseg.colour.train import build_colour_optimizer, evaluate_colour_net, get_recipe, train_colour_epoch
 from colorseg.registry import create_model
+from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation import train as seg_train
 from colorseg.segmentation.augment import apply_augmentation, draw_augmentation
@@ -140,15 +141,15 @@ def bench_segmentation(args, device: torch.device) -> dict[str, float]:
     print(f"segmentation body: {args.seg_epochs} epochs of {steps} steps at {args.seg_size} px in {elapsed:.1f}s", flush=True)
     started = clock(device)
     seg_train.recompute_bn_statistics(net.body, train.images[: recipe.bn_images_per_source * 3], recipe.batch_size)
-    features = seg_train.compute_features(net.body, train.images, recipe.batch_size)
+    features = seg_heads.compute_features(net.body, train.images, recipe.batch_size)
     seconds["seg_bn_and_features"] = elapsed = clock(device) - started
     print(f"segmentation BatchNorm recompute + features of {len(train.images)} images: {elapsed:.1f}s", flush=True)
-    head_recipe = seg_train.HEAD_RECIPES["default"]
-    head_recipe = seg_train.HeadRecipe(args.head_epochs or head_recipe.epochs, head_recipe.lr, head_recipe.batch_size)
+    head_recipe = seg_heads.HEAD_RECIPES["default"]
+    head_recipe = seg_heads.HeadRecipe(args.head_epochs or head_recipe.epochs, head_recipe.lr, head_recipe.batch_size)
     started = clock(device)
     for loss in ("cross_entropy", "soft_iou"):
         for _ in range(3):  # objects, flowers, horses (here each on every image: an upper bound)
-            seg_train.train_head(loss, features, train.masks, None, None, head_recipe, torch.Generator().manual_seed(0))
+            seg_heads.train_head(loss, features, train.masks, None, None, head_recipe, torch.Generator().manual_seed(0))
     seconds[f"seg_six_heads_{head_recipe.epochs}_epochs"] = elapsed = clock(device) - started
     print(f"segmentation heads: six x {head_recipe.epochs} epochs on cached features in {elapsed:.1f}s", flush=True)
     return seconds

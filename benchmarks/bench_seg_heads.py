@@ -5,7 +5,7 @@
 
 The cached path's time includes computing the features once. The end-to-end loop trains
 one head, as each of the assignment's runs (D.1, D.2) does; both paths keep the body in eval
-mode, so they compute the same losses (tests/test_seg_train.py checks that).
+mode, so they compute the same losses (tests/segmentation/test_train.py checks that).
 One run each; the ratio must be at least 5.
 """
 
@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from colorseg.paths import data_root  # noqa: E402
 from colorseg.segmentation import data as seg_data  # noqa: E402
+from colorseg.segmentation import heads as seg_heads  # noqa: E402
 from colorseg.segmentation import losses as seg_losses  # noqa: E402
 from colorseg.segmentation import train as seg_train  # noqa: E402
 from colorseg.segmentation.inference import HEAD_NAMES  # noqa: E402
@@ -29,7 +30,7 @@ from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, Segmentat
 from colorseg.segmentation.sources import DEFAULT_SOURCES  # noqa: E402
 from colorseg.training import train_one_epoch  # noqa: E402
 
-ASSIGNMENT = seg_train.HEAD_RECIPES["assignment"]
+ASSIGNMENT = seg_heads.HEAD_RECIPES["assignment"]
 WEIZMANN_DIR = data_root() / DEFAULT_SOURCES["horses"]
 
 
@@ -57,9 +58,9 @@ def main() -> None:
           f"recipe: Adam lr {ASSIGNMENT.lr}, batch {ASSIGNMENT.batch_size}, {ASSIGNMENT.epochs} epochs")
 
     start = time.perf_counter()
-    features = seg_train.compute_features(body, images, batch_size=16)
+    features = seg_heads.compute_features(body, images, batch_size=16)
     for loss_name in HEAD_NAMES:
-        seg_train.train_head(loss_name, features, masks, None, None, ASSIGNMENT, torch.Generator().manual_seed(0))
+        seg_heads.train_head(loss_name, features, masks, None, None, ASSIGNMENT, torch.Generator().manual_seed(0))
     cached = time.perf_counter() - start
     print(f"cached features, both heads:     {cached:8.1f} s")
 

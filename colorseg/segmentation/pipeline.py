@@ -30,10 +30,8 @@ import torch
 
 from colorseg import weights_io
 from colorseg.config import RunConfig
-from colorseg.provenance import tensors_digest
-from colorseg.replay import ReplayRecorder
-from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation import data as seg_data
+from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import outputs
 from colorseg.segmentation import train as seg_train
 from colorseg.segmentation.inference import HEAD_NAMES, Segmenter, evaluate_samples
@@ -42,7 +40,6 @@ from colorseg.segmentation.models import (
     DeepLabV3Body,
     DeepLabV3Head,
     SegmentationNet,
-    head_logits,
     pretrained_body,
 )
 from colorseg.segmentation.sources import SegmentationData, load_data, resolve_sources, resolve_tasks
@@ -55,12 +52,6 @@ REGENERATE = "python train_all.py --only segmentation"
 # Touvron et al. 2019). The largest, 10/7, keeps a 224 px body's map at 20 cells, below the
 # 24 at which the never-trained rate-24 ASPP taps would start to read real features.
 WORKING_SIZE_FACTORS = (1.0, 8 / 7, 9 / 7, 10 / 7)
-REPLAY_IMAGES_PER_SOURCE = 2  # validation images per source whose masks the replay shows
-
-
-def replay_stem(task: str) -> str:
-    """reports/<stem>.json + <stem>_<loss>.png: the task's heads' masks after every epoch."""
-    return f"replay_seg_{task}"
 
 
 @dataclass(frozen=True)
@@ -156,80 +147,6 @@ def get_body(
     return net.body, history, origin
 
 
-def replay_images(val: dict[str, seg_data.SegmentationTensors]) -> dict[str, torch.Tensor]:
-    """Fixed validation images for the replays: ``REPLAY_IMAGES_PER_SOURCE`` of every source,
-    evenly spread (source -> index tensor)."""
-    chosen = {}
-    for name, tensors in val.items():
-        count = len(tensors.names)
-        picks = sorted({i * count // REPLAY_IMAGES_PER_SOURCE for i in range(REPLAY_IMAGES_PER_SOURCE)} & set(range(count)))
-        if picks:
-            chosen[name] = torch.tensor(picks)
-    return chosen
-
-
-def train_heads(
-    body: torch.nn.Module, data: SegmentationData, tasks: dict[str, list[str]], recipe: seg_train.HeadRecipe,
-    seed: int, batch_size: int, timer, run_config: RunConfig | None = None,
-) -> tuple[dict[str, dict[str, torch.nn.Module]], dict[str, list[dict]], dict[str, ReplayRecorder], dict[str, float]]:
-    """Part D for each task: fresh 1x1 heads, one per loss, on the frozen body's cached features.
-
-    Also returns, on rank 0, each task's training replay (its heads' masks on a few fixed
-    validation images at the training size, after every epoch, predicted from the cached
-    features) and the seconds spent recording it."""
-    run_config = run_config or RunConfig(Path("."), Path("."), data.train.images.device)
-    ctx, checkpointing = run_config.ctx, run_config.checkpointing
-    with timer("features"):
-        train_features = seg_train.compute_features(body, data.train.images, batch_size)
-        val_features = {n: seg_train.compute_features(body, v.images, batch_size) for n, v in data.val.items()}
-    # A head's checkpoint resumes only on the same body, data and seed.
-    identity = {"seed": seed, "body_sha256": tensors_digest(*body.state_dict().values()), "sources": list(data.description)}
-    picks = replay_images(data.val)
-    replay_features = torch.cat([val_features[n][i.to(val_features[n].device)] for n, i in picks.items()])
-    replay_names = [f"{n}:{data.val[n].names[i]}" for n, idx in picks.items() for i in idx.tolist()]
-    replay_photos = torch.cat([data.val[n].images[i.to(data.val[n].images.device)] for n, i in picks.items()])
-    replay_truth = torch.cat([data.val[n].masks[i.to(data.val[n].masks.device)] for n, i in picks.items()]) == 1
-    size = tuple(data.train.masks.shape[-2:])
-    heads: dict[str, dict[str, torch.nn.Module]] = {}
-    histories: dict[str, list[dict]] = {}
-    replays: dict[str, ReplayRecorder] = {}
-    replay_seconds: dict[str, float] = {}
-    for task, names in tasks.items():
-        wanted = torch.tensor([data.train.source_names.index(n) for n in names], device=data.train.sources.device)
-        index = torch.isin(data.train.sources, wanted)
-        val_x = torch.cat([val_features[n] for n in names])
-        val_y = torch.cat([data.val[n].masks for n in names])
-        heads[task] = {}
-        recorder = None
-        if ctx.is_main and replay_names:
-            recorder = replays[task] = ReplayRecorder("segmentation", replay_names)
-            # Epoch 0: what the heads are shown, and the true masks.
-            recorder.record(0, "photo", replay_photos.permute(0, 2, 3, 1).cpu().numpy())
-            recorder.record(0, "truth", replay_truth.cpu().numpy())
-            replay_seconds[task] = 0.0
-        for loss in HEAD_NAMES:
-            on_epoch = None
-            if recorder is not None:
-                def on_epoch(epoch: int, head: torch.nn.Module, loss: str = loss, recorder: ReplayRecorder = recorder,
-                             task: str = task) -> None:
-                    started = time.perf_counter()
-                    with torch.inference_mode():
-                        masks = seg_losses.predicted_masks(head_logits(head, replay_features, size))
-                    recorder.record(epoch, loss, masks.cpu().numpy())
-                    replay_seconds[task] += time.perf_counter() - started
-
-            with timer(f"head_{task}_{loss}"):
-                heads[task][loss], histories[f"{task}/{loss}"] = seg_train.train_head(
-                    loss, train_features[index], data.train.masks[index], val_x, val_y, recipe,
-                    generator=torch.Generator().manual_seed(seed), ctx=ctx, checkpointing=checkpointing,
-                    stage=seg_train.head_stage(task, loss), identity=identity, on_epoch=on_epoch,
-                )
-            if recorder is not None:
-                for row in histories[f"{task}/{loss}"]:
-                    recorder.record_losses(row["epoch"], loss, {k: v for k, v in row.items() if k != "epoch"})
-    return heads, histories, replays, replay_seconds
-
-
 def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
     """Get the body, train every task's heads, score, save; returns the training report's
     section, ``{"segmentation": {...}}`` (``{}`` on ranks other than 0, which only train)."""
@@ -245,8 +162,8 @@ def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
     with timer("body"):
         body, body_history, origin = get_body(config, data, run_config)
         body_dtype = torch.float16 if _round_to_float16(body) else None
-    recipe = seg_train.HEAD_RECIPES[config.head_recipe]
-    heads, head_histories, replays, replay_seconds = train_heads(
+    recipe = seg_heads.HEAD_RECIPES[config.head_recipe]
+    heads, head_histories, replays = seg_heads.train_heads(
         body, data, tasks, recipe, config.seed, config.body.batch_size, timer, run_config
     )
     if not ctx.is_main:  # rank 0 scores and writes; the others wait for it
@@ -265,16 +182,11 @@ def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
         _head_metadata(common, result, timer),
     )
     # Body and heads are in place: their checkpoints are spent.
-    for stage in [seg_train.BODY_STAGE, *(seg_train.head_stage(t, loss) for t in tasks for loss in HEAD_NAMES)]:
+    for stage in [seg_train.BODY_STAGE, *(seg_heads.head_stage(t, loss) for t in tasks for loss in HEAD_NAMES)]:
         finish_stage(run_config.checkpointing, stage)
-    replay_report = {}
-    for task, recorder in replays.items():
-        recorder.save(run_config.report_dir, replay_stem(task))
-        head_seconds = sum(timer.wall[f"head_{task}_{loss}"] for loss in HEAD_NAMES)
-        replay_report[task] = {
-            "stem": replay_stem(task), "replay_seconds": round(replay_seconds[task], 4),
-            "head_training_seconds": head_seconds,  # includes the recording
-        }
+    replay_report = replays.save(
+        run_config.report_dir, lambda task: sum(timer.wall[f"head_{task}_{loss}"] for loss in HEAD_NAMES)
+    )
     section = _report_section(config, result, data, timer, plots, run_config)
     section["replays"] = replay_report
     ctx.barrier()

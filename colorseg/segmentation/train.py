@@ -1,4 +1,5 @@
-"""Segmentation training: the whole body from scratch, then Part D's heads on cached features.
+"""Segmentation training of the whole body from scratch, and the validation metrics it shares
+with Part D's heads on cached features (:mod:`colorseg.segmentation.heads`).
 
 Data are tensors already on the device; a batch is an index tensor into them, and any
 per-batch work (augmentation, normalisation) is one batched call, never a Python loop
@@ -14,11 +15,11 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from colorseg.segmentation import losses as seg_losses
 from colorseg.distributed import DistContext
+from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.augment import Augmentation, apply_augmentation, draw_augmentation
 from colorseg.segmentation.data import SegmentationTensors
-from colorseg.segmentation.models import DeepLabV3Head, SegmentationNet, head_logits, normalize
+from colorseg.segmentation.models import SegmentationNet, normalize
 from colorseg.segmentation.sources import balanced_epoch
 from colorseg.training import (
     SINGLE,
@@ -36,11 +37,6 @@ from colorseg.training import (
 )
 
 BODY_STAGE = "seg_body"
-
-
-def head_stage(task: str, loss: str) -> str:
-    """Checkpoint stage of one head (runs/checkpoints/<stage>/)."""
-    return f"seg_head_{task}_{loss}"
 
 
 def plain_images(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,6 +163,47 @@ def evaluate_by_source(
     return row
 
 
+def _body_optimizer(net: SegmentationNet, train: SegmentationTensors, recipe: BodyRecipe):
+    """AdamW with the one-cycle schedule over every step of the run."""
+    first_order = _epoch_order(train, recipe, torch.Generator().manual_seed(0))
+    epoch_length = len(first_order) if first_order is not None else len(train.names)
+    steps_per_epoch = -(-epoch_length // recipe.batch_size)
+    return build_optimizer(
+        net.parameters(), recipe.lr, weight_decay=recipe.weight_decay, schedule="onecycle",
+        epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
+    )
+
+
+def _augmenting_prepare(recipe: BodyRecipe, augment_generator: torch.Generator, size: int) -> Callable:
+    """``train_one_epoch``'s sharded ``prepare``: augmentation drawn for the global batch,
+    applied to this rank's rows, at ``size`` px."""
+
+    def prepare(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        params = draw_augmentation(len(images), recipe.augmentation, augment_generator, images.device)
+        mine = {name: value[rows] for name, value in params.items()}
+        photo, target = apply_augmentation(images[rows], masks[rows], mine, size)
+        return normalize(photo).contiguous(memory_format=torch.channels_last), target
+
+    return prepare
+
+
+def _end_of_epoch(
+    net: SegmentationNet, epoch: int, recipe: BodyRecipe, bn_images: torch.Tensor, loss_fn: LossFn,
+    val: dict[str, SegmentationTensors] | None, ctx: DistContext,
+) -> dict[str, float]:
+    """After an epoch's steps: BatchNorm statistics shared (and recomputed when scoring or
+    done); the validation metrics of every source every ``eval_every`` epochs and at the end."""
+    ctx.sync_buffers(net)  # rank 0's BatchNorm statistics (no-op in one process)
+    last = epoch == recipe.epochs
+    if last or (val and epoch % recipe.eval_every == 0):
+        # Every rank, the same images, the plain module: identical statistics everywhere.
+        recompute_bn_statistics(net.body, bn_images, recipe.batch_size)
+        ctx.sync_buffers(net)
+    if val and (epoch % recipe.eval_every == 0 or last):
+        return evaluate_by_source(net, loss_fn, val, recipe.batch_size, ctx)
+    return {}
+
+
 def train_body(
     net: SegmentationNet,
     train: SegmentationTensors,
@@ -194,24 +231,8 @@ def train_body(
     before they are recomputed, scored or saved.
     """
     loss_fn = seg_losses.LOSSES[recipe.loss]
-    first_order = _epoch_order(train, recipe, torch.Generator().manual_seed(0))
-    epoch_length = len(first_order) if first_order is not None else len(train.names)
-    steps_per_epoch = -(-epoch_length // recipe.batch_size)
-    optimizer, scheduler = build_optimizer(
-        net.parameters(), recipe.lr, weight_decay=recipe.weight_decay, schedule="onecycle",
-        epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
-    )
+    optimizer, scheduler = _body_optimizer(net, train, recipe)
     bn_images = train.images[bn_subset(train, recipe.bn_images_per_source).to(train.images.device)]
-
-    def prepare_at(size: int) -> Callable:
-        def prepare(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
-            params = draw_augmentation(len(images), recipe.augmentation, augment_generator, images.device)
-            mine = {name: value[rows] for name, value in params.items()}
-            photo, target = apply_augmentation(images[rows], masks[rows], mine, size)
-            return normalize(photo).contiguous(memory_format=torch.channels_last), target
-
-        return prepare
-
     full_size = train.images.shape[-1]
     small_epochs = round(recipe.small_fraction * recipe.epochs)
     # channels_last runs this network's convolutions about 20 % faster on CPU.
@@ -226,114 +247,13 @@ def train_body(
         size = min(recipe.small_size, full_size) if epoch <= small_epochs else full_size
         row = {"epoch": epoch, "size": size, "train_loss": train_one_epoch(
             runner, optimizer, loss_fn, train.images, train.masks, batch_size=recipe.batch_size,
-            generator=generator, prepare=prepare_at(size), scheduler=scheduler,
+            generator=generator, prepare=_augmenting_prepare(recipe, augment_generator, size), scheduler=scheduler,
             order=_epoch_order(train, recipe, generator), ctx=ctx, sharded_prepare=True,
         )}
-        ctx.sync_buffers(net)  # rank 0's BatchNorm statistics (no-op in one process)
-        last = epoch == recipe.epochs
-        if last or (val and epoch % recipe.eval_every == 0):
-            # Every rank, the same images, the plain module: identical statistics everywhere.
-            recompute_bn_statistics(net.body, bn_images, recipe.batch_size)
-            ctx.sync_buffers(net)
-        if val and (epoch % recipe.eval_every == 0 or last):
-            row.update(evaluate_by_source(net, loss_fn, val, recipe.batch_size, ctx))
+        row.update(_end_of_epoch(net, epoch, recipe, bn_images, loss_fn, val, ctx))
         history.append(row)
         save_progress(checkpointing, BODY_STAGE, ctx, epoch, recipe.epochs, {"recipe": key, "history": history}, keep_last=True,
                       **state)
         progress.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
     # A run resumed after the last epoch restored the recomputed statistics with the rest.
     return history
-
-
-# --- the heads on cached features ---------------------------------------------------------
-
-
-@torch.no_grad()
-def compute_features(body: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """The frozen body's output for uint8 images [N, 3, S, S]: float [N, 256, S/s, S/s]."""
-    body.eval()
-    return torch.cat([body(normalize(images[index.to(images.device)])) for index in batches(len(images), batch_size)])
-
-
-class CachedHead(nn.Module):
-    """A head applied to cached body features, upsampled to the mask size exactly as the
-    end-to-end network does, so that losses and gradients equal the end-to-end ones."""
-
-    def __init__(self, head: nn.Module, size: tuple[int, int]):
-        super().__init__()
-        self.head = head
-        self.size = size
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return head_logits(self.head, features, self.size)
-
-
-@dataclass
-class HeadRecipe:
-    epochs: int
-    lr: float
-    batch_size: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-HEAD_RECIPES = {
-    # Part D as the assignment runs it: Adam, lr 0.05, batch 128, 10 epochs.
-    "assignment": HeadRecipe(epochs=10, lr=0.05, batch_size=128),
-    # More, smaller steps: 0.005-0.01 more validation IoU than the assignment's 20 steps
-    # on a 224 px scratch body (README), for seconds more on cached features.
-    "default": HeadRecipe(epochs=20, lr=0.01, batch_size=16),
-}
-
-
-def train_head(
-    loss_name: str,
-    train_features: torch.Tensor,
-    train_masks: torch.Tensor,
-    val_features: torch.Tensor | None,
-    val_masks: torch.Tensor | None,
-    recipe: HeadRecipe,
-    generator: torch.Generator,
-    ctx: DistContext = SINGLE,
-    checkpointing: Checkpointing = Checkpointing(),
-    stage: str | None = None,
-    identity: dict | None = None,
-    on_epoch: Callable[[int, nn.Module], None] | None = None,
-) -> tuple[nn.Conv2d, list[dict[str, float]]]:
-    """Train a fresh ``Conv2d(256, 2, 1)`` with ``loss_name`` on cached features.
-
-    Same loop as the body: data-parallel under torchrun (each rank its slice of every
-    global batch; no BatchNorm, so the step is the single-process one), resumable as
-    ``stage`` (a checkpoint is a few kB, saved after every epoch and kept after the last
-    until the weight set is written). ``on_epoch(epoch, head)`` (e.g. a training replay)
-    is called after every epoch with the head in eval mode; it must draw no random numbers.
-    """
-    loss_fn = seg_losses.LOSSES[loss_name]
-    # The head's initial weights come from the seed of ``generator`` alone, not from whatever
-    # the global RNG went through before (body training, its dropout): a head trained on a
-    # given body is the same whether the body was trained in this run, reused or resumed.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(generator.initial_seed())
-        head = DeepLabV3Head().to(train_features.device)
-    model = CachedHead(head, tuple(train_masks.shape[-2:]))
-    optimizer, _ = build_optimizer(head.parameters(), recipe.lr)  # the assignment's Adam
-    state = {"model": head, "optimizer": optimizer, "generators": {"batches": generator}}
-    key = {"head": recipe.to_dict(), "loss": loss_name, **(identity or {})}
-    history, start = resume_from(checkpointing, stage, key, **state) if stage else ([], 1)
-    runner = ctx.wrap(model)
-    for epoch in range(start, recipe.epochs + 1):
-        row = {"epoch": epoch, "train_loss": train_one_epoch(
-            runner, optimizer, loss_fn, train_features, train_masks, batch_size=recipe.batch_size, generator=generator,
-            ctx=ctx,
-        )}
-        if val_features is not None:
-            metrics = evaluate_segmentation(model, loss_fn, val_features, val_masks, batch_size=recipe.batch_size, ctx=ctx)
-            row.update({f"val_{name}": value for name, value in metrics.items()})
-        history.append(row)
-        if stage:
-            save_progress(checkpointing, stage, ctx, epoch, recipe.epochs, {"recipe": key, "history": history}, keep_last=True,
-                          **state)
-        if on_epoch is not None:
-            on_epoch(epoch, head.eval())
-    return head.eval(), history

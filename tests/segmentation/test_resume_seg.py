@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from seg_fixtures import make_flower_labels, make_weizmann
 
 import train_all
+from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import train as seg_train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -36,11 +37,17 @@ def uninterrupted(sources, tmp_path_factory):
     return out
 
 
+def _stop_saving(monkeypatch, save_then_stop) -> None:
+    """Body and heads each save their checkpoints through their own module's save_progress."""
+    for module in (seg_train, seg_heads):
+        monkeypatch.setattr(module, "save_progress", save_then_stop)
+
+
 def _weights(folder):
     return {path.name: load_file(str(path)) for path in sorted((folder / "weights").glob("*.safetensors"))}
 
 
-@pytest.mark.parametrize("stop_stage", [seg_train.BODY_STAGE, seg_train.head_stage("flowers", "soft_iou")])
+@pytest.mark.parametrize("stop_stage", [seg_train.BODY_STAGE, seg_heads.head_stage("flowers", "soft_iou")])
 def test_interrupted_then_resumed_equals_uninterrupted(sources, uninterrupted, stop_stage, tmp_path, monkeypatch):
     saved = seg_train.save_progress
 
@@ -49,11 +56,11 @@ def test_interrupted_then_resumed_equals_uninterrupted(sources, uninterrupted, s
         if stage == stop_stage and epoch == 1:
             raise KeyboardInterrupt  # as Ctrl-C (or a kill) right after the checkpoint
 
-    monkeypatch.setattr(seg_train, "save_progress", save_then_stop)
+    _stop_saving(monkeypatch, save_then_stop)
     assert _train(sources, tmp_path) == 130
     assert (tmp_path / "checkpoints" / stop_stage / "checkpoint.json").is_file()
     assert not (tmp_path / "weights").exists()  # nothing written by the interrupted run
-    monkeypatch.setattr(seg_train, "save_progress", saved)
+    _stop_saving(monkeypatch, saved)
 
     assert _train(sources, tmp_path, "--resume") == 0
     expected, resumed = _weights(uninterrupted), _weights(tmp_path)
@@ -71,7 +78,7 @@ def test_a_checkpoint_of_another_recipe_is_refused(sources, tmp_path, monkeypatc
         saved(checkpointing, stage, ctx, epoch, *args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(seg_train, "save_progress", save_then_stop)
+    _stop_saving(monkeypatch, save_then_stop)
     assert _train(sources, tmp_path) == 130
-    monkeypatch.setattr(seg_train, "save_progress", saved)
+    _stop_saving(monkeypatch, saved)
     assert _train(sources, tmp_path, "--resume", "--seg-lr", "0.001") == 2  # "another recipe", one line

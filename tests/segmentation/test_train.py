@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 
+from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation import train as seg_train
 from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body, normalize
@@ -38,8 +39,8 @@ def test_cached_features_give_the_end_to_end_loss_and_gradients(body, loss_name)
     loss_e2e = loss_fn(end_to_end(normalize(images)), masks)
     loss_e2e.backward()
 
-    features = seg_train.compute_features(body, images, batch_size=2)
-    cached = seg_train.CachedHead(copy.deepcopy(head), (64, 64))
+    features = seg_heads.compute_features(body, images, batch_size=2)
+    cached = seg_heads.CachedHead(copy.deepcopy(head), (64, 64))
     loss_cached = loss_fn(cached(features), masks)
     loss_cached.backward()
 
@@ -100,8 +101,8 @@ def test_train_one_epoch_and_evaluate_on_cached_features():
     features = torch.randn(12, 256, 4, 4, generator=generator)
     masks = torch.nn.functional.interpolate(features[:, :1], size=(16, 16), mode="bilinear")[:, 0] > 0
     torch.manual_seed(0)
-    recipe = seg_train.HeadRecipe(epochs=15, lr=0.05, batch_size=4)
-    head, history = seg_train.train_head("cross_entropy", features, masks, features, masks, recipe, generator)
+    recipe = seg_heads.HeadRecipe(epochs=15, lr=0.05, batch_size=4)
+    head, history = seg_heads.train_head("cross_entropy", features, masks, features, masks, recipe, generator)
     assert [row["epoch"] for row in history] == list(range(1, 16))
     assert set(history[-1]) == {"epoch", "train_loss", "val_loss", "val_iou", "val_miou_thresholded", "val_pixel_accuracy"}
     assert history[-1]["train_loss"] < history[0]["train_loss"]

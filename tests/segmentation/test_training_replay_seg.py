@@ -7,7 +7,7 @@ from seg_fixtures import make_flower_labels, make_weizmann
 
 import train_all
 from colorseg.replay import load_replay
-from colorseg.segmentation.pipeline import replay_stem
+from colorseg.segmentation.training_replay import replay_stem
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
