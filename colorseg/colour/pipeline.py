@@ -1,4 +1,5 @@
-"""The colourization part of ``train_all.py``: palette, the three nets, the batch-size sweep."""
+"""The colourization part of ``train_all.py``: palette, the three nets, the batch-size sweep
+(their training replays: :mod:`colorseg.colour.training_replay`; reports: :mod:`colorseg.colour.report`)."""
 
 from __future__ import annotations
 
@@ -7,67 +8,26 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from colorseg.colour.data import load_horses, to_grey
-from colorseg.colour.inference import ColourModels, chroma_offset, colourize
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import NUM_COLOURS, check_palette, fit_palette, label_images, palette_record, same_palette
+from colorseg.colour.report import write_batch_sweep, write_report
 from colorseg.colour.train import ColourRecipe, fit, get_recipe
+from colorseg.colour.training_replay import ColourReplay, replay_stem
 from colorseg.config import RunConfig
 from colorseg.errors import WeightsError
-from colorseg.files import atomic_write_bytes, atomic_write_json
 from colorseg.paths import data_root
-from colorseg.plots import plot_curves
 from colorseg.provenance import library_versions, tensors_digest
-from colorseg.replay import ReplayRecorder
 from colorseg.training import finish_stage
 from colorseg.weight_set import NoWrites
 from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM, WeightSet, load_module, read_description
 
 SWEEP_BATCH_SIZES = (32, 64, 128, 256, 512)
-# Validation loss after 25 epochs reported in the assignment's Question B.5.
-ASSIGNMENT_SWEEP = {32: 1.09, 64: 1.14, 128: 1.21, 256: 1.29, 512: 1.43}
 REGENERATE = "python train_all.py --only colour"
-REPLAY_IMAGES = 8  # validation images whose colourization the training replay shows
-
-
-def replay_stem(name: str) -> str:
-    """<report dir>/<stem>.json + <stem>_argmax.png: a net's colourizations after every epoch."""
-    return f"replay_colour_{name}"
-
-
-class ColourReplay:
-    """A net's argmax colourization of ``REPLAY_IMAGES`` fixed validation images after every
-    epoch, decoded by the app's own :func:`colorseg.colour.inference.colourize` (palette colour
-    of the argmax, its chroma moved onto the grey input). Runs on rank 0, in eval mode under
-    inference_mode and draws no random numbers, so training is exactly what it is without it;
-    ``seconds`` is what recording cost. After a ``--resume`` it holds the epochs trained since."""
-
-    def __init__(self, name: str, val_grey: torch.Tensor, palette: torch.Tensor, device: torch.device):
-        self.name = name
-        picks = torch.linspace(0, len(val_grey) - 1, min(REPLAY_IMAGES, len(val_grey))).round().long().unique()
-        self.grey = [image[0].cpu().numpy() for image in val_grey[picks.to(val_grey.device)]]  # float32 [H, W] in [0, 1]
-        self.models = ColourModels(palette, chroma_offset(palette).to(device), {}, {}, device=device)
-        self.recorder = ReplayRecorder("colour", [f"val_{i:04d}" for i in picks.tolist()])
-        self.seconds = 0.0
-
-    def __call__(self, row: dict, model: nn.Module) -> None:
-        started = time.perf_counter()
-        was_training = model.training
-        self.models.nets[self.name] = model.eval()
-        try:
-            frames = [colourize(self.models, grey, [self.name], working_size=max(grey.shape), decoding="argmax")[self.name].rgb
-                      for grey in self.grey]
-        finally:
-            model.train(was_training)
-            self.models.nets.clear()
-        self.recorder.record(row["epoch"], "argmax", np.stack(frames))
-        self.recorder.record_losses(row["epoch"], "metrics", {k: v for k, v in row.items() if k not in ("epoch", "seconds")})
-        self.seconds += time.perf_counter() - started
 
 
 def default_cifar_dir() -> Path:
@@ -151,7 +111,6 @@ def _train(
 
 
 def _batch_sweep(config: ColourConfig, run_config: RunConfig, data: dict) -> dict:
-    device, report_dir = run_config.device, run_config.report_dir
     histories, rows = {}, []
     for batch_size in config.sweep_sizes:
         recipe = get_recipe("assignment", batch_size=batch_size, epochs=config.epochs, seed=config.seed)
@@ -164,16 +123,11 @@ def _batch_sweep(config: ColourConfig, run_config: RunConfig, data: dict) -> dic
         log(f"batch {batch_size}: {rows[-1]}")
     if not run_config.ctx.is_main:
         return {}
-    plot_curves(histories, [("val_loss", "validation loss")], report_dir / "batch_sweep.png", "ConvTransposeNet, batch-size sweep")
-    report = {"command": run_config.command, "device": str(device), "data": data["info"], "epochs": recipe.epochs, "rows": rows}
-    atomic_write_json(report_dir / "batch_sweep.json", report)
-    table = ["| batch | val loss | val accuracy | assignment's val loss | seconds |", "|---:|---:|---:|---:|---:|"]
-    for row in rows:
-        reference = ASSIGNMENT_SWEEP.get(row["batch_size"], float("nan"))
-        table.append(
-            f"| {row['batch_size']} | {row['val_loss']:.3f} | {100 * row['val_accuracy']:.1f} % | {reference:.2f} | {row['seconds']:.0f} |"
-        )
-    atomic_write_bytes(report_dir / "batch_sweep.md", ("\n".join(table) + "\n").encode())
+    report = {
+        "command": run_config.command, "device": str(run_config.device), "data": data["info"], "epochs": recipe.epochs,
+        "rows": rows,
+    }
+    write_batch_sweep(run_config.report_dir, histories, report)
     return {"batch_sweep": report}
 
 
@@ -303,28 +257,3 @@ def _warn_left_behind(weights_dir: Path, palette: torch.Tensor, trained: dict) -
             if (weights_dir / f"{stem}.json").is_file():
                 log(f"warning: {name} in {weights_dir} was trained with another palette; the app and evaluate "
                     f"will refuse it until it is retrained (python train_all.py --only colour --colour-models {name})")
-
-
-def write_report(weights_dir: Path, report_dir: Path, recipe_name: str) -> dict:
-    """Rebuild ``colour_<recipe>.json`` and its curves from the weight descriptions in
-    ``weights_dir``: the weights are the single source of truth, so training a subset of the
-    nets (or two runs at once) still gives a report of every net that is there."""
-    models = {}
-    for name, stem in COLOUR_STEMS.items():
-        try:
-            description = read_description(weights_dir, stem)
-        except WeightsError:
-            continue
-        if description.get("recipe", {}).get("name") != recipe_name:
-            continue
-        models[name] = {key: description.get(key) for key in ("metrics", "recipe", "data", "device", "command", "history")}
-        models[name]["weights"] = f"{stem}.safetensors"  # relative to the weights folder: no server paths
-    report = {"recipe": recipe_name, "models": models}
-    atomic_write_json(report_dir / f"colour_{recipe_name}.json", report)
-    plot_curves(
-        {name: entry["history"] for name, entry in models.items()},
-        [("train_loss", "training loss"), ("val_loss", "validation loss"), ("val_accuracy", "validation accuracy")],
-        report_dir / f"colour_{recipe_name}_curves.png",
-        f"colourization, recipe {recipe_name}",
-    )
-    return report

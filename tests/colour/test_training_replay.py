@@ -8,8 +8,8 @@ import torch
 
 import train_all
 from colorseg.colour.models import COLOUR_MODEL_NAMES
-from colorseg.colour.pipeline import REPLAY_IMAGES, ColourReplay, replay_stem
 from colorseg.colour.train import fit, get_recipe
+from colorseg.colour.training_replay import REPLAY_IMAGES, ColourReplay, replay_stem
 from colorseg.replay import load_replay
 
 
