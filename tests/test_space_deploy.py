@@ -16,7 +16,7 @@ from app_process import running_app
 from PIL import Image
 from support import save_photo
 
-from colorseg import space_deploy
+from colorseg import space_deploy, space_files
 from colorseg.__main__ import main as colorseg_main
 
 REPO = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ NEVER_UPLOADED = ("data/", "runs/", "artifacts/", "tests/", "benchmarks/", ".ci/
 
 
 def _is_git_checkout(root: Path) -> bool:
-    return space_deploy._git_tracked(root) is not None
+    return space_files._git_tracked(root) is not None
 
 
 def run_main(argv: list[str]) -> tuple[int, str, str]:
@@ -37,7 +37,7 @@ def run_main(argv: list[str]) -> tuple[int, str, str]:
 
 
 def test_the_repository_uploads_what_a_space_needs():
-    files = space_deploy.space_files(REPO)
+    files = space_files.space_files(REPO)
     for needed in ("app.py", "README.md", "requirements.txt", ".gitattributes", "colorseg/__init__.py",
                    "colorseg/hub.py", "weights/seg_body.safetensors", "weights/palette.json",
                    "examples/cameraman_greyscale.jpg", "reports/training_report.json",
@@ -72,7 +72,7 @@ def _space_tree(root: Path) -> Path:
 
 def test_outside_git_the_walk_honours_gitignore_and_the_exclude_list(tmp_path):
     root = _space_tree(tmp_path / "plain")
-    assert space_deploy.space_files(root) == sorted(["README.md", *SPACE_TREE])
+    assert space_files.space_files(root) == sorted(["README.md", *SPACE_TREE])
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -85,7 +85,7 @@ def test_in_a_git_checkout_only_tracked_files_are_uploaded(tmp_path):
     (root / "examples/cat.jpg").unlink()  # tracked but deleted: nothing to upload
     expected = sorted(["README.md", *SPACE_TREE])
     expected.remove("examples/cat.jpg")
-    assert space_deploy.space_files(root) == expected
+    assert space_files.space_files(root) == expected
 
 
 def test_front_matter():
@@ -106,7 +106,7 @@ def test_dry_run_prints_one_path_per_line_and_contacts_nobody(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "get_token", no_hub)
     status, out, err = run_main(["you/colorseg", "--dry-run", "--weights-repo", "you/colorseg-weights"])
     assert status == 0
-    assert out.splitlines() == space_deploy.space_files(REPO)
+    assert out.splitlines() == space_files.space_files(REPO)
     assert "app.py" in out.splitlines() and "weights/seg_body.safetensors" in out.splitlines()
     total = sum((REPO / path).stat().st_size for path in out.splitlines())
     assert err.startswith(f"{len(out.splitlines())} files, {total / 1e6:.1f} MB")
@@ -209,7 +209,7 @@ def test_deploy_creates_the_space_sets_variables_and_uploads_the_files(fake_hub)
     assert kwargs["repo_type"] == "space" and kwargs["commit_message"].startswith("Deploy colorseg")
     operations = args[1]
     added = [op for op in operations if isinstance(op, huggingface_hub.CommitOperationAdd)]
-    assert [op.path_in_repo for op in added] == space_deploy.space_files(REPO)
+    assert [op.path_in_repo for op in added] == space_files.space_files(REPO)
     assert all(Path(op.path_or_fileobj) == REPO / op.path_in_repo for op in added)
     assert not [op for op in operations if isinstance(op, huggingface_hub.CommitOperationDelete)]
     # The variable is set before the upload, so the first build already reads the weights repo.
@@ -290,7 +290,7 @@ def test_bad_repo_ids_are_refused_before_anything_else(fake_hub):
 def space_copy(tmp_path_factory):
     """Exactly the files deploy-space uploads, in a fresh folder: the Space's /home/user/app."""
     root = tmp_path_factory.mktemp("space") / "app"
-    for path in space_deploy.space_files(REPO):
+    for path in space_files.space_files(REPO):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / path, root / path)
     return root
