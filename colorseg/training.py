@@ -23,6 +23,8 @@ Forward and loss run under :func:`colorseg.amp.autocast_for` (bf16 on CUDA, noth
 
 from __future__ import annotations
 
+import sys
+
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +201,7 @@ def resume_from(checkpointing: Checkpointing, stage: str, recipe: dict, **state)
         return [], 1
     if loaded.extra.get("recipe") != recipe:
         raise SystemExit(f"{loaded.path} was made with another recipe; delete it or drop --resume")
+    print(f"{stage}: resuming after epoch {loaded.epoch} from its checkpoint", file=sys.stderr, flush=True)
     return loaded.extra["history"], loaded.epoch + 1
 
 
