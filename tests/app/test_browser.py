@@ -69,10 +69,11 @@ def url(tmp_path_factory):
     models = load_models(trained, "cpu") if trained else fake_models(make_all_weights(tmp_path_factory.mktemp("w")))
     if models.segmenter is None:  # trained colour nets, no usable segmentation model yet
         models.segmenter, models.segment_problem = FakeSegmenter(), None
+    # A replay made from an example photo: real replays show the training data's own images,
+    # which stay out of the repository and its screenshots.
+    reports = _replays(tmp_path_factory.mktemp("reports"))
     with pytest.MonkeyPatch.context() as monkeypatch:
-        if not trained:  # trained weights come with the replays their training recorded in reports/
-            reports = _replays(tmp_path_factory.mktemp("reports"))
-            monkeypatch.setattr(replay_tab, "report_dirs", lambda weights_dir: [reports])
+        monkeypatch.setattr(replay_tab, "report_dirs", lambda weights_dir: [reports])
         demo = build_demo(models=models)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
