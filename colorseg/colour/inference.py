@@ -116,7 +116,7 @@ def load_colourizers(
 
 def greyscale(rgb: np.ndarray) -> np.ndarray:
     """:func:`colorseg.colour.data.to_grey` for one photo: uint8 [H, W, 3] -> float32 [H, W]."""
-    return to_grey(torch.from_numpy(np.ascontiguousarray(rgb)), channel_dim=-1)[..., 0].numpy()
+    return to_grey(torch.from_numpy(np.require(rgb, requirements=["C", "W"])), channel_dim=-1)[..., 0].numpy()
 
 
 def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
