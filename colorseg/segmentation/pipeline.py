@@ -109,11 +109,12 @@ def _choose_working_size(
     candidates = sorted({max(16, round(size * factor / 16) * 16) for factor in WORKING_SIZE_FACTORS})
     scores = {}
     for candidate in candidates:
-        ious = []
-        for task, names in tasks.items():
-            for name in names:
-                metrics = evaluate_samples(segmenter, samples[name], (task,), candidate)[task]
-                ious += [metrics[loss]["iou"] for loss in HEAD_NAMES]
+        # One body pass per photo serves every task that scores it (a source is in several tasks).
+        by_source = {
+            name: evaluate_samples(segmenter, samples[name], tuple(t for t, n in tasks.items() if name in n), candidate)
+            for name in dict.fromkeys(n for names in tasks.values() for n in names)
+        }
+        ious = [by_source[name][task][loss]["iou"] for task, names in tasks.items() for name in names for loss in HEAD_NAMES]
         scores[candidate] = sum(ious) / len(ious)
     return max(candidates, key=scores.get), scores
 
