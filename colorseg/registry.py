@@ -41,8 +41,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
     try:
         builder = _BUILDERS[name]
     except KeyError:
-        known = ", ".join(sorted(_BUILDERS))
-        raise KeyError(f"unknown model {name!r}; known models: {known}") from None
+        raise KeyError(f"unknown model {name!r}; known models: {', '.join(list_models())}") from None
     return builder(**kwargs)
 
 

@@ -87,11 +87,6 @@ def save_palette(palette: torch.Tensor, directory: str | Path, metadata: dict[st
     return save_tensors({"palette": palette.float()}, directory, PALETTE_STEM, metadata)
 
 
-def load_palette(directory: str | Path) -> torch.Tensor:
-    """The committed palette, float32 [K, 3] in [0, 1] (sha256-checked)."""
-    return load_palette_and_digest(directory)[0]
-
-
 def load_palette_and_digest(directory: str | Path) -> tuple[torch.Tensor, str]:
     """The committed palette and the sha256 of its file, which every net records."""
     tensors, description = load_tensors(directory, PALETTE_STEM)

@@ -12,7 +12,7 @@ from conftest import REPO
 import train_all
 from colorseg.colour import pipeline as colour_pipeline
 from colorseg.colour.inference import load_colourizers
-from colorseg.colour.palette import load_palette, load_palette_and_digest, save_palette
+from colorseg.colour.palette import load_palette_and_digest, save_palette
 from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM, load_module, read_description
 
 
@@ -158,7 +158,7 @@ def test_a_run_that_stops_early_writes_no_palette(trained, image_folder_dump, mo
 
 def test_a_holdout_run_commits_its_palette_with_its_nets(trained, image_folder_dump):
     weights, reports = trained
-    old_palette = load_palette(weights)
+    old_palette = load_palette_and_digest(weights)[0]
     assert train_all.main(_argv(image_folder_dump, weights, reports, "--holdout", "10")) == 0
     palette, digest = load_palette_and_digest(weights)
     assert not torch.allclose(palette, old_palette), "a holdout run fits its palette on fewer images"
