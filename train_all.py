@@ -109,6 +109,16 @@ def add_colour_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _source_samples(text: str) -> tuple[str, int] | None:
+    """``--seg-source-samples`` item: NAME=N, or 'none' (no per-source exceptions)."""
+    if text == "none":
+        return None
+    name, _, count = text.partition("=")
+    if not name or not count.lstrip("-").isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=N (e.g. davis=512)")
+    return name, int(count)
+
+
 def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     body = BodyRecipe()
     group = parser.add_argument_group("segmentation (Part D)")
@@ -142,6 +152,12 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
         help="images drawn from every source in each body epoch (0: every image once)",
     )
     group.add_argument(
+        "--seg-source-samples", nargs="+", metavar="NAME=N", type=_source_samples,
+        default=list(body.source_samples.items()),
+        help="images drawn from the named sources in each body epoch, instead of --seg-samples-per-source "
+        f"(default: {' '.join(f'{k}={v}' for k, v in body.source_samples.items())}; 'none' for no exceptions)",
+    )
+    group.add_argument(
         "--seg-small-fraction", type=float, default=body.small_fraction,
         help="fraction of the body epochs, at the start, trained on --seg-small-size px images (progressive resizing)",
     )
@@ -171,6 +187,7 @@ def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
         epochs=args.seg_epochs, batch_size=args.seg_batch_size, lr=args.seg_lr, loss=args.seg_body_loss,
         eval_every=args.seg_eval_every, small_size=args.seg_small_size, small_fraction=args.seg_small_fraction,
         samples_per_source=args.seg_samples_per_source,
+        source_samples=dict(pair for pair in args.seg_source_samples if pair is not None),
     )
     return SegmentationConfig(
         data=tuple(args.seg_data or ()), tasks=tuple(args.seg_tasks or ()), download=args.seg_download,

@@ -8,7 +8,7 @@
 Colour: the three nets x 25 epochs with the assignment's recipe (Adam 1e-3, batch 100, data
 order), on real CIFAR-10 horses with --cifar DIR, else on 5000 + 1000 synthetic 32x32 images of
 the same shape. Segmentation: body epochs (the default recipe: AdamW one-cycle, augmentation,
-batch 8) at 224 px on --seg-data sources or synthetic images, the frozen body's features, and the
+batch 8, its per-source epoch of 896 images) at 224 px on --seg-data sources or synthetic images, the frozen body's features, and the
 six heads (three tasks x two losses, the default head recipe) on those features. Each stage runs
 the training code's own pieces (colorseg.training.train_one_epoch with each half's prepare and
 loss, compute_features, train_head), so the numbers are what train_all.py would spend, less
@@ -47,7 +47,7 @@ from colorseg.segmentation import train as seg_train
 from colorseg.segmentation.augment import apply_augmentation, draw_augmentation
 from colorseg.segmentation.data import SegmentationTensors
 from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, normalize
-from colorseg.segmentation.sources import balanced_epoch, load_data, resolve_sources
+from colorseg.segmentation.sources import load_data, resolve_sources
 
 
 def device_name(device: torch.device) -> str:
@@ -105,19 +105,23 @@ def seg_tensors(args, device: torch.device) -> SegmentationTensors:
     masks = torch.zeros(args.seg_images, args.seg_size, args.seg_size, dtype=torch.uint8)
     quarter = args.seg_size // 4
     masks[:, quarter : 2 * quarter, quarter : 2 * quarter] = 1
-    sources = torch.arange(args.seg_images) % 3  # three "sources", as the default mixture
-    return SegmentationTensors(images, masks, [str(i) for i in range(args.seg_images)], sources, ("a", "b", "c")).to(device)
+    sources = torch.arange(args.seg_images) % 3  # three sources, named as the default mixture's
+    return SegmentationTensors(
+        images, masks, [str(i) for i in range(args.seg_images)], sources, ("davis", "flowers", "horses")
+    ).to(device)
 
 
 def bench_segmentation(args, device: torch.device) -> dict[str, float]:
     train = seg_tensors(args, device)
-    recipe = seg_train.BodyRecipe(batch_size=args.seg_batch_size, samples_per_source=args.seg_samples_per_source)
+    recipe = seg_train.BodyRecipe(batch_size=args.seg_batch_size)
+    if args.quick:
+        recipe = seg_train.BodyRecipe(batch_size=args.seg_batch_size, samples_per_source=8, source_samples={})
     layout = torch.contiguous_format if args.contiguous else torch.channels_last
     torch.manual_seed(0)
     net = SegmentationNet(DeepLabV3Body(), DeepLabV3Head()).to(device, memory_format=layout)
     generator = torch.Generator().manual_seed(0)
     augment_generator = torch.Generator(device=device).manual_seed(1)
-    steps = -(-len(balanced_epoch(train.sources, recipe.samples_per_source, torch.Generator().manual_seed(0))) // recipe.batch_size)
+    steps = -(-len(seg_train.epoch_order(train, recipe, torch.Generator().manual_seed(0))) // recipe.batch_size)
     optimizer, scheduler = training.build_optimizer(
         net.parameters(), recipe.lr, weight_decay=recipe.weight_decay, schedule="onecycle", epochs=args.seg_epochs,
         steps_per_epoch=steps,
@@ -135,7 +139,7 @@ def bench_segmentation(args, device: torch.device) -> dict[str, float]:
     for _ in range(args.seg_epochs):
         training.train_one_epoch(
             runner, optimizer, loss_fn, train.images, train.masks, batch_size=recipe.batch_size, prepare=prepare,
-            scheduler=scheduler, order=balanced_epoch(train.sources, recipe.samples_per_source, generator), sharded_prepare=True,
+            scheduler=scheduler, order=seg_train.epoch_order(train, recipe, generator), sharded_prepare=True, min_batch=2,
         )
     seconds[f"seg_body_{args.seg_epochs}_epochs_{args.seg_size}px"] = elapsed = clock(device) - started
     print(f"segmentation body: {args.seg_epochs} epochs of {steps} steps at {args.seg_size} px in {elapsed:.1f}s", flush=True)
@@ -174,7 +178,7 @@ def main() -> None:
     quick = args.quick
     args.colour_train, args.colour_val, args.colour_epochs = (200, 50, 1) if quick else (5000, 1000, 25)
     args.seg_size, args.seg_images, args.seg_epochs = (64, 24, 1) if quick else (224, 768, 2)
-    args.seg_batch_size, args.seg_samples_per_source, args.head_epochs = (8, 8, 2) if quick else (8, 256, None)
+    args.seg_batch_size, args.head_epochs = (8, 2) if quick else (8, None)
     if args.amp == "off":  # the loop looks autocast_for up at call time
         training.autocast_for = lambda device: contextlib.nullcontext()
     header = {

@@ -89,6 +89,7 @@ def train_one_epoch(
     scheduler: Scheduler | None = None,
     ctx: DistContext = SINGLE,
     sharded_prepare: bool = False,
+    min_batch: int = 1,
 ) -> float:
     """One pass over (inputs, targets) in ``order`` (else shuffled by ``generator``, else in
     order); returns the mean reported loss over the samples (of every rank).
@@ -96,15 +97,18 @@ def train_one_epoch(
     ``sharded_prepare``: ``prepare(inputs[index], targets[index], index, rows)`` returns only
     this rank's ``rows`` of the global batch, drawing its random numbers for the whole batch
     and slicing them (segmentation's augmentation: each rank resamples only its own images).
-    Under torchrun a last global batch smaller than the world size is merged into the one
-    before it (a rank with no sample has no loss to take part in DDP's all-reduce)."""
+    A last global batch that would leave a rank fewer than ``min_batch`` samples is merged
+    into the one before it: a rank with no sample has no loss to take part in DDP's
+    all-reduce, and a BatchNorm after global pooling (``min_batch=2``) cannot normalise one
+    value per channel."""
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=inputs.device)
     count = 0
     chunks = batches(len(inputs), batch_size, generator, order)
-    if ctx.world_size > 1:
+    smallest = min_batch * ctx.world_size
+    if smallest > 1:
         chunks = list(chunks)
-        if len(chunks) > 1 and len(chunks[-1]) < ctx.world_size:
+        if len(chunks) > 1 and len(chunks[-1]) < smallest:
             chunks[-2:] = [torch.cat(chunks[-2:])]
     for index in chunks:
         index = index.to(inputs.device)

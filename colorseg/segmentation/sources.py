@@ -4,6 +4,7 @@ validation splits, a few photos to pick the inference size)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,16 +52,21 @@ def concatenate(parts: dict[str, SegmentationTensors]) -> SegmentationTensors:
     )
 
 
-def balanced_epoch(sources: torch.Tensor, per_source: int, generator: torch.Generator) -> torch.Tensor:
-    """Indices of one epoch of a mixture: ``per_source`` images from every source (each
-    source's images in a fresh random order, repeated when it has fewer), shuffled together.
-    Small sources are seen as often as large ones, so no source dominates the body."""
+def balanced_epoch(sources: torch.Tensor, per_source: int | Sequence[int], generator: torch.Generator) -> torch.Tensor:
+    """Indices of one epoch of a mixture: ``per_source`` images from every source (or
+    ``per_source[i]`` from source ``i``; 0 or less: each of its images once), each source's
+    images in a fresh random order, repeated when it has fewer, all shuffled together. The
+    mixture's balance is chosen, not dictated by the sources' sizes: 232 horses can weigh
+    as much as 900 DAVIS frames."""
+    present = sources.unique(sorted=True).tolist()
+    counts = [per_source] * (max(present) + 1) if isinstance(per_source, int) else list(per_source)
     chosen = []
-    for source in sources.unique(sorted=True).tolist():
+    for source in present:
         members = torch.nonzero(sources.cpu() == source).flatten()
-        repeats = -(-per_source // len(members))
+        wanted = counts[source] if counts[source] > 0 else len(members)
+        repeats = -(-wanted // len(members))
         order = torch.cat([members[torch.randperm(len(members), generator=generator)] for _ in range(repeats)])
-        chosen.append(order[:per_source])
+        chosen.append(order[:wanted])
     everything = torch.cat(chosen)
     return everything[torch.randperm(len(everything), generator=generator)]
 

@@ -51,9 +51,17 @@ def test_arguments_are_prefixed_and_default_to_scratch():
     assert all(action.dest.startswith("seg_") for action in parser._actions if action.dest != "help")
 
 
+def test_per_source_epoch_counts_come_from_the_flags():
+    assert _args().body.source_samples == seg_pipeline.seg_train.BodyRecipe().source_samples
+    assert _args("--seg-source-samples", "davis=600", "horses=0").body.source_samples == {"davis": 600, "horses": 0}
+    assert _args("--seg-source-samples", "none").body.source_samples == {}
+    with pytest.raises(SystemExit):
+        _args("--seg-source-samples", "davis")
+
+
 def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     args = _args(
-        "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-samples-per-source", "4",
+        "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-samples-per-source", "4", "--seg-source-samples", "none",
         "--seg-batch-size", "4", "--seg-eval-every", "1", "--seg-threads", "1",
     )
     weights_dir, report_dir = tmp_path / "weights", tmp_path / "report"

@@ -122,6 +122,43 @@ def test_balanced_epochs_draw_equally_from_every_source():
     assert len(set(big.tolist())) == 12  # no repeats where the source has enough images
 
 
+def test_epochs_draw_each_named_source_its_own_count():
+    from colorseg.segmentation.data import SegmentationTensors
+    from colorseg.segmentation.sources import balanced_epoch
+
+    sources = torch.tensor([0] * 10 + [1] * 3 + [2] * 40)
+    order = balanced_epoch(sources, [5, 0, 30], torch.Generator().manual_seed(0))
+    assert torch.bincount(sources[order]).tolist() == [5, 3, 30]  # 0: each of its images once
+    mixture = SegmentationTensors(
+        torch.zeros(53, 3, 4, 4, dtype=torch.uint8), torch.zeros(53, 4, 4, dtype=torch.uint8),
+        [str(i) for i in range(53)], sources, ("davis", "flowers", "horses"),
+    )
+    recipe = seg_train.BodyRecipe(samples_per_source=7, source_samples={"horses": 11, "elsewhere": 99})
+    order = seg_train.epoch_order(mixture, recipe, torch.Generator().manual_seed(0))
+    assert torch.bincount(sources[order]).tolist() == [7, 7, 11]  # unnamed sources: samples_per_source
+
+
+def test_a_last_batch_of_one_is_merged_for_batchnorm_after_pooling():
+    """An epoch of 9 images in batches of 4 ends with 1 image: the body's BatchNorm after the
+    ASPP's global pooling cannot train on it, so train_body asks for min_batch=2."""
+    from colorseg.training import train_one_epoch
+
+    seen = []
+
+    def loss_fn(out, target):
+        seen.append(len(out))
+        return out.mean()
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    inputs, targets = torch.randn(9, 2), torch.zeros(9)
+    train_one_epoch(model, optimizer, loss_fn, inputs, targets, batch_size=4, min_batch=2)
+    assert seen == [4, 5]
+    seen.clear()
+    train_one_epoch(model, optimizer, loss_fn, inputs, targets, batch_size=4)
+    assert seen == [4, 4, 1]
+
+
 def test_body_training_runs_and_leaves_fresh_statistics():
     from colorseg.segmentation.augment import Augmentation
     from colorseg.segmentation.data import SegmentationTensors
