@@ -63,17 +63,19 @@ class ReplayHandlers:
         except (ReplayError, OSError) as error:
             raise gr.Error(f"The replay {stem} cannot be read ({error}); retrain to rewrite it.") from None
 
-    def opening(self, stem: str) -> tuple[list[str], list[int], str, str]:
-        """A replay's keys, its first key's recorded epochs, and that key's last frame with its caption."""
+    def opening(self, stem: str) -> tuple[list[str], str, list[int], str, str]:
+        """A replay's keys, the key to show first, the slider's epochs and that key's last frame
+        with its caption. The first key shown is the one recorded most often (the net's output,
+        not the photo or ground truth recorded once, at epoch 0); the slider spans every
+        epoch of the replay, and each key shows its frame at or before the chosen epoch."""
         replay = self.replay(stem)
-        epochs = replay.key_epochs[replay.keys[0]]
-        return (replay.keys, epochs, *self.show(stem, replay.keys[0], epochs[-1]))
+        key = max(replay.keys, key=lambda k: len(replay.key_epochs[k]))
+        return (replay.keys, key, replay.epochs, *self.show(stem, key, replay.epochs[-1]))
 
     def choose(self, stem: str) -> tuple[gr.Radio, gr.Slider, str, str]:
         """Another replay chosen: its keys, its epoch range (at the last epoch), and that frame."""
-        keys, epochs, frame, caption = self.opening(stem)
-        return (gr.Radio(keys, value=keys[0]), gr.Slider(epochs[0], epochs[-1], value=epochs[-1], step=1), frame,
-                caption)
+        keys, key, epochs, frame, caption = self.opening(stem)
+        return gr.Radio(keys, value=key), epoch_slider(epochs), frame, caption
 
     def show(self, stem: str, key: str, epoch: float) -> tuple[str, str]:
         """The frame of ``key`` at the recorded epoch nearest at or before ``epoch``, and that epoch's losses."""
@@ -104,6 +106,12 @@ class ReplayHandlers:
         return later[0], gr.Timer(active=len(later) > 1)
 
 
+def epoch_slider(epochs: list[int], **kwargs) -> gr.Slider:
+    """The epoch slider at the last epoch; a replay of one epoch still gets a valid range
+    (Gradio refuses a slider whose minimum equals its maximum)."""
+    return gr.Slider(epochs[0], max(epochs[-1], epochs[0] + 1), value=epochs[-1], step=1, **kwargs)
+
+
 def create_tab(context: Context) -> None:
     """Lay out the tab inside the current gr.Tab, then wire its events; without replays, say how to make them."""
     stems = replay_stems(report_dirs(context.models.weights_dir))
@@ -112,13 +120,13 @@ def create_tab(context: Context) -> None:
         gr.Markdown(NO_REPLAYS, elem_id="replay-missing")
         return
     gr.Markdown(HELP)
-    keys, epochs, first_frame, first_caption = handlers.opening(next(iter(stems)))
+    keys, first_key, epochs, first_frame, first_caption = handlers.opening(next(iter(stems)))
     with gr.Row():
         stem = gr.Dropdown([(replay_label(s), s) for s in stems], value=next(iter(stems)), label="Replay",
                            elem_id="replay-choice")
-        key = gr.Radio(keys, value=keys[0], label="Show")
+        key = gr.Radio(keys, value=first_key, label="Show")
         play = gr.Button("▶ Play", elem_id="replay-play")
-    epoch = gr.Slider(epochs[0], epochs[-1], value=epochs[-1], step=1, label="Epoch", elem_id="replay-epoch")
+    epoch = epoch_slider(epochs, label="Epoch", elem_id="replay-epoch")
     caption = gr.Markdown(first_caption, elem_id="replay-caption")
     frame = gr.Image(first_frame, label="Predictions after this epoch", height=360, interactive=False,
                      elem_id="replay-frame")

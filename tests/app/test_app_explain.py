@@ -109,6 +109,30 @@ def test_replay_lists_only_replay_indexes_and_plays_back(context, tmp_path):
     assert handlers.start("replay_colour_UNet", "prediction", 3)[0] == 1, "play from the start when at the end"
 
 
+def test_a_segmentation_replay_opens_on_its_predictions(context, tmp_path, monkeypatch):
+    """As train_all.py records them: photo and truth once (epoch 0), the heads every epoch.
+    A slider over the photo's one epoch made Gradio refuse to build the app."""
+    from colorseg.app import replay_tab
+    from colorseg.app.demo import build_demo
+
+    recorder = ReplayRecorder("segmentation", ["a", "b"])
+    recorder.record(0, "photo", np.full((2, 8, 8, 3), 9, np.uint8))
+    for epoch in (1, 2, 3):
+        recorder.record(epoch, "cross_entropy", np.arange(128).reshape(2, 8, 8) % epoch == 0)
+    recorder.save(tmp_path, "replay_seg_flowers")
+    handlers = ReplayHandlers(context, replay_stems([tmp_path]))
+    keys, slider, frame, caption = handlers.choose("replay_seg_flowers")
+    assert keys.value == "cross_entropy" and (slider.minimum, slider.maximum, slider.value) == (0, 3, 3)
+    assert "**Epoch 3** of 3" in caption
+    assert "**Epoch 0** of 0" in handlers.show("replay_seg_flowers", "photo", 3)[1]
+    assert replay_tab.epoch_slider([0]).maximum == 1
+    recorder = ReplayRecorder("segmentation", ["a"])
+    recorder.record(0, "photo", np.zeros((1, 8, 8, 3), np.uint8))
+    recorder.save(tmp_path, "replay_seg_birds")  # one epoch only, and the first replay listed
+    monkeypatch.setattr(replay_tab, "report_dirs", lambda weights_dir: [tmp_path])
+    build_demo(models=context.models)  # raised "Slider minimum must be less than maximum"
+
+
 def test_no_replays_says_how_to_make_them(context, monkeypatch, tmp_path):
     from colorseg.app import replay_tab
     from colorseg.app.demo import build_demo
