@@ -8,7 +8,8 @@
 Colour: the three nets x 25 epochs with the assignment's recipe (Adam 1e-3, batch 100, data
 order), on real CIFAR-10 horses with --cifar DIR, else on 5000 + 1000 synthetic 32x32 images of
 the same shape. Segmentation: body epochs (the default recipe: AdamW one-cycle, augmentation,
-batch 8, its per-source epoch of 896 images) at 224 px on --seg-data sources or synthetic images, the frozen body's features, and the
+batch 8, its per-source epoch of 896 images) at 224 px on --seg-data sources or synthetic images,
+the frozen body's features, and the
 six heads (three tasks x two losses, the default head recipe) on those features. Each stage runs
 the training code's own pieces (colorseg.training.train_one_epoch with each half's prepare and
 loss, compute_features, train_head), so the numbers are what train_all.py would spend, less
@@ -139,7 +140,8 @@ def bench_segmentation(args, device: torch.device) -> dict[str, float]:
     for _ in range(args.seg_epochs):
         training.train_one_epoch(
             runner, optimizer, loss_fn, train.images, train.masks, batch_size=recipe.batch_size, prepare=prepare,
-            scheduler=scheduler, order=seg_train.epoch_order(train, recipe, generator), sharded_prepare=True, min_batch=2,
+            scheduler=scheduler, order=seg_train.epoch_order(train, recipe, generator), sharded_prepare=True,
+            min_batch=2,
         )
     seconds[f"seg_body_{args.seg_epochs}_epochs_{args.seg_size}px"] = elapsed = clock(device) - started
     print(f"segmentation body: {args.seg_epochs} epochs of {steps} steps at {args.seg_size} px in {elapsed:.1f}s", flush=True)

@@ -15,30 +15,16 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def huge_png(width: int, height: int) -> bytes:
-    """A valid all-black RGB PNG declaring width x height, built row by row."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    compressor, row, parts = zlib.compressobj(9), b"\0" * (1 + 3 * width), []
-    for _ in range(height):
-        parts.append(compressor.compress(row))
-    parts.append(compressor.flush())
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+sys.path.insert(0, str(REPO / "tests"))
+from support import huge_png  # noqa: E402  (the tests' decompression-bomb PNG, one definition)
 
 
 def status_kb(pid: int, field: str) -> int:

@@ -44,21 +44,18 @@ def shrink(data: Path, out: Path) -> Path:
                 image.convert("RGB").resize((320, 180), Image.BILINEAR).save(target, quality=72)
             else:
                 image.resize((320, 180), Image.NEAREST).save(target, optimize=True)
-    flowers = data / "oxford17flowers"
+    flowers, horses = data / "oxford17flowers", data / "weizmann_horse_db"
+    for folder in ("images", "labels"):
+        (out / "oxford17flowers" / folder).mkdir(parents=True, exist_ok=True)
+    for folder in ("rgb", "figure_ground"):
+        (out / "weizmann_horse_db" / folder).mkdir(parents=True, exist_ok=True)
     for label in sorted((flowers / "labels").glob("*.png")):  # only labelled photos train or score
-        for sub, source in (("labels", label), ("images", flowers / "images" / f"{label.stem}.jpg")):
-            (out / "oxford17flowers" / sub).mkdir(parents=True, exist_ok=True)
-            if sub == "labels":
-                shutil.copyfile(source, out / "oxford17flowers" / sub / source.name)
-            else:
-                Image.open(source).convert("RGB").save(out / "oxford17flowers" / sub / source.name, quality=75)
-    horses = data / "weizmann_horse_db"
-    for mask in sorted((horses / "figure_ground").glob("*.jpg")):
-        for sub in ("rgb", "figure_ground"):
-            (out / "weizmann_horse_db" / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(label, out / "oxford17flowers" / "labels" / label.name)
+        photo = flowers / "images" / f"{label.stem}.jpg"
+        Image.open(photo).convert("RGB").save(out / "oxford17flowers" / "images" / photo.name, quality=75)
+    for mask in sorted((horses / "figure_ground").glob("*.jpg")):  # photos at their masks' size
         shutil.copyfile(mask, out / "weizmann_horse_db" / "figure_ground" / mask.name)
-        size = Image.open(mask).size
-        photo = Image.open(horses / "rgb" / mask.name).convert("RGB").resize(size, Image.BILINEAR)
+        photo = Image.open(horses / "rgb" / mask.name).convert("RGB").resize(Image.open(mask).size, Image.BILINEAR)
         photo.save(out / "weizmann_horse_db" / "rgb" / mask.name, quality=75)
     return out
 
@@ -102,7 +99,8 @@ def main() -> None:
             run.mkdir(parents=True, exist_ok=True)
             sources = [f"davis={davis_fold(data / 'davis2016', fold, args.out)}",
                        f"flowers={data / 'oxford17flowers'}", f"horses={data / 'weizmann_horse_db'}"]
-            command = [sys.executable, str(REPO / "train_all.py"), "--only", "segmentation", "--threads", str(args.threads),
+            command = [sys.executable, str(REPO / "train_all.py"), "--only", "segmentation",
+                       "--threads", str(args.threads),
                        "--weights-dir", str(run / "weights"), "--report-dir", str(run / "reports"),
                        "--checkpoint-dir", str(run / "checkpoints"), "--seg-eval-every", "1000",
                        "--seg-data", *sources, *shlex.split(flags)]

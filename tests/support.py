@@ -23,6 +23,29 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 HEAD_LOSSES = ("cross_entropy", "soft_iou")
 
 
+def read_picture(path: str | Path) -> np.ndarray:
+    """A picture file's pixels (the app's and the CLI's outputs)."""
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def huge_png(width: int, height: int) -> bytes:
+    """A valid all-black RGB PNG declaring width x height, built row by row (a few hundred kB
+    for 13000 x 13000): what a decompression-bomb upload looks like."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    compressor, row, parts = zlib.compressobj(9), b"\0" * (1 + 3 * width), []
+    for _ in range(height):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
+
+
 def make_colour_weights(directory: Path, names=COLOUR_MODEL_NAMES, num_filters: int = 4, seed: int = 0) -> Path:
     """Palette + colour nets with random weights (4 filters keep them tiny and fast)."""
     torch.manual_seed(seed)

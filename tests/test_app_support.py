@@ -18,8 +18,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from colorseg.weights_io import WeightsError, save_module
-from support import make_colour_weights, photo, save_photo  # noqa: F401  (shared with the library tests)
+from colorseg.weights_io import WeightsError
+from support import make_colour_weights, photo, read_picture, save_photo  # noqa: F401  (shared with the library tests)
 
 SEGMENTER_MARKER = "fake_segmenter.json"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from support import make_colour_weights, save_photo
+from support import make_colour_weights, read_picture, save_photo
 from support import save_tiny_segmentation_weights as _save_tiny_weights
 
 from colorseg.__main__ import main
@@ -43,11 +43,6 @@ def in_dir(tmp_path) -> Path:
     return folder
 
 
-def _read(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
-
-
 def test_colorize_folder(colour_weights, in_dir, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["colorize", str(in_dir), str(out), "--weights-dir", str(colour_weights),
@@ -60,7 +55,8 @@ def test_colorize_folder(colour_weights, in_dir, tmp_path, capsys):
     for stem in ("wide", "small"):
         rgb = load_image(next(in_dir.glob(f"{stem}.*"))).rgb
         expected = c.colourize(models, c.greyscale(rgb), ["UNet"], 32, "argmax", c.DEFAULT_TEMPERATURE)["UNet"].rgb
-        assert np.array_equal(_read(out / f"{stem}_UNet.png"), expected), "the app's inference, at the input's size"
+        produced = read_picture(out / f"{stem}_UNet.png")
+        assert np.array_equal(produced, expected), "the app's inference, at the input's size"
     err = capsys.readouterr().err
     assert "broken.png" in err and "4 file(s) written" in err and "Traceback" not in err
 
@@ -74,10 +70,10 @@ def test_existing_outputs_are_kept_without_overwrite(colour_weights, in_dir, tmp
     Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(target)
     capsys.readouterr()
     assert main(argv) == 0
-    assert _read(target).shape == (2, 2, 3), "not overwritten"
+    assert read_picture(target).shape == (2, 2, 3), "not overwritten"
     assert "kept existing wide_UNet.png" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
-    assert _read(target).shape == (48, 64, 3)
+    assert read_picture(target).shape == (48, 64, 3)
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temporary files left"
 
 
@@ -115,8 +111,8 @@ def test_segment_folder(seg_weights, in_dir, tmp_path, capsys):
     result = segmenter.predict(rgb, task="horses")
     for head in ("cross_entropy", "soft_iou"):
         mask = getattr(result, f"mask_{head}")
-        assert np.array_equal(_read(out / f"wide_{head}_mask.png"), mask.astype(np.uint8) * 255)
-        cutout = _read(out / f"wide_{head}_cutout.png")
+        assert np.array_equal(read_picture(out / f"wide_{head}_mask.png"), mask.astype(np.uint8) * 255)
+        cutout = read_picture(out / f"wide_{head}_cutout.png")
         assert cutout.shape == (48, 64, 4) and np.array_equal(cutout[..., 3], mask.astype(np.uint8) * 255)
     assert "broken.png" in capsys.readouterr().err
     assert main(["segment", str(in_dir), str(out), "--weights-dir", str(seg_weights), "--task", "flowers"]) == 2

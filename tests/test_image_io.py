@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from support import huge_png
 
 from colorseg.image_io import MAX_SIDE, ImageLoadError, load_image, load_mask
 
@@ -142,22 +143,6 @@ def test_mask_is_resized_to_the_photo_and_thresholded():
 def test_mask_of_another_shape_is_refused():
     with pytest.raises(ImageLoadError, match="shape"):
         load_mask(_png_bytes(Image.new("L", (10, 40))), size=(40, 10))
-
-
-def huge_png(width: int, height: int) -> bytes:
-    """A valid all-black RGB PNG declaring width x height, built row by row (a few hundred kB)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    compressor, row, parts = zlib.compressobj(9), b"\0" * (1 + 3 * width), []
-    for _ in range(height):
-        parts.append(compressor.compress(row))
-    parts.append(compressor.flush())
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b"")
 
 
 def test_a_small_file_declaring_a_huge_size_is_refused_before_decoding(monkeypatch):

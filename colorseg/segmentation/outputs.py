@@ -54,7 +54,8 @@ def plot_curves(report_dir: Path, body_history: list[dict], head_histories: dict
         scored = [r for r in body_history if any(k.endswith("_iou") and k.startswith("val_") for k in r)]
         for i, key in enumerate(sorted({k for r in scored for k in r if k.startswith("val_") and k.endswith("_iou")})):
             source, colour = key[len("val_"):-len("_iou")], f"C{i}"  # one colour a source in both panels
-            iou_ax.plot([r["epoch"] for r in scored], [r[key] for r in scored], "o-", color=colour, label=f"{source} IoU")
+            iou_ax.plot([r["epoch"] for r in scored], [r[key] for r in scored], "o-", color=colour,
+                        label=f"{source} IoU")
             loss_ax.plot([r["epoch"] for r in scored], [r[f"val_{source}_loss"] for r in scored], "o--", color=colour,
                          label=f"{source} validation")
         loss_ax.set(title="body (from scratch): loss", xlabel="epoch")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from app_fakes import fake_context
 from PIL import Image
-from test_app_support import photo, save_photo
+from test_app_support import photo, read_picture, save_photo
 
 from colorseg.app.colour_tab import ColourHandlers
 
@@ -17,11 +17,6 @@ def handlers(tmp_path_factory):
     context = fake_context(tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("pictures"),
                            tmp_path_factory.getbasetemp())
     return ColourHandlers(context)
-
-
-def read(path: str) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA", "P", "CMYK", "L", "1", "I;16"])
@@ -38,9 +33,9 @@ def test_colorize_every_image_mode(handlers, tmp_path, mode):
     assert captions == ["Greyscale input", "PoolUpsampleNet", "ConvTransposeNet", "UNet"] + (
         ["Original colours"] if coloured else []
     )
-    assert all(read(image).shape == (48, 64, 3) for image, _ in gallery)
+    assert all(read_picture(image).shape == (48, 64, 3) for image, _ in gallery)
     assert before == gallery[0][0] and after == gallery[3][0], "slider: grey vs UNet"
-    assert len(confidence) == 3 and read(confidence[0][0]).ndim == 3
+    assert len(confidence) == 3 and read_picture(confidence[0][0]).ndim == 3
     assert "64×48" in notes and ("no original" in notes) is not coloured
 
 
@@ -56,11 +51,11 @@ def test_colorize_chosen_nets_and_settings(handlers, tmp_path):
 
 def test_colorize_one_pixel_and_capped_images(handlers, tmp_path):
     gallery, *_ = handlers.colorize(str(save_photo(tmp_path / "dot.png", 1, 1)))
-    assert read(gallery[1][0]).shape == (1, 1, 3)
+    assert read_picture(gallery[1][0]).shape == (1, 1, 3)
     huge = tmp_path / "wide.png"
     Image.new("L", (5000, 6), 128).save(huge)
     gallery, _, _, notes = handlers.colorize(str(huge), ["UNet"])
-    assert read(gallery[1][0]).shape == (5, 4096, 3)
+    assert read_picture(gallery[1][0]).shape == (5, 4096, 3)
     assert "capped at 4096" in notes and "5000×6" in notes
 
 

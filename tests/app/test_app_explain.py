@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from app_fakes import fake_context
 from PIL import Image
-from test_app_support import photo, save_photo
+from test_app_support import photo, read_picture, save_photo
 
 from colorseg.app.inside_tab import InsideHandlers
 from colorseg.app.inspector import InspectorHandlers
@@ -23,11 +23,6 @@ def context(tmp_path_factory):
                         tmp_path_factory.getbasetemp())
 
 
-def read(path: str) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
-
-
 def test_layer_explorer_shows_every_layer_with_counts_and_skips(context, tmp_path):
     gallery, rows, notes = InsideHandlers(context).explore(str(save_photo(tmp_path / "p.png", 96, 64)), "UNet", 64)
     assert len(gallery) == len(rows) == 9 and "64×44 px" in notes
@@ -35,7 +30,7 @@ def test_layer_explorer_shows_every_layer_with_counts_and_skips(context, tmp_pat
     assert "← skip from down1.1" in captions[6] and "← skip from input" in captions[8]
     assert sum("skip" in caption for caption in captions) == 2
     assert all("outputs" in c and "weights" in c and "connections" in c for c in captions)
-    assert rows[6][-1] == "down1.1, up1.1 (skip)" and read(gallery[0][0]).ndim == 3
+    assert rows[6][-1] == "down1.1, up1.1 (skip)" and read_picture(gallery[0][0]).ndim == 3
     _, plain_rows, _ = InsideHandlers(context).explore(str(save_photo(tmp_path / "q.png")), "PoolUpsampleNet", 32)
     assert not any("skip" in row[-1] for row in plain_rows)
     assert InsideHandlers(context).explore_if_photo(None, "UNet", 64)[0] is not None  # gr.skip(), no error
@@ -45,7 +40,7 @@ def test_checkerboard_probe_for_both_nets(context):
     handlers = InsideHandlers(context)
     transposed, upsampled, notes = handlers.probe()
     assert handlers.probe()[0] == transposed, "once per app, not per page load"
-    assert len(transposed) == len(upsampled) == 4 and read(transposed[0][0]).shape == (256, 256, 3)
+    assert len(transposed) == len(upsampled) == 4 and read_picture(transposed[0][0]).shape == (256, 256, 3)
     assert "ConvTransposeNet" in notes and "PoolUpsampleNet" in notes and "%" in notes
 
 
@@ -53,7 +48,7 @@ def test_pixel_inspector_follows_the_click_and_the_decoding(context, tmp_path):
     handlers = InspectorHandlers(context)
     path = str(save_photo(tmp_path / "p.png", 64, 48))
     summary, charts = handlers.inspect(path, None, 32, "annealed mean", 0.38, 47, 63)
-    assert read(charts).shape[0] == 30 + 3 * 200, "a chart per net, one above the other"
+    assert read_picture(charts).shape[0] == 30 + 3 * 200, "a chart per net, one above the other"
     assert all(f"<td>{name}</td>" in summary for name in ("PoolUpsampleNet", "ConvTransposeNet", "UNet"))
     assert "Pixel (63, 47)" in summary and "(31, 23)" in summary and "T = 0.38" in summary
     hotter, _ = handlers.inspect(path, ["UNet"], 32, "argmax", 1.0, 47, 63)
@@ -61,7 +56,7 @@ def test_pixel_inspector_follows_the_click_and_the_decoding(context, tmp_path):
     assert handlers.again(path, None, 32, "argmax", 1.0, None) == (gr.skip(), gr.skip())
     event = gr.SelectData(None, {"index": [10, 20], "value": None})
     _, _, point, marked = handlers.clicked(path, None, 32, "argmax", 1.0, path, event)
-    assert point == (20, 10) and read(marked).shape == (48, 64, 3) and marked != path
+    assert point == (20, 10) and read_picture(marked).shape == (48, 64, 3) and marked != path
 
 
 def test_segmentation_extras_with_and_without_a_ground_truth(context, tmp_path):
@@ -74,14 +69,14 @@ def test_segmentation_extras_with_and_without_a_ground_truth(context, tmp_path):
     curve, errors_ce, _, cutout_ce, cutout_iou = handlers.extras(str(path), None, "horses")
     assert context.models.segmenter.body_passes == passes + 1, "the extras reuse /segment's body pass"
     assert curve.visible is False and errors_ce.visible is False
-    cutout = read(cutout_ce)
+    cutout = read_picture(cutout_ce)
     assert cutout.shape == (48, 64, 4) and set(np.unique(cutout[..., 3])) <= {0, 255} and cutout_ce.endswith(".png")
-    assert "cutout_horses_cross_entropy" in cutout_ce and (read(cutout_iou)[..., 3] >= cutout[..., 3]).all()
+    assert "cutout_horses_cross_entropy" in cutout_ce and (read_picture(cutout_iou)[..., 3] >= cutout[..., 3]).all()
     truth = tmp_path / "mask.png"
     Image.fromarray(((image.mean(axis=2) > 127) * 255).astype(np.uint8)).save(truth)
     curve, errors_ce, *_ = handlers.extras(str(path), str(truth), "objects")
-    assert curve.visible and read(curve.value["path"]).ndim == 3
-    assert read(errors_ce.value["path"]).shape == (48, 64, 3)
+    assert curve.visible and read_picture(curve.value["path"]).ndim == 3
+    assert read_picture(errors_ce.value["path"]).shape == (48, 64, 3)
 
 
 def _replay(folder, stem="replay_colour_UNet", epochs=(1, 2, 3)):
@@ -102,7 +97,7 @@ def test_replay_lists_only_replay_indexes_and_plays_back(context, tmp_path):
     handlers = ReplayHandlers(context, stems)
     _, slider, frame, caption = handlers.choose("replay_colour_UNet")
     assert (slider.minimum, slider.maximum, slider.value) == (1, 3, 3) and "**Epoch 3** of 3" in caption
-    assert read(frame).shape == (160, 320, 3) and (read(frame) == 120).all()
+    assert read_picture(frame).shape == (160, 320, 3) and (read_picture(frame) == 120).all()
     frame, caption = handlers.show("replay_seg_horses", "prediction", 4)
     assert "**Epoch 1** of 5" in caption and "loss 3" in caption
     assert handlers.step("replay_seg_horses", "prediction", 1)[0] == 5

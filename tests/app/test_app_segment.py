@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from app_fakes import fake_context
 from PIL import Image
-from test_app_support import make_segmentation_weights, photo, save_photo
+from test_app_support import make_segmentation_weights, photo, read_picture, save_photo
 
 from colorseg.app.demo import build_demo
 from colorseg.app.models import load_models
@@ -24,18 +24,13 @@ def handlers(tmp_path_factory):
     return SegmentHandlers(context)
 
 
-def read(path: str) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image)
-
-
 def test_segment_without_ground_truth(handlers, tmp_path):
     overlay_ce, overlay_iou, mask_ce, mask_iou, disagreement, table, notes = handlers.segment(
         str(save_photo(tmp_path / "photo.png"))
     )
     for image in (overlay_ce, overlay_iou, disagreement):
-        assert read(image).shape == (48, 64, 3) and image.endswith(".jpg")
-    mask_ce, mask_iou = read(mask_ce), read(mask_iou)
+        assert read_picture(image).shape == (48, 64, 3) and image.endswith(".jpg")
+    mask_ce, mask_iou = read_picture(mask_ce), read_picture(mask_iou)
     assert set(np.unique(mask_ce)) <= {0, 255} and mask_ce.shape == (48, 64), "masks are lossless PNG"
     assert (mask_iou >= mask_ce).all(), "the fake soft-IoU head marks a superset"
     assert [row[0] for row in table] == ["Cross-entropy head", "Soft-IoU head"]
@@ -77,7 +72,7 @@ def test_segment_with_the_real_segmenter_and_random_weights(tmp_path):
     overlay_ce, _, mask_ce, _, _, table, notes = SegmentHandlers(context).segment(
         str(save_photo(tmp_path / "photo.png", 80, 60))
     )
-    assert read(overlay_ce).shape == (60, 80, 3) and read(mask_ce).shape == (60, 80)
+    assert read_picture(overlay_ce).shape == (60, 80, 3) and read_picture(mask_ce).shape == (60, 80)
     assert len(table) == 2 and "80×60" in notes
     markdown, _, _ = weights_report(models)
     assert "| segmentation body | DeepLabV3Body |" in markdown

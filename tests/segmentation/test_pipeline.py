@@ -61,7 +61,8 @@ def test_per_source_epoch_counts_come_from_the_flags():
 
 def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     args = _args(
-        "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-samples-per-source", "4", "--seg-source-samples", "none",
+        "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-samples-per-source", "4",
+        "--seg-source-samples", "none",
         "--seg-batch-size", "4", "--seg-eval-every", "1", "--seg-threads", "1",
     )
     weights_dir, report_dir = tmp_path / "weights", tmp_path / "report"

@@ -23,7 +23,8 @@ def sources(tmp_path_factory):
 def _train(sources, out, *extra) -> int:
     return train_all.main([
         "--only", "segmentation", "--seg-data", *sources, "--seg-image-size", "32", "--seg-epochs", "3",
-        "--seg-samples-per-source", "4", "--seg-source-samples", "none", "--seg-batch-size", "4", "--seg-eval-every", "2", "--seg-threads", "1",
+        "--seg-samples-per-source", "4",
+        "--seg-source-samples", "none", "--seg-batch-size", "4", "--seg-eval-every", "2", "--seg-threads", "1",
         "--seg-head-recipe", "assignment",
         "--weights-dir", str(out / "weights"), "--report-dir", str(out / "reports"),
         "--checkpoint-dir", str(out / "checkpoints"), *extra,

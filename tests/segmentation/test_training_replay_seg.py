@@ -17,7 +17,9 @@ def test_a_segmentation_run_writes_a_replay_per_task(tmp_path):
     reports = tmp_path / "reports"
     assert train_all.main([
         "--only", "segmentation", "--seg-data", *sources, "--seg-image-size", "32", "--seg-epochs", "1",
-        "--seg-samples-per-source", "4", "--seg-source-samples", "none", "--seg-batch-size", "4", "--seg-threads", "1", "--seg-head-recipe", "assignment",
+        "--seg-samples-per-source", "4",
+        "--seg-source-samples", "none", "--seg-batch-size", "4", "--seg-threads", "1",
+        "--seg-head-recipe", "assignment",
         "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports),
         "--checkpoint-dir", str(tmp_path / "checkpoints"),
     ]) == 0
