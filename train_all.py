@@ -38,6 +38,7 @@ from colorseg.files import atomic_write_json
 from colorseg.paths import DEFAULT_REPORTS_DIR, DEFAULT_WEIGHTS_DIR, REPO_ROOT
 from colorseg.provenance import library_versions, portable_argv
 from colorseg.segmentation import pipeline as seg_pipeline
+from colorseg.segmentation.augment import Augmentation
 from colorseg.segmentation.heads import HEAD_RECIPES
 from colorseg.segmentation.losses import LOSSES
 from colorseg.segmentation.models import BACKBONES, DEFAULT_BACKBONE, SOURCES
@@ -162,6 +163,10 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
         help="fraction of the body epochs, at the start, trained on --seg-small-size px images (progressive resizing)",
     )
     group.add_argument("--seg-small-size", type=int, default=body.small_size)
+    group.add_argument(
+        "--seg-copy-paste", type=float, default=body.augmentation.copy_paste, metavar="P",
+        help="probability that a body training image gets another image's object pasted onto it (0: never)",
+    )
     group.add_argument("--seg-lr", type=float, default=body.lr, help="body peak learning rate (one-cycle AdamW)")
     group.add_argument("--seg-body-loss", choices=sorted(LOSSES), default=body.loss)
     group.add_argument("--seg-eval-every", type=int, default=body.eval_every, help="body epochs between validation scores")
@@ -188,6 +193,7 @@ def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
         eval_every=args.seg_eval_every, small_size=args.seg_small_size, small_fraction=args.seg_small_fraction,
         samples_per_source=args.seg_samples_per_source,
         source_samples=dict(pair for pair in args.seg_source_samples if pair is not None),
+        augmentation=Augmentation(copy_paste=args.seg_copy_paste),
     )
     return SegmentationConfig(
         data=tuple(args.seg_data or ()), tasks=tuple(args.seg_tasks or ()), download=args.seg_download,

@@ -69,8 +69,6 @@ def thresholded_iou(iou: torch.Tensor) -> torch.Tensor:
     return torch.clamp(20 * (iou - 0.5), 0, 10).ceil() / 10  # 0.5: the lowest threshold, not MASK_THRESHOLD
 
 
-
-
 def pixel_accuracy_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Fraction of the labelled pixels labelled correctly, one value per image [B]."""
     foreground, valid = foreground_and_valid(target)

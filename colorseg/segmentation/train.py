@@ -186,9 +186,15 @@ def _augmenting_prepare(recipe: BodyRecipe, augment_generator: torch.Generator, 
 
     def prepare(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
         params = draw_augmentation(len(images), recipe.augmentation, augment_generator, images.device)
-        mine = {name: value[rows] for name, value in params.items()}
-        photo, target = apply_augmentation(images[rows], masks[rows], mine, size)
-        return normalize(photo).contiguous(memory_format=torch.channels_last), target
+        picked = torch.arange(len(images), device=images.device)[rows]
+        count = len(picked)
+        if "paste" in params and count < len(images):
+            # Copy-paste takes a row's object from the next row of the global batch: the
+            # rank samples that one too (and drops it), so every rank pastes what one process would.
+            picked = torch.cat([picked, (picked[-1:] + 1) % len(images)])
+        mine = {name: value[picked] for name, value in params.items()}
+        photo, target = apply_augmentation(images[picked], masks[picked], mine, size)
+        return normalize(photo[:count]).contiguous(memory_format=torch.channels_last), target[:count]
 
     return prepare
 

@@ -59,6 +59,12 @@ def test_per_source_epoch_counts_come_from_the_flags():
         _args("--seg-source-samples", "davis")
 
 
+
+def test_copy_paste_probability_comes_from_the_flag():
+    assert _args().body.augmentation == seg_pipeline.seg_train.BodyRecipe().augmentation
+    assert _args("--seg-copy-paste", "0.3").body.augmentation.copy_paste == 0.3
+    assert _args("--seg-copy-paste", "0.3").body.to_dict()["augmentation"]["copy_paste"] == 0.3  # in the weights' JSON
+
 def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     args = _args(
         "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-samples-per-source", "4",

@@ -8,6 +8,7 @@ import torch
 from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation import train as seg_train
+from colorseg.segmentation.augment import Augmentation
 from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body, normalize
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -159,8 +160,25 @@ def test_a_last_batch_of_one_is_merged_for_batchnorm_after_pooling():
     assert seen == [4, 4, 1]
 
 
+
+def test_ranks_paste_the_objects_one_process_would():
+    """Copy-paste takes a row's object from the next row of the global batch, which may live on
+    the other rank: each rank's slice of the augmented batch equals one process's rows."""
+    images = torch.randint(0, 256, (6, 3, 24, 24), dtype=torch.uint8)
+    masks = (torch.rand(6, 24, 24) > 0.6).to(torch.uint8)
+    recipe = seg_train.BodyRecipe(augmentation=Augmentation(copy_paste=0.5))
+
+    def prepared(rows):
+        prepare = seg_train._augmenting_prepare(recipe, torch.Generator().manual_seed(3), 24)
+        return prepare(images, masks, torch.arange(6), rows)
+
+    whole, whole_target = prepared(slice(None))
+    for rows in (slice(0, 3), slice(3, 6)):
+        photo, target = prepared(rows)
+        assert torch.equal(photo, whole[rows]) and torch.equal(target, whole_target[rows])
+
+
 def test_body_training_runs_and_leaves_fresh_statistics():
-    from colorseg.segmentation.augment import Augmentation
     from colorseg.segmentation.data import SegmentationTensors
 
     torch.manual_seed(0)
