@@ -60,7 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="where to write weights (default: weights/ for the default recipe, runs/<recipe>/weights otherwise)",
     )
-    parser.add_argument("--report-dir", type=Path, default=DEFAULT_REPORTS_DIR, help="reports and curves (default: reports/)")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        help="reports and curves (default: reports/, or reports/ beside an explicit --weights-dir)",
+    )
     parser.add_argument("--push-to-hub", metavar="REPO", help="after training, upload weights/ to this Hub model repo")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     parser.add_argument("--resume", action="store_true", help="continue each training stage from its checkpoint, if any")
@@ -221,6 +225,16 @@ def resolve_weights_dir(args: argparse.Namespace) -> Path:
     return REPO_ROOT / "runs" / args.recipe / "weights"
 
 
+def resolve_report_dir(args: argparse.Namespace) -> Path:
+    if args.report_dir is not None:
+        return args.report_dir
+    # A run sent elsewhere with --weights-dir must not replace the committed weights' report,
+    # curves and replays (the segmentation section is not keyed by recipe as colour's is).
+    if args.weights_dir is not None and args.weights_dir.resolve() != DEFAULT_WEIGHTS_DIR.resolve():
+        return args.weights_dir.parent / "reports"
+    return DEFAULT_REPORTS_DIR
+
+
 def update_report(path: Path, sections: dict, header: dict) -> None:
     """Merge this run's sections into the running report, so partial runs keep the rest."""
     report = {}
@@ -269,6 +283,7 @@ def _run(args: argparse.Namespace, argv: list[str], log) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     resolve_device(args.device)  # a clear error for --device cuda without CUDA
+    args.report_dir = resolve_report_dir(args)
     ctx = distributed.setup(args.device)
     try:
         run_config = RunConfig(

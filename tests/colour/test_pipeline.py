@@ -58,6 +58,16 @@ def test_evaluate_cli_prints_one_json_object(trained, image_folder_dump):
         assert metrics["loss"] > 0 and 0 <= metrics["accuracy"] <= 1
 
 
+def test_reports_go_beside_an_explicit_weights_dir(tmp_path, image_folder_dump, monkeypatch):
+    committed_reports = tmp_path / "repo_reports"
+    monkeypatch.setattr(train_all, "DEFAULT_REPORTS_DIR", committed_reports)
+    code = train_all.main(["--only", "colour", "--colour-models", "UNet", "--colour-data", str(image_folder_dump),
+                           "--epochs", "1", "--weights-dir", str(tmp_path / "experiment" / "weights")])
+    assert code == 0
+    assert (tmp_path / "experiment" / "reports" / "training_report.json").is_file()
+    assert not committed_reports.exists(), "an experiment must not touch the committed weights' reports"
+
+
 def test_evaluate_cli_explains_missing_weights(tmp_path, image_folder_dump):
     result = subprocess.run(
         [sys.executable, "-m", "colorseg.evaluate", "colour", str(image_folder_dump), "--weights-dir", str(tmp_path)],
