@@ -116,7 +116,7 @@ class BodyRecipe:
     DAVIS's many kinds of object and the few horses, get more; flowers, learnt quickly, fewer).
     """
 
-    epochs: int = 50
+    epochs: int = 65
     batch_size: int = 8
     lr: float = 2e-3
     weight_decay: float = 1e-4
