@@ -1,7 +1,7 @@
 """Score the committed weights on a data folder; prints exactly one JSON object to stdout.
 
     python -m colorseg.evaluate colour DATA_DIR
-    python -m colorseg.evaluate segment DATA_DIR [--task objects|flowers|horses] [--split all|val]
+    python -m colorseg.evaluate segment DATA_DIR [--task objects|flowers|horses] [--split all|val] [--single-view]
 
 colour: DATA_DIR is a cifar-10-batches-py folder (or its parent) or an image-folder dump
 with test/horse/ (only the test split is read); it is scored against the palette stored with
@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=("all", "val"), default="all", help="segment: every image, or the validation split")
     parser.add_argument("--task", default="objects", help="segment: whose two heads to score (objects, flowers, horses)")
     parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR)
+    parser.add_argument(
+        "--single-view",
+        action="store_true",
+        help="segment: run the body on the photo alone (the assignment's protocol), not also on its "
+        "mirror image as the body's JSON asks (flip_average)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = parser.parse_args(argv)
@@ -68,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 from colorseg.segmentation.inference import evaluate_folder
 
-                results = evaluate_folder(args.data_dir, split=args.split, task=args.task, weights_dir=args.weights_dir, device=args.device)
+                results = evaluate_folder(
+                    args.data_dir, split=args.split, task=args.task, weights_dir=args.weights_dir, device=args.device,
+                    flip_average=False if args.single_view else None,
+                )
     except KeyboardInterrupt:
         if args.debug:
             raise

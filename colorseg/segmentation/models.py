@@ -146,9 +146,14 @@ def DeepLabV3Head(in_channels: int = FEATURE_CHANNELS, num_classes: int = NUM_CL
     return nn.Conv2d(in_channels, num_classes, kernel_size=1)
 
 
+def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Feature-grid logits to ``size`` as DeepLabV3.forward upsamples them: [B, 2, *size]."""
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
 def head_logits(head: nn.Module, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Apply a head to body features and upsample as DeepLabV3.forward does: [B, 2, *size]."""
-    return F.interpolate(head(features), size=size, mode="bilinear", align_corners=False)
+    return upsample_logits(head(features), size)
 
 
 class SegmentationNet(nn.Module):

@@ -34,7 +34,7 @@ from colorseg.segmentation import data as seg_data
 from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import outputs
 from colorseg.segmentation import train as seg_train
-from colorseg.segmentation.inference import HEAD_NAMES, Segmenter, evaluate_samples
+from colorseg.segmentation.inference import FLIP_AVERAGE, HEAD_NAMES, Segmenter, evaluate_samples
 from colorseg.segmentation.models import (
     DEFAULT_BACKBONE,
     DeepLabV3Body,
@@ -214,7 +214,7 @@ class TrainedSegmentation:
 def score(result: TrainedSegmentation, data: SegmentationData, size: int, device: torch.device, timer: StageTimer) -> None:
     """Pick the inference size on training photos, then score every head on every source's
     validation photos at their own resolution (as ``colorseg.evaluate`` does)."""
-    segmenter = Segmenter(result.body, result.heads, size, {}, device)
+    segmenter = Segmenter(result.body, result.heads, size, {}, device, FLIP_AVERAGE)
     with timer("working_size"):
         result.working_size, result.working_size_scores = _choose_working_size(segmenter, size, data.size_samples, result.tasks)
     with timer("evaluate"):
@@ -234,6 +234,7 @@ def _body_metadata(common: dict, result: TrainedSegmentation, timer: StageTimer)
         "tasks": list(result.tasks),
         "task_sources": result.tasks,
         "working_size": result.working_size,
+        "flip_average": FLIP_AVERAGE,  # how its metrics were scored, and so how inference runs it
         # Mean IoU of every head on its task's training photos at each candidate inference size.
         "working_size_scores_train": {str(k): v for k, v in result.working_size_scores.items()},
         # process_time counts every thread: with 2 threads it is about twice the wall time.
@@ -250,7 +251,7 @@ def _head_metadata(common: dict, result: TrainedSegmentation, timer: StageTimer)
             "body_source": result.origin["source"],
             "recipe": result.head_recipe,
             # Per source, at each validation photo's own (mask) resolution, as colorseg.evaluate
-            # scores, with the body run at working_size.
+            # scores, with the body run at working_size (flip-averaged: the body's JSON says).
             "metrics": {"val": result.metrics[task][loss]},
             "history": result.head_histories[f"{task}/{loss}"],
             **timer.of("features", f"head_{task}_{loss}"),
@@ -267,7 +268,7 @@ def _report_section(
     return {
         "settings": {
             "source": origin["source"], "backbone": origin.get("backbone"), "image_size": config.image_size,
-            "working_size": result.working_size, "tasks": tasks,
+            "working_size": result.working_size, "flip_average": FLIP_AVERAGE, "tasks": tasks,
             "body_recipe": origin.get("recipe"),
             "head_recipe": result.head_recipe,
             "seed": config.seed, "threads": torch.get_num_threads(), **run_config.hardware(),

@@ -47,6 +47,33 @@ def test_each_tasks_heads_equal_separate_forward_passes(tmp_path, task):
         assert np.array_equal(getattr(result, f"mask_{name}"), expected > 0.5)
 
 
+def test_flip_average_is_the_mean_of_both_views_logits_from_one_body_pass(tmp_path):
+    body, heads = _save_tiny_weights(tmp_path)
+    segmenter = segment.load_segmenter(tmp_path, flip_average=True)
+    calls = []
+    segmenter.body.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    image = np.random.default_rng(1).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    result = segmenter.predict(image, task="horses")
+    assert calls == [2], "the photo and its mirror go through the body as one batch"
+    x = normalize(torch.from_numpy(image).permute(2, 0, 1)[None])
+    for name in segment.HEAD_NAMES:
+        net = SegmentationNet(body, heads["horses"][name]).eval()
+        with torch.no_grad():
+            logits = (net(x) + net(x.flip(-1)).flip(-1)) / 2
+            single = net(x).softmax(dim=1)[0, 1].numpy()
+        expected = logits.softmax(dim=1)[0, 1].numpy()
+        np.testing.assert_allclose(getattr(result, f"prob_{name}"), expected, atol=1e-5)
+        assert np.abs(expected - single).max() > 1e-4, "the mirror view must change more than the tolerance"
+
+
+def test_the_body_json_says_whether_to_flip_average(weights_dir):
+    assert not segment.load_segmenter(weights_dir).flip_average  # bodies that do not say: one view
+    path = weights_dir / f"{SEG_BODY_STEM}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "flip_average": True}))
+    assert segment.load_segmenter(weights_dir).flip_average
+    assert not segment.load_segmenter(weights_dir, flip_average=False).flip_average
+
+
 def test_body_runs_once_for_every_head(weights_dir):
     segmenter = segment.load_segmenter(weights_dir)
     calls = []

@@ -102,6 +102,7 @@ def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     assert body["working_size"] in {32, 48} and set(body["working_size_scores_train"]) == {"32", "48"}
     segmenter = segment.load_segmenter(weights_dir)
     assert segmenter.working_size == body["working_size"] and segmenter.tasks == ("objects", "flowers", "horses")
+    assert body["flip_average"] is True and segmenter.flip_average  # the metrics below were scored so
     for task in ("objects", "flowers", "horses"):
         for loss in ("cross_entropy", "soft_iou"):
             head = json.loads((weights_dir / f"{seg_head_stem(task, loss)}.json").read_text())
