@@ -32,7 +32,8 @@ optionally, add the photo's ground-truth mask (white = object) to score both hea
 
 One DeepLabV3 body is shared by every task; each task has two heads that differ only in their last
 1×1 convolution, trained with cross-entropy (<span style="color:#ff7f0e">■ orange</span>) or with a
-soft-IoU loss (<span style="color:#1f77b4">■ blue</span>). With a ground-truth mask each head's errors are
+soft-IoU loss (<span style="color:#1f77b4">■ blue</span>); the photo and its mirror image go through the body
+together and each head averages the two views. With a ground-truth mask each head's errors are
 shown (green = right, red = extra: false positive, blue = missed: false negative) with its IoU at every
 threshold. Each head's cut-out (transparent PNG) is ready to download."""
 
