@@ -17,11 +17,21 @@ def report_dirs(weights_dir: Path) -> list[Path]:
     return [d for d in (weights_dir / "reports", REPORTS_DIR) if d.is_dir()]
 
 
-def _format_metrics(metrics: dict[str, Any]) -> str:
+def _flat(metrics: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    rows = []
+    for key, value in metrics.items():
+        rows += _flat(value, (*prefix, key)) if isinstance(value, dict) else [((*prefix, key), value)]
+    return rows
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """One table cell. Segmentation metrics nest by source ({"val": {"davis": {"iou": ...}}}), three
+    numbers a source: of those, the cell shows IoU."""
+    rows = [(key, value) for key, value in _flat(metrics) if isinstance(value, (int, float, str))]
+    if any(len(key) > 1 for key, _ in rows):
+        rows = [(key, value) for key, value in rows if key[-1] == "iou" or key[-1].endswith("_iou")]
     return ", ".join(
-        f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
-        for key, value in metrics.items()
-        if isinstance(value, (int, float, str))
+        f"{' '.join(key)} {value:.4g}" if isinstance(value, float) else f"{' '.join(key)} {value}" for key, value in rows
     )
 
 
@@ -57,7 +67,7 @@ def _table(models: Models) -> str:
     for name, description in described:
         command = description.get("command")
         rows.append(
-            f"| {name} | {description.get('architecture', '')} | {_format_metrics(description.get('metrics') or {})} "
+            f"| {name} | {description.get('architecture', '')} | {format_metrics(description.get('metrics') or {})} "
             f"| {f'`{command}`' if command else ''} |"
         )
     if not described:

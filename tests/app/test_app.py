@@ -19,7 +19,7 @@ from colorseg.app.colour_tab import ColourHandlers
 from colorseg.app.demo import build_demo
 from colorseg.app.model_tab import ModelHandlers
 from colorseg.app.models import load_models
-from colorseg.app.report import weights_report
+from colorseg.app.report import format_metrics, weights_report
 from colorseg.app.segment_tab import SegmentHandlers
 from colorseg.app.settings import REPO
 from colorseg.app.store import Context, PictureStore
@@ -139,6 +139,12 @@ def test_layer_table_handler(context):
         handlers.architecture("UNet", 30, 32)
     with pytest.raises(gr.Error, match="Choose one"):
         handlers.architecture("VGG", 32, 32)
+
+
+def test_metrics_cell_shows_flat_metrics_and_the_iou_of_nested_ones():
+    assert format_metrics({"val_loss": 1.23456, "epochs": 25, "history": [1, 2]}) == "val_loss 1.235, epochs 25"
+    head = {"val": {"davis": {"miou_thresholded": 0.03, "iou": 0.33, "pixel_accuracy": 0.95}, "flowers": {"iou": 0.9}}}
+    assert format_metrics(head) == "val davis iou 0.33, val flowers iou 0.9"
 
 
 def test_weights_report_lists_every_loaded_model(context, monkeypatch, tmp_path):
