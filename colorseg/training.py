@@ -174,12 +174,19 @@ def build_optimizer(
     steps_per_epoch: int | None = None,
 ) -> tuple[torch.optim.Optimizer, Scheduler | None]:
     """``constant``: the assignment's Adam at ``lr``, no scheduler. ``onecycle``: AdamW with a
-    one-cycle schedule peaking at ``lr`` over ``epochs`` x ``steps_per_epoch`` steps."""
+    one-cycle schedule peaking at ``lr`` over ``epochs`` x ``steps_per_epoch`` steps.
+    ``parameters`` may be groups (dicts) with an ``lr_scale``: that group peaks at ``lr * lr_scale``."""
+    groups = list(parameters)
+    if groups and isinstance(groups[0], dict):
+        groups = [{**{k: v for k, v in g.items() if k != "lr_scale"}, "lr": lr * g.get("lr_scale", 1.0)} for g in groups]
+        peaks = [group["lr"] for group in groups]
+    else:
+        peaks = lr
     if schedule == "constant":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay), None
+        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay), None
     if schedule == "onecycle":
-        optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch)
+        optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, epochs=epochs, steps_per_epoch=steps_per_epoch)
         return optimizer, scheduler
     raise ValueError(f"unknown schedule {schedule!r}; known: constant, onecycle")
 

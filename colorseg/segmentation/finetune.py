@@ -47,7 +47,9 @@ class FineTuneRecipe:
     first_trained_stage: int = 4  # encoder stages before it stay as ImageNet trained them
     epochs: int = 12
     batch_size: int = 16
-    lr: float = 2e-3
+    lr: float = 2e-3  # peak, for the decoder and head
+    encoder_lr_scale: float = 0.2  # the fine-tuned encoder stages peak lower: they start trained, and with
+    # their BatchNorm statistics fixed, full-size steps made the loss climb back up mid-run (proxy runs)
     weight_decay: float = 1e-4
     loss: str = "cross_entropy+soft_iou"
     views: int = 4  # cached per training photo: the photo, its mirror, views - 2 random crops
@@ -118,13 +120,15 @@ class TrainedPart(nn.Module):
         return self
 
 
-def freeze_prefix(body: LiteDeepLabBody, start: int) -> list[nn.Parameter]:
-    """Freeze the stem and stages [0, start); return the parameters that train."""
+def freeze_prefix(body: LiteDeepLabBody, start: int) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Freeze the stem and stages [0, start); return the parameters that train: (encoder's, decoder's)."""
     body.requires_grad_(True)
     body.encoder.stem.requires_grad_(False)
     for stage in body.encoder.stages[:start]:
         stage.requires_grad_(False)
-    return [p for p in body.parameters() if p.requires_grad]
+    encoder = [p for p in body.encoder.parameters() if p.requires_grad]
+    chosen = {id(p) for p in encoder}
+    return encoder, [p for p in body.parameters() if p.requires_grad and id(p) not in chosen]
 
 
 def _epoch_order(train: SegmentationTensors, recipe: FineTuneRecipe, generator: torch.Generator) -> torch.Tensor:
@@ -164,9 +168,11 @@ def fine_tune_body(
     model = TrainedPart(body, head, start, size)
     loss_fn = seg_losses.LOSSES[recipe.loss]
     steps = -(-len(_epoch_order(train, recipe, torch.Generator().manual_seed(0))) // recipe.batch_size)
+    encoder, decoder = freeze_prefix(body, start)
+    groups = [{"params": encoder, "lr_scale": recipe.encoder_lr_scale}, {"params": [*decoder, *head.parameters()]}]
     optimizer, scheduler = build_optimizer(
-        [*freeze_prefix(body, start), *head.parameters()], recipe.lr, weight_decay=recipe.weight_decay,
-        schedule="onecycle", epochs=recipe.epochs, steps_per_epoch=steps,
+        groups, recipe.lr, weight_decay=recipe.weight_decay, schedule="onecycle", epochs=recipe.epochs,
+        steps_per_epoch=steps,
     )
     # The cache is rebuilt on resume from the same augment_generator draws, so only the order is saved.
     state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generators": {"order": generator}}
