@@ -47,7 +47,7 @@ from colorseg.segmentation.models import BACKBONES, DEFAULT_BACKBONE, DEFAULT_SO
 from colorseg.segmentation.pipeline import SegmentationConfig
 from colorseg.segmentation.sources import DEFAULT_SOURCES
 from colorseg.segmentation.train import BodyRecipe
-from colorseg.training import Checkpointing
+from colorseg.training import Checkpointing, ResumeError
 
 PARTS = ("colour", "segmentation")
 
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted: nothing from the unfinished part of this run was written; the weights are as they were "
             "before it (or as its finished parts left them). Run the command again to train.")
         return 130
-    except (DataError, WeightsError) as error:
+    except (DataError, WeightsError, ResumeError) as error:
         if args.debug:
             raise
         log(f"error: {error}")

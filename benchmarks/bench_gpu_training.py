@@ -47,7 +47,7 @@ from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation import train as seg_train
 from colorseg.segmentation.augment import apply_augmentation, draw_augmentation
 from colorseg.segmentation.data import SegmentationTensors
-from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, normalize
+from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet
 from colorseg.segmentation.sources import load_data, resolve_sources
 
 
@@ -132,7 +132,7 @@ def bench_segmentation(args, device: torch.device) -> dict[str, float]:
     def prepare(images, masks, index, rows):  # train_body's prepare at full size
         params = {k: v[rows] for k, v in draw_augmentation(len(images), recipe.augmentation, augment_generator).items()}
         photo, target = apply_augmentation(images[rows], masks[rows], params)
-        return normalize(photo).contiguous(memory_format=layout), target
+        return photo.float().contiguous(memory_format=layout), target
 
     runner = torch.compile(net, dynamic=False) if args.compile else net
     seconds = {}

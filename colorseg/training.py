@@ -1,4 +1,11 @@
-"""The one training loop of both halves: ``train_one_epoch``, ``evaluate`` and ``build_optimizer``.
+"""The one training loop of both halves: ``fit`` (epochs), ``train_one_epoch`` (steps), ``evaluate``
+and ``build_optimizer``.
+
+Every training stage (a colour net, the segmentation body, each head) is a :class:`Stage`: its model,
+optimizer, number of epochs, the function that runs one epoch's steps (through ``train_one_epoch``)
+and the one that scores it afterwards. :func:`fit` owns everything else: resuming from a checkpoint,
+DDP wrapping, the progress bar, the history rows, timing, checkpoints and per-epoch hooks (training
+replays).
 
 Data are whole tensors already on the training device; a batch is an index tensor into them
 (shuffled, in order, or a given ``order`` such as a balanced epoch of a mixture). What differs
@@ -23,14 +30,15 @@ Forward and loss run under :func:`colorseg.amp.autocast_for` (bf16 on CUDA, noth
 
 from __future__ import annotations
 
-import sys
-
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from colorseg.amp import autocast_for
 from colorseg.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
@@ -41,6 +49,11 @@ LossFn = Callable[[torch.Tensor, object], "torch.Tensor | tuple[torch.Tensor, to
 MetricFn = Callable[[torch.Tensor, object], dict[str, torch.Tensor]]
 Scheduler = torch.optim.lr_scheduler.LRScheduler
 SINGLE = DistContext()  # one process: every ctx method is a no-op
+log = logging.getLogger(__name__)
+
+
+class ResumeError(RuntimeError):
+    """A stage's checkpoint was made by another recipe, seed or data: it cannot be resumed."""
 
 
 def _take(batch, rows: slice):
@@ -213,8 +226,8 @@ def resume_from(checkpointing: Checkpointing, stage: str, recipe: dict, **state)
     if loaded is None:
         return [], 1
     if loaded.extra.get("recipe") != recipe:
-        raise SystemExit(f"{loaded.path} was made with another recipe; delete it or drop --resume")
-    print(f"{stage}: resuming after epoch {loaded.epoch} from its checkpoint", file=sys.stderr, flush=True)
+        raise ResumeError(f"{loaded.path} was made with another recipe; delete it or drop --resume")
+    log.info("%s: resuming after epoch %d from its checkpoint", stage, loaded.epoch)
     return loaded.extra["history"], loaded.epoch + 1
 
 
@@ -238,3 +251,71 @@ def finish_stage(checkpointing: Checkpointing, stage: str) -> None:
     """Rank 0, once the stage's final weights are written: its checkpoint is no longer needed."""
     if checkpointing.directory is not None:
         remove_checkpoint(checkpointing.directory, stage)
+
+
+# --- the epoch loop ------------------------------------------------------------------------
+
+EpochHook = Callable[[int, dict, nn.Module], None]
+
+
+@dataclass
+class Stage:
+    """One training stage as :func:`fit` runs it; the stage supplies only its step and its scoring.
+
+    ``train_epoch(runner, epoch)`` runs one epoch's steps on ``runner`` (the model, DDP-wrapped when
+    distributed) and returns the row's training figures ({"train_loss": ...}); ``after_epoch(runner,
+    epoch)``, once the ranks' buffers agree, does the epoch's upkeep and scoring and returns its
+    figures (validation metrics, or {} on epochs it does not score). ``key`` is what a checkpoint
+    must have been made with (recipe, seed, data...)."""
+
+    name: str  # checkpoint stage (runs/checkpoints/<name>/) and progress label
+    model: nn.Module  # the plain module: what checkpoints save and hooks see
+    optimizer: torch.optim.Optimizer
+    epochs: int
+    train_epoch: Callable[[nn.Module, int], dict[str, float]]
+    after_epoch: Callable[[nn.Module, int], dict[str, float]] | None = None
+    scheduler: Scheduler | None = None
+    generators: dict[str, torch.Generator] = field(default_factory=dict)
+    key: dict = field(default_factory=dict)
+    # A stage whose weights are written only with later stages' (the segmentation body and heads,
+    # one weight set) keeps its checkpoint after its last epoch, so resuming a later stage does not redo it.
+    keep_last: bool = False
+    sync_batchnorm: bool = False  # SyncBatchNorm under DDP (CUDA only)
+    compile: bool = False  # train and score through torch.compile (the checkpointed module stays plain)
+
+
+def fit(
+    stage: Stage,
+    *,
+    ctx: DistContext = SINGLE,
+    checkpointing: Checkpointing = Checkpointing(),
+    hooks: Sequence[EpochHook] = (),
+) -> list[dict]:
+    """Train ``stage`` for its epochs (from its checkpoint when resuming); returns one history row per
+    epoch: ``{"epoch", **train_epoch's, **after_epoch's, "seconds"}``. After each epoch rank 0 saves
+    a checkpoint, then every ``hook(epoch, row, model)`` runs (hooks must draw no random numbers and
+    leave the model's mode as they found it, so that recording a replay never changes the weights)."""
+    state = {"model": stage.model, "optimizer": stage.optimizer, "scheduler": stage.scheduler,
+             "generators": stage.generators}
+    history, start = resume_from(checkpointing, stage.name, stage.key, **state)
+    runner = ctx.wrap(stage.model, sync_batchnorm=stage.sync_batchnorm and ctx.device.type == "cuda")
+    # torch.compile shares parameters with the plain module: one fixed-shape graph per batch shape.
+    runner = torch.compile(runner, dynamic=False) if stage.compile else runner
+    progress = tqdm(range(start, stage.epochs + 1), desc=stage.name, unit="epoch", disable=not ctx.is_main,
+                    initial=start - 1, total=stage.epochs)
+    for epoch in progress:
+        started = time.perf_counter()
+        row = {"epoch": epoch, **stage.train_epoch(runner, epoch)}
+        ctx.sync_buffers(stage.model)  # rank 0's BatchNorm statistics, before scoring and saving
+        if stage.after_epoch is not None:
+            row.update(stage.after_epoch(runner, epoch))
+        row["seconds"] = time.perf_counter() - started
+        history.append(row)
+        save_progress(checkpointing, stage.name, ctx, epoch, stage.epochs, {"recipe": stage.key, "history": history},
+                      keep_last=stage.keep_last, **state)
+        if ctx.is_main:
+            log.info("%s %s", stage.name, " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                   for k, v in row.items()))
+        for hook in hooks:
+            hook(epoch, row, stage.model)
+    return history

@@ -3,20 +3,18 @@
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from torch import nn
-from tqdm import tqdm
 
 from colorseg.colour.data import load_horses, to_grey
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import NUM_COLOURS, check_palette, fit_palette, label_images, palette_record, same_palette
 from colorseg.colour.report import write_batch_sweep, write_report
-from colorseg.colour.train import ColourRecipe, fit, get_recipe
+from colorseg.colour.train import ColourRecipe, get_recipe, train_colour_net
 from colorseg.colour.training_replay import ColourReplay, replay_stem
 from colorseg.config import RunConfig
 from colorseg.errors import WeightsError
@@ -36,8 +34,7 @@ def default_cifar_dir() -> Path:
     return images if images.is_dir() else data_root() / "cifar10"
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,7 +79,7 @@ def _prepare(config: ColourConfig, device: torch.device) -> dict:
             "validation": f"last {config.holdout} training images" if config.holdout else "test split",
         },
     }
-    log(f"colour data: {data['info']} prepared in {time.perf_counter() - started:.1f}s")
+    logger.info(f"colour data: {data['info']} prepared in {time.perf_counter() - started:.1f}s")
     return data
 
 
@@ -90,23 +87,12 @@ def _train(
     name: str, recipe: ColourRecipe, data: dict, run_config: RunConfig, label: str, teacher=None, compile_model=False,
     replay: ColourReplay | None = None,
 ):
-    ctx = run_config.ctx
-    bar = tqdm(total=recipe.epochs, desc=label, unit="epoch", file=sys.stderr, dynamic_ncols=True, disable=not ctx.is_main)
-
-    def on_epoch(row: dict, model: nn.Module) -> None:
-        if replay is not None:
-            replay(row, model)
-        bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}", acc=f"{row['val_accuracy']:.3f}")
-        bar.update()
-
+    logger.info(label)
     started = time.perf_counter()
-    try:
-        model, history = fit(
-            name, recipe, data["train"], data["val"], run_config.device, len(data["palette"]), on_epoch, teacher,
-            compile_model, ctx, run_config.checkpointing,
-        )
-    finally:
-        bar.close()
+    model, history = train_colour_net(
+        name, recipe, data["train"], data["val"], run_config.device, len(data["palette"]),
+        [replay] if replay is not None else [], teacher, compile_model, run_config.ctx, run_config.checkpointing,
+    )
     return model, history, time.perf_counter() - started
 
 
@@ -120,7 +106,7 @@ def _batch_sweep(config: ColourConfig, run_config: RunConfig, data: dict) -> dic
         )
         histories[f"batch {batch_size}"] = history
         rows.append({"batch_size": batch_size, **_final(history), "seconds": round(seconds, 1)})
-        log(f"batch {batch_size}: {rows[-1]}")
+        logger.info(f"batch {batch_size}: {rows[-1]}")
     if not run_config.ctx.is_main:
         return {}
     report = {
@@ -160,7 +146,7 @@ def _teacher(name: str, trained: dict, weights_dir: Path, palette: torch.Tensor,
     if "palette" not in description or not same_palette(description, palette):
         raise SystemExit(f"{weights_dir / COLOUR_STEMS[name]} was trained with another palette; retrain {name} first "
                          f"(add {name} to --colour-models)")
-    log(f"teacher {name}: {weights_dir / COLOUR_STEMS[name]}.safetensors (trained on {description.get('data')})")
+    logger.info(f"teacher {name}: {weights_dir / COLOUR_STEMS[name]}.safetensors (trained on {description.get('data')})")
     return model, {"architecture": name, "sha256": description.get("sha256"), "data": description.get("data")}
 
 
@@ -211,7 +197,7 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
                 metadata=_net_metadata(recipe, record, teacher_info, data, metrics, history, run_config),
             )
             if ctx.is_main:
-                log(f"{name}: {metrics} (committed with the palette once every net of this run has trained)")
+                logger.info(f"{name}: {metrics} (committed with the palette once every net of this run has trained)")
         if ctx.is_main:
             _warn_left_behind(weights_dir, palette, trained)
     if not ctx.is_main:  # rank 0 writes; the others wait for it
@@ -220,7 +206,7 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
     for name in trained:  # their final weights are in place: the checkpoints are spent
         finish_stage(run_config.checkpointing, f"colour_{recipes[name].name}_{name}")
         replays[name].recorder.save(run_config.report_dir, replay_stem(name))
-    log(f"committed the palette and {', '.join(trained)} to {weights_dir}")
+    logger.info(f"committed the palette and {', '.join(trained)} to {weights_dir}")
     report = write_report(weights_dir, run_config.report_dir, config.recipe)
     ctx.barrier()
     return {f"colour_{config.recipe}": report}
@@ -255,5 +241,5 @@ def _warn_left_behind(weights_dir: Path, palette: torch.Tensor, trained: dict) -
             check_palette(name, read_description(weights_dir, stem), palette)
         except WeightsError:
             if (weights_dir / f"{stem}.json").is_file():
-                log(f"warning: {name} in {weights_dir} was trained with another palette; the app and evaluate "
+                logger.info(f"warning: {name} in {weights_dir} was trained with another palette; the app and evaluate "
                     f"will refuse it until it is retrained (python train_all.py --only colour --colour-models {name})")

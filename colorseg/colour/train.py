@@ -8,9 +8,8 @@ augmentation is a vectorised flip, and nothing is converted per batch in Python.
 from __future__ import annotations
 
 import math
-import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,12 +20,13 @@ from colorseg.registry import create_model
 from colorseg.training import (
     SINGLE,
     Checkpointing,
+    EpochHook,
     LossFn,
     Prepare,
+    Stage,
     build_optimizer,
     evaluate,
-    resume_from,
-    save_progress,
+    fit,
     train_one_epoch,
 )
 
@@ -225,28 +225,28 @@ def build_colour_optimizer(
     )
 
 
-def fit(
+def train_colour_net(
     architecture: str,
     recipe: ColourRecipe,
     train: tuple[torch.Tensor, torch.Tensor],
     val: tuple[torch.Tensor, torch.Tensor],
     device: torch.device,
     num_colours: int,
-    on_epoch: Callable[[dict, nn.Module], None] | None = None,
+    hooks: Sequence[EpochHook] = (),
     teacher: nn.Module | None = None,
     compile_model: bool = False,
     ctx: DistContext = SINGLE,
     checkpointing: Checkpointing = Checkpointing(),
 ) -> tuple[nn.Module, list[dict]]:
-    """Train ``architecture`` from scratch; returns the model and one history row per epoch.
+    """Train ``architecture`` from scratch through :func:`colorseg.training.fit`; returns the model
+    and one history row per epoch (train_loss, val_loss, val_accuracy, seconds).
 
     ``train``/``val`` are (grey float [N,1,H,W], labels int64 [N,H,W]) already on ``device``;
     ``teacher`` is the trained net the recipe's ``teacher`` names, when it names one.
     ``compile_model`` runs training and evaluation through ``torch.compile`` (needs a C++
     compiler on CPU; the first epoch pays for compiling); the returned module is the plain one.
-    ``ctx`` trains data-parallel; ``checkpointing`` saves (rank 0) and resumes stage
-    ``colour_<recipe>_<architecture>``. ``on_epoch(row, model)`` runs after every epoch's
-    checkpoint; it must restore the mode it found and draw no random numbers.
+    The stage is ``colour_<recipe>_<architecture>`` (checkpoints, resume); ``hooks`` run after
+    every epoch (training replays).
     """
     soft_targets = None
     if recipe.teacher is not None:
@@ -260,27 +260,18 @@ def fit(
     model.to(device, memory_format=torch.channels_last)
     generator = torch.Generator(device=device).manual_seed(recipe.seed)
     optimizer, scheduler = build_colour_optimizer(model, recipe, math.ceil(len(train[0]) / recipe.batch_size))
-    stage = f"colour_{recipe.name}_{architecture}"
-    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generators": {"batches": generator}}
-    history, start = resume_from(checkpointing, stage, recipe.to_dict(), **state)
-    # DDP (when distributed) shares parameters with ``model``, as does torch.compile: one
-    # fixed-shape graph per batch shape. Evaluation and saving use the plain ``model``.
-    runner = ctx.wrap(model)
-    runner = torch.compile(runner, dynamic=False) if compile_model else runner
-    for epoch in range(start, recipe.epochs + 1):
-        started = time.perf_counter()
-        train_loss = train_colour_epoch(runner, optimizer, scheduler, *train, recipe, generator, soft_targets, ctx)
-        ctx.sync_buffers(model)  # rank 0's BatchNorm statistics, before scoring and saving
+
+    def train_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
+        return {"train_loss": train_colour_epoch(runner, optimizer, scheduler, *train, recipe, generator, soft_targets, ctx)}
+
+    def after_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
+        # Under DDP the plain module scores (every rank its slice); otherwise the (compiled) runner.
         metrics = evaluate_colour_net(runner if not ctx.distributed else model, *val, ctx=ctx)
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": metrics["loss"],
-            "val_accuracy": metrics["accuracy"],
-            "seconds": time.perf_counter() - started,
-        }
-        history.append(row)
-        save_progress(checkpointing, stage, ctx, epoch, recipe.epochs, {"recipe": recipe.to_dict(), "history": history}, **state)
-        if on_epoch is not None:
-            on_epoch(row, model)  # the plain module (eval mode after scoring; the next epoch sets train)
+        return {"val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"]}
+
+    stage = Stage(
+        f"colour_{recipe.name}_{architecture}", model, optimizer, recipe.epochs, train_epoch, after_epoch,
+        scheduler=scheduler, generators={"batches": generator}, key=recipe.to_dict(), compile=compile_model,
+    )
+    history = fit(stage, ctx=ctx, checkpointing=checkpointing, hooks=hooks)
     return model, history

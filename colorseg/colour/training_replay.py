@@ -35,7 +35,7 @@ class ColourReplay:
         self.recorder = ReplayRecorder("colour", [f"val_{i:04d}" for i in picks.tolist()])
         self.seconds = 0.0
 
-    def __call__(self, row: dict, model: nn.Module) -> None:
+    def __call__(self, epoch: int, row: dict, model: nn.Module) -> None:  # a training.fit hook
         started = time.perf_counter()
         was_training = model.training
         self.models.nets[self.name] = model.eval()
@@ -45,6 +45,6 @@ class ColourReplay:
         finally:
             model.train(was_training)
             self.models.nets.clear()
-        self.recorder.record(row["epoch"], "argmax", np.stack(frames))
-        self.recorder.record_losses(row["epoch"], "metrics", {k: v for k, v in row.items() if k not in ("epoch", "seconds")})
+        self.recorder.record(epoch, "argmax", np.stack(frames))
+        self.recorder.record_losses(epoch, "metrics", {k: v for k, v in row.items() if k not in ("epoch", "seconds")})
         self.seconds += time.perf_counter() - started

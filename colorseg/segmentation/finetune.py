@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from colorseg.distributed import DistContext
 from colorseg.segmentation import losses as seg_losses
@@ -30,11 +29,11 @@ from colorseg.segmentation.train import BODY_STAGE, segmentation_metrics
 from colorseg.training import (
     SINGLE,
     Checkpointing,
+    Stage,
     batches,
     build_optimizer,
     evaluate,
-    resume_from,
-    save_progress,
+    fit,
     train_one_epoch,
 )
 
@@ -174,27 +173,29 @@ def fine_tune_body(
         groups, recipe.lr, weight_decay=recipe.weight_decay, schedule="onecycle", epochs=recipe.epochs,
         steps_per_epoch=steps,
     )
-    # The cache is rebuilt on resume from the same augment_generator draws, so only the order is saved.
-    state = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "generators": {"order": generator}}
-    key = {"body": recipe.to_dict(), **(identity or {})}
-    history, first = resume_from(checkpointing, BODY_STAGE, key, **state)
     ids = torch.arange(len(cache.masks), device=cache.masks.device)
-    runner = ctx.wrap(model)
-    progress = tqdm(range(first, recipe.epochs + 1), desc="seg body (fine-tune)", unit="epoch", disable=not ctx.is_main)
-    for epoch in progress:
-        row = {"epoch": epoch, "train_loss": train_one_epoch(
+
+    def train_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
+        return {"train_loss": train_one_epoch(
             runner, optimizer, loss_fn, ids, cache.masks, batch_size=recipe.batch_size, scheduler=scheduler,
             order=_epoch_order(train, recipe, generator), prepare=cache.gather, ctx=ctx, min_batch=2,
         )}
-        if epoch % recipe.eval_every == 0 or epoch == recipe.epochs:
-            ctx.sync_buffers(model)
-            for name, part in val_caches.items():
-                sums = evaluate(model, segmentation_metrics(loss_fn), torch.arange(len(part.masks)), part.masks,
-                                batch_size=recipe.batch_size, prepare=part.gather, ctx=ctx)
-                row.update({f"val_{name}_{metric}": value.item() / part.count for metric, value in sums.items()})
-        history.append(row)
-        progress.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        save_progress(checkpointing, BODY_STAGE, ctx, epoch, recipe.epochs, {"recipe": key, "history": history},
-                      keep_last=True, **state)
+
+    def after_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
+        if epoch % recipe.eval_every and epoch != recipe.epochs:
+            return {}
+        row = {}
+        for name, part in val_caches.items():
+            sums = evaluate(model, segmentation_metrics(loss_fn), torch.arange(len(part.masks)), part.masks,
+                            batch_size=recipe.batch_size, prepare=part.gather, ctx=ctx)
+            row.update({f"val_{name}_{metric}": value.item() / part.count for metric, value in sums.items()})
+        return row
+
+    # The cache is rebuilt on resume from the same augment_generator draws: only the order is saved.
+    stage = Stage(
+        BODY_STAGE, model, optimizer, recipe.epochs, train_epoch, after_epoch, scheduler=scheduler,
+        generators={"order": generator}, key={"body": recipe.to_dict(), **(identity or {})}, keep_last=True,
+    )
+    history = fit(stage, ctx=ctx, checkpointing=checkpointing)
     body.requires_grad_(False)
     return history

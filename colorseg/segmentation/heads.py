@@ -5,7 +5,7 @@ features. ``train_head`` is one head's loop, ``train_heads`` the stage that trai
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,10 +24,11 @@ from colorseg.segmentation.training_replay import TaskReplays
 from colorseg.training import (
     SINGLE,
     Checkpointing,
+    EpochHook,
+    Stage,
     batches,
     build_optimizer,
-    resume_from,
-    save_progress,
+    fit,
     train_one_epoch,
 )
 
@@ -88,15 +89,13 @@ def train_head(
     checkpointing: Checkpointing = Checkpointing(),
     stage: str | None = None,
     identity: dict | None = None,
-    on_epoch: Callable[[int, nn.Module], None] | None = None,
+    hooks: Sequence[EpochHook] = (),
 ) -> tuple[nn.Conv2d, list[dict[str, float]]]:
-    """Train a fresh ``Conv2d(256, 2, 1)`` with ``loss_name`` on cached features.
-
-    Same loop as the body: data-parallel under torchrun (each rank its slice of every
-    global batch; no BatchNorm, so the step is the single-process one), resumable as
-    ``stage`` (a checkpoint is a few kB, saved after every epoch and kept after the last
-    until the weight set is written). ``on_epoch(epoch, head)`` (e.g. a training replay)
-    is called after every epoch with the head in eval mode; it must draw no random numbers.
+    """Train a fresh ``Conv2d(256, 2, 1)`` with ``loss_name`` on cached features, through
+    :func:`colorseg.training.fit`: data-parallel under torchrun (each rank its slice of every
+    global batch; no BatchNorm, so the step is the single-process one), resumable as ``stage``
+    (a checkpoint is a few kB, kept after the last epoch until the weight set is written; no
+    ``stage``: no checkpoints). ``hooks`` (e.g. a training replay) get the :class:`CachedHead`.
     """
     loss_fn = seg_losses.LOSSES[loss_name]
     # The head's initial weights come from the seed of ``generator`` alone, not from whatever
@@ -107,24 +106,25 @@ def train_head(
         head = DeepLabV3Head().to(train_features.device)
     model = CachedHead(head, tuple(train_masks.shape[-2:]))
     optimizer, _ = build_optimizer(head.parameters(), recipe.lr)  # the assignment's Adam
-    state = {"model": head, "optimizer": optimizer, "generators": {"batches": generator}}
-    key = {"head": recipe.to_dict(), "loss": loss_name, **(identity or {})}
-    history, start = resume_from(checkpointing, stage, key, **state) if stage else ([], 1)
-    runner = ctx.wrap(model)
-    for epoch in range(start, recipe.epochs + 1):
-        row = {"epoch": epoch, "train_loss": train_one_epoch(
-            runner, optimizer, loss_fn, train_features, train_masks, batch_size=recipe.batch_size, generator=generator,
-            ctx=ctx,
+
+    def train_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
+        return {"train_loss": train_one_epoch(
+            runner, optimizer, loss_fn, train_features, train_masks, batch_size=recipe.batch_size,
+            generator=generator, ctx=ctx,
         )}
-        if val_features is not None:
-            metrics = evaluate_segmentation(model, loss_fn, val_features, val_masks, batch_size=recipe.batch_size, ctx=ctx)
-            row.update({f"val_{name}": value for name, value in metrics.items()})
-        history.append(row)
-        if stage:
-            save_progress(checkpointing, stage, ctx, epoch, recipe.epochs, {"recipe": key, "history": history}, keep_last=True,
-                          **state)
-        if on_epoch is not None:
-            on_epoch(epoch, head.eval())
+
+    def after_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
+        if val_features is None:
+            return {}
+        metrics = evaluate_segmentation(model, loss_fn, val_features, val_masks, batch_size=recipe.batch_size, ctx=ctx)
+        return {f"val_{name}": value for name, value in metrics.items()}
+
+    trained = Stage(
+        stage or f"seg_head_{loss_name}", model, optimizer, recipe.epochs, train_epoch, after_epoch,
+        generators={"batches": generator}, key={"head": recipe.to_dict(), "loss": loss_name, **(identity or {})},
+        keep_last=True,
+    )
+    history = fit(trained, ctx=ctx, checkpointing=checkpointing if stage else Checkpointing(), hooks=hooks)
     return head.eval(), history
 
 
@@ -159,7 +159,7 @@ def train_heads(
                 heads[task][loss], histories[f"{task}/{loss}"] = train_head(
                     loss, train_features[index], data.train.masks[index], val_x, val_y, recipe,
                     generator=torch.Generator().manual_seed(seed), ctx=ctx, checkpointing=checkpointing,
-                    stage=head_stage(task, loss), identity=identity, on_epoch=replays.on_epoch(task, loss),
+                    stage=head_stage(task, loss), identity=identity, hooks=replays.hooks(task, loss),
                 )
             replays.record_history(task, loss, histories[f"{task}/{loss}"])
     return heads, histories, replays

@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from colorseg.distributed import DistContext
 from colorseg.segmentation import losses as seg_losses
@@ -27,12 +26,12 @@ from colorseg.training import (
     LossFn,
     MetricFn,
     Prepare,
+    Stage,
     batches,
     build_optimizer,
     evaluate,
+    fit,
     identity,
-    resume_from,
-    save_progress,
     train_one_epoch,
 )
 
@@ -199,23 +198,6 @@ def _augmenting_prepare(recipe: BodyRecipe, augment_generator: torch.Generator, 
     return prepare
 
 
-def _end_of_epoch(
-    net: SegmentationNet, epoch: int, recipe: BodyRecipe, bn_images: torch.Tensor, loss_fn: LossFn,
-    val: dict[str, SegmentationTensors] | None, ctx: DistContext,
-) -> dict[str, float]:
-    """After an epoch's steps: BatchNorm statistics shared (and recomputed when scoring or
-    done); the validation metrics of every source every ``eval_every`` epochs and at the end."""
-    ctx.sync_buffers(net)  # rank 0's BatchNorm statistics (no-op in one process)
-    last = epoch == recipe.epochs
-    if last or (val and epoch % recipe.eval_every == 0):
-        # Every rank, the same images, the plain module: identical statistics everywhere.
-        recompute_bn_statistics(net.body, bn_images, recipe.batch_size)
-        ctx.sync_buffers(net)
-    if val and (epoch % recipe.eval_every == 0 or last):
-        return evaluate_by_source(net, loss_fn, val, recipe.batch_size, ctx)
-    return {}
-
-
 def train_body(
     net: SegmentationNet,
     train: SegmentationTensors,
@@ -227,14 +209,11 @@ def train_body(
     checkpointing: Checkpointing = Checkpointing(),
     identity: dict | None = None,
 ) -> list[dict[str, float]]:
-    """Train body and head together on a (mixture) training set; leaves BatchNorm statistics
-    recomputed. Returns the per-epoch history (train loss; validation metrics of every
-    source every ``eval_every`` epochs).
-
-    Resumable (stage ``seg_body``): after every epoch rank 0 saves model, optimizer,
-    scheduler, the order and augmentation generators and torch's global RNG (the ASPP's
-    dropout), also after the last epoch (the body's weights are written only with the
-    heads'). ``identity`` (recipe, seed, data ...) must match for a checkpoint to be used.
+    """Train body and head together from scratch on a (mixture) training set, through
+    :func:`colorseg.training.fit` (stage ``seg_body``, kept after its last epoch: the body's
+    weights are written only with the heads'); leaves BatchNorm statistics recomputed. Returns
+    the per-epoch history (train loss; every source's validation metrics every ``eval_every``
+    epochs and after the last).
 
     Data-parallel under torchrun: every rank draws the same balanced epoch and the same
     augmentation parameters for each global batch and resamples only its slice of it.
@@ -249,23 +228,28 @@ def train_body(
     small_epochs = round(recipe.small_fraction * recipe.epochs)
     # channels_last runs this network's convolutions about 20 % faster on CPU.
     net.to(memory_format=torch.channels_last)
-    state = {"model": net, "optimizer": optimizer, "scheduler": scheduler,
-             "generators": {"order": generator, "augment": augment_generator}}
-    key = {"body": recipe.to_dict(), **(identity or {})}  # what a checkpoint must have been made with
-    history, start = resume_from(checkpointing, BODY_STAGE, key, **state)
-    runner = ctx.wrap(net, sync_batchnorm=ctx.device.type == "cuda")
-    progress = tqdm(range(start, recipe.epochs + 1), desc="seg body", unit="epoch", disable=not ctx.is_main)
-    for epoch in progress:
+
+    def train_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
         size = min(recipe.small_size, full_size) if epoch <= small_epochs else full_size
-        row = {"epoch": epoch, "size": size, "train_loss": train_one_epoch(
+        return {"size": size, "train_loss": train_one_epoch(
             runner, optimizer, loss_fn, train.images, train.masks, batch_size=recipe.batch_size,
             generator=generator, prepare=_augmenting_prepare(recipe, augment_generator, size), scheduler=scheduler,
             order=epoch_order(train, recipe, generator), ctx=ctx, sharded_prepare=True, min_batch=2,
         )}
-        row.update(_end_of_epoch(net, epoch, recipe, bn_images, loss_fn, val, ctx))
-        history.append(row)
-        save_progress(checkpointing, BODY_STAGE, ctx, epoch, recipe.epochs, {"recipe": key, "history": history}, keep_last=True,
-                      **state)
-        progress.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-    # A run resumed after the last epoch restored the recomputed statistics with the rest.
-    return history
+
+    def after_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
+        # BatchNorm statistics recomputed when scoring and after the last epoch (every rank, the
+        # same images, the plain module: identical statistics everywhere); then the scores.
+        last, scored = epoch == recipe.epochs, bool(val) and epoch % recipe.eval_every == 0
+        if last or scored:
+            recompute_bn_statistics(net.body, bn_images, recipe.batch_size)
+            ctx.sync_buffers(net)
+        return evaluate_by_source(net, loss_fn, val, recipe.batch_size, ctx) if val and (last or scored) else {}
+
+    # A resumed run after the last epoch restored the recomputed statistics with the rest.
+    stage = Stage(
+        BODY_STAGE, net, optimizer, recipe.epochs, train_epoch, after_epoch, scheduler=scheduler,
+        generators={"order": generator, "augment": augment_generator},
+        key={"body": recipe.to_dict(), **(identity or {})}, keep_last=True, sync_batchnorm=True,
+    )
+    return fit(stage, ctx=ctx, checkpointing=checkpointing)

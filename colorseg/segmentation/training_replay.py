@@ -61,20 +61,20 @@ class TaskReplays:
         recorder.record(0, "truth", self.truth.cpu().numpy())
         self.seconds[task] = 0.0
 
-    def on_epoch(self, task: str, loss: str) -> Callable[[int, torch.nn.Module], None] | None:
-        """``train_head``'s ``on_epoch`` for one head (None when nothing is recorded)."""
+    def hooks(self, task: str, loss: str) -> list[Callable[[int, dict, torch.nn.Module], None]]:
+        """``train_head``'s hooks for one head (none when nothing is recorded)."""
         recorder = self.recorders.get(task)
         if recorder is None:
-            return None
+            return []
 
-        def record(epoch: int, head: torch.nn.Module) -> None:
+        def record(epoch: int, row: dict, cached_head: torch.nn.Module) -> None:
             started = time.perf_counter()
             with torch.inference_mode():
-                masks = seg_losses.predicted_masks(head_logits(head, self.features, self.size))
+                masks = seg_losses.predicted_masks(head_logits(cached_head.head, self.features, self.size))
             recorder.record(epoch, loss, masks.cpu().numpy())
             self.seconds[task] += time.perf_counter() - started
 
-        return record
+        return [record]
 
     def record_history(self, task: str, loss: str, history: list[dict]) -> None:
         """A trained head's per-epoch losses and metrics."""

@@ -150,7 +150,7 @@ def test_a_run_that_stops_early_writes_no_palette(trained, image_folder_dump, mo
     stopped after its first net left the committed nets reading the wrong colours."""
     weights, reports = trained
     before = _snapshot(weights)
-    real_fit, calls = colour_pipeline.fit, []
+    real_fit, calls = colour_pipeline.train_colour_net, []
 
     def fit_then_interrupt(*args, **kwargs):
         calls.append(args[0])
@@ -158,7 +158,7 @@ def test_a_run_that_stops_early_writes_no_palette(trained, image_folder_dump, mo
             raise KeyboardInterrupt
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(colour_pipeline, "fit", fit_then_interrupt)
+    monkeypatch.setattr(colour_pipeline, "train_colour_net", fit_then_interrupt)
     code = train_all.main(_argv(image_folder_dump, weights, reports, "--holdout", "10"))
     assert code == 130 and "interrupted" in capsys.readouterr().err
     assert _snapshot(weights) == before, "nothing of the unfinished run may land"
@@ -259,7 +259,7 @@ def test_train_all_ctrl_c_exits_130_and_debug_shows_the_traceback(tmp_path, imag
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(colour_pipeline, "fit", interrupted)
+    monkeypatch.setattr(colour_pipeline, "train_colour_net", interrupted)
     assert train_all.main(_argv(image_folder_dump, tmp_path / "w", tmp_path / "r")) == 130
     assert "interrupted" in _one_line_error(capsys.readouterr().err)
     with pytest.raises(KeyboardInterrupt):

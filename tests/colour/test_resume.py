@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from colorseg.colour.train import fit, get_recipe
-from colorseg.training import Checkpointing
+from colorseg.colour.train import train_colour_net, get_recipe
+from colorseg.training import Checkpointing, ResumeError
 
 
 class Stop(Exception):
@@ -22,16 +22,16 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     train, val = _data()
     recipe = get_recipe("default", "UNet", epochs=3, batch_size=10, num_filters=4)
     cpu = torch.device("cpu")
-    whole, history = fit("UNet", recipe, train, val, cpu, 24)
+    whole, history = train_colour_net("UNet", recipe, train, val, cpu, 24)
 
-    def stop_after_two(row, model):
+    def stop_after_two(epoch, row, model):
         if row["epoch"] == 2:
             raise Stop
 
     with pytest.raises(Stop):
-        fit("UNet", recipe, train, val, cpu, 24, on_epoch=stop_after_two, checkpointing=Checkpointing(tmp_path))
+        train_colour_net("UNet", recipe, train, val, cpu, 24, hooks=[stop_after_two], checkpointing=Checkpointing(tmp_path))
     assert (tmp_path / "colour_default_UNet").is_dir()
-    resumed, resumed_history = fit("UNet", recipe, train, val, cpu, 24, checkpointing=Checkpointing(tmp_path, resume=True))
+    resumed, resumed_history = train_colour_net("UNet", recipe, train, val, cpu, 24, checkpointing=Checkpointing(tmp_path, resume=True))
 
     assert [row["epoch"] for row in resumed_history] == [1, 2, 3]
     assert [row["val_loss"] for row in resumed_history] == [row["val_loss"] for row in history]
@@ -43,11 +43,11 @@ def test_another_recipe_refuses_the_checkpoint(tmp_path):
     train, val = _data()
     recipe = get_recipe("default", "UNet", epochs=2, batch_size=10, num_filters=4)
 
-    def stop(row, model):
+    def stop(epoch, row, model):
         raise Stop
 
     with pytest.raises(Stop):
-        fit("UNet", recipe, train, val, torch.device("cpu"), 24, on_epoch=stop, checkpointing=Checkpointing(tmp_path))
+        train_colour_net("UNet", recipe, train, val, torch.device("cpu"), 24, hooks=[stop], checkpointing=Checkpointing(tmp_path))
     other = get_recipe("default", "UNet", epochs=2, batch_size=20, num_filters=4)
-    with pytest.raises(SystemExit, match="another recipe"):
-        fit("UNet", other, train, val, torch.device("cpu"), 24, checkpointing=Checkpointing(tmp_path, resume=True))
+    with pytest.raises(ResumeError, match="another recipe"):
+        train_colour_net("UNet", other, train, val, torch.device("cpu"), 24, checkpointing=Checkpointing(tmp_path, resume=True))

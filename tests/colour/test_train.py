@@ -10,7 +10,7 @@ from colorseg.colour.train import (
     colour_loss,
     distillation_loss,
     evaluate_colour_net,
-    fit,
+    train_colour_net,
     get_recipe,
     teacher_targets,
 )
@@ -38,10 +38,10 @@ def test_short_training_lowers_the_loss_and_repeats(recipe_name):
     palette = fit_palette(torch.from_numpy(synthetic_horses(16, 0)).permute(0, 3, 1, 2), num_colours=8)
     train, val = tiny_data(64, 0, palette), tiny_data(16, 1, palette)
     recipe = get_recipe(recipe_name, epochs=12, batch_size=16, num_filters=8)
-    model, history = fit("ConvTransposeNet", recipe, train, val, torch.device("cpu"), num_colours=8)
+    model, history = train_colour_net("ConvTransposeNet", recipe, train, val, torch.device("cpu"), num_colours=8)
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert history[-1]["val_loss"] < history[0]["val_loss"]
-    _, again = fit("ConvTransposeNet", recipe, train, val, torch.device("cpu"), num_colours=8)
+    _, again = train_colour_net("ConvTransposeNet", recipe, train, val, torch.device("cpu"), num_colours=8)
     assert [row["val_loss"] for row in again] == [row["val_loss"] for row in history]
 
 
@@ -114,7 +114,7 @@ def test_distillation_pulls_the_student_towards_the_teacher():
 
     def distance_to_teacher(weight):
         recipe = get_recipe("default", epochs=6, batch_size=16, num_filters=4, teacher="UNet", distill_weight=weight)
-        student, history = fit("ConvTransposeNet", recipe, train, val, torch.device("cpu"), num_colours=6, teacher=teacher)
+        student, history = train_colour_net("ConvTransposeNet", recipe, train, val, torch.device("cpu"), num_colours=6, teacher=teacher)
         student.eval()
         with torch.no_grad():
             target = teacher(val[0]).softmax(1)
@@ -131,4 +131,4 @@ def test_a_distilled_recipe_needs_its_teacher():
     data = tiny_data(8, 0, palette)
     recipe = get_recipe("default", epochs=1, num_filters=4, teacher="UNet", distill_weight=0.5)
     with pytest.raises(ValueError, match="teacher"):
-        fit("PoolUpsampleNet", recipe, data, data, torch.device("cpu"), num_colours=4)
+        train_colour_net("PoolUpsampleNet", recipe, data, data, torch.device("cpu"), num_colours=4)

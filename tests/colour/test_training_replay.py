@@ -8,7 +8,7 @@ import torch
 
 import train_all
 from colorseg.colour.models import COLOUR_MODEL_NAMES
-from colorseg.colour.train import fit, get_recipe
+from colorseg.colour.train import train_colour_net, get_recipe
 from colorseg.colour.training_replay import REPLAY_IMAGES, ColourReplay, replay_stem
 from colorseg.replay import load_replay
 
@@ -38,9 +38,9 @@ def test_recording_a_replay_leaves_training_unchanged(image_folder_dump):
     palette = torch.rand(24, 3, generator=generator)
     recipe = get_recipe("default", "UNet", epochs=2, batch_size=10, num_filters=4)
     cpu = torch.device("cpu")
-    plain, _ = fit("UNet", recipe, (grey, labels), (grey[:10], labels[:10]), cpu, 24)
+    plain, _ = train_colour_net("UNet", recipe, (grey, labels), (grey[:10], labels[:10]), cpu, 24)
     replay = ColourReplay("UNet", grey[:10], palette, cpu)
-    recorded, _ = fit("UNet", recipe, (grey, labels), (grey[:10], labels[:10]), cpu, 24, on_epoch=replay)
+    recorded, _ = train_colour_net("UNet", recipe, (grey, labels), (grey[:10], labels[:10]), cpu, 24, hooks=[replay])
     assert replay.recorder.frames["argmax"].keys() == {1, 2}
     for key, value in plain.state_dict().items():
         assert torch.equal(value, recorded.state_dict()[key]), key

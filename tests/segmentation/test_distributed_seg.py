@@ -38,7 +38,8 @@ needs_gloo = pytest.mark.skipif(
 
 def _argv(sources, out) -> list[str]:
     return [
-        "--only", "segmentation", "--seg-data", *sources, "--seg-image-size", "32", "--seg-epochs", "2",
+        "--only", "segmentation", "--seg-source", "scratch", "--seg-data", *sources, "--seg-image-size", "32",
+        "--seg-epochs", "2",
         "--seg-samples-per-source", "8",
         "--seg-source-samples", "none", "--seg-batch-size", "8", "--seg-eval-every", "1", "--seg-threads", "1",
         "--seg-head-recipe", "assignment", "--device", "cpu",

@@ -1,28 +1,38 @@
 """Segmentation training through train_all.py resumes to exactly the uninterrupted run:
 interrupted after the body's first epoch (or a head's), ``--resume`` gives bitwise the same
-body and heads; checkpoints live in --checkpoint-dir and are gone once the weights are written."""
+body and heads, for the fine-tuned ImageNet body and the scratch one; checkpoints live in
+--checkpoint-dir and are gone once the weights are written."""
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from seg_fixtures import make_flower_labels, make_weizmann
+from seg_fixtures import fake_imagenet_weights, make_flower_labels, make_weizmann
 
 import train_all
+from colorseg import training
 from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import train as seg_train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory):
+@pytest.fixture(scope="module", autouse=True)
+def imagenet_package(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        fake_imagenet_weights(tmp_path_factory.mktemp("package"), monkeypatch)
+        yield
+
+
+@pytest.fixture(scope="module", params=["imagenet", "scratch"])
+def sources(request, tmp_path_factory):
     root = tmp_path_factory.mktemp("seg_sources")
-    return [f"flowers={make_flower_labels(root / 'flowers')}", f"horses={make_weizmann(root / 'horses')}"]
+    folders = [f"flowers={make_flower_labels(root / 'flowers')}", f"horses={make_weizmann(root / 'horses')}"]
+    return ["--seg-source", request.param, "--seg-data", *folders]
 
 
 def _train(sources, out, *extra) -> int:
     return train_all.main([
-        "--only", "segmentation", "--seg-data", *sources, "--seg-image-size", "32", "--seg-epochs", "3",
+        "--only", "segmentation", *sources, "--seg-image-size", "32", "--seg-epochs", "3", "--seg-views", "3",
         "--seg-samples-per-source", "4",
         "--seg-source-samples", "none", "--seg-batch-size", "4", "--seg-eval-every", "2", "--seg-threads", "1",
         "--seg-head-recipe", "assignment",
@@ -39,9 +49,8 @@ def uninterrupted(sources, tmp_path_factory):
 
 
 def _stop_saving(monkeypatch, save_then_stop) -> None:
-    """Body and heads each save their checkpoints through their own module's save_progress."""
-    for module in (seg_train, seg_heads):
-        monkeypatch.setattr(module, "save_progress", save_then_stop)
+    """Every stage saves its checkpoints through training.fit's save_progress."""
+    monkeypatch.setattr(training, "save_progress", save_then_stop)
 
 
 def _weights(folder):
@@ -50,7 +59,7 @@ def _weights(folder):
 
 @pytest.mark.parametrize("stop_stage", [seg_train.BODY_STAGE, seg_heads.head_stage("flowers", "soft_iou")])
 def test_interrupted_then_resumed_equals_uninterrupted(sources, uninterrupted, stop_stage, tmp_path, monkeypatch):
-    saved = seg_train.save_progress
+    saved = training.save_progress
 
     def save_then_stop(checkpointing, stage, ctx, epoch, *args, **kwargs):
         saved(checkpointing, stage, ctx, epoch, *args, **kwargs)
@@ -73,7 +82,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(sources, uninterrupted, s
 
 
 def test_a_checkpoint_of_another_recipe_is_refused(sources, tmp_path, monkeypatch):
-    saved = seg_train.save_progress
+    saved = training.save_progress
 
     def save_then_stop(checkpointing, stage, ctx, epoch, *args, **kwargs):
         saved(checkpointing, stage, ctx, epoch, *args, **kwargs)

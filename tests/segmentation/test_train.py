@@ -105,7 +105,9 @@ def test_train_one_epoch_and_evaluate_on_cached_features():
     recipe = seg_heads.HeadRecipe(epochs=15, lr=0.05, batch_size=4)
     head, history = seg_heads.train_head("cross_entropy", features, masks, features, masks, recipe, generator)
     assert [row["epoch"] for row in history] == list(range(1, 16))
-    assert set(history[-1]) == {"epoch", "train_loss", "val_loss", "val_iou", "val_miou_thresholded", "val_pixel_accuracy"}
+    assert set(history[-1]) == {
+        "epoch", "train_loss", "val_loss", "val_iou", "val_miou_thresholded", "val_pixel_accuracy", "seconds"
+    }
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert history[-1]["val_pixel_accuracy"] > 0.9
     assert not head.training

@@ -16,7 +16,8 @@ def test_a_segmentation_run_writes_a_replay_per_task(tmp_path):
     sources = [f"flowers={make_flower_labels(tmp_path / 'flowers')}", f"horses={make_weizmann(tmp_path / 'horses')}"]
     reports = tmp_path / "reports"
     assert train_all.main([
-        "--only", "segmentation", "--seg-data", *sources, "--seg-image-size", "32", "--seg-epochs", "1",
+        "--only", "segmentation", "--seg-source", "scratch", "--seg-data", *sources, "--seg-image-size", "32",
+        "--seg-epochs", "1",
         "--seg-samples-per-source", "4",
         "--seg-source-samples", "none", "--seg-batch-size", "4", "--seg-threads", "1",
         "--seg-head-recipe", "assignment",
