@@ -10,6 +10,7 @@ Environment (all optional):
     COLORSEG_DEVICE          cpu, cuda, ... (default: cuda when present)
     COLORSEG_CONCURRENCY     inference requests run at once (default 2)
     COLORSEG_TORCH_THREADS   torch threads per request (default 1)
+    COLORSEG_PICTURE_STORE_BYTES  result pictures kept on disk, at most (default 2000000000); oldest go first
 
 This file only assembles the app (colorseg/app/: a module per tab) and stays at the
 repository's root, where a Hugging Face Space looks for it. ``demo`` is built at import

@@ -18,3 +18,7 @@ TORCH_THREADS = int(os.environ.get("COLORSEG_TORCH_THREADS", "1"))
 QUEUE_SIZE = 64  # requests waiting beyond this are refused at once ("queue full") instead of timing out
 # Every endpoint that runs a net shares one pool of CONCURRENCY workers: they compete for the same cores.
 INFERENCE = {"concurrency_limit": CONCURRENCY, "concurrency_id": "inference"}
+# Result pictures kept on disk at most, in bytes (COLORSEG_PICTURE_STORE_BYTES): beyond it the oldest
+# go first. 2 GB holds several minutes of a busy Space's results (12-30 GB an hour at full resolution)
+# and fits the smallest Space disks with room to spare.
+PICTURE_STORE_BYTES = int(os.environ.get("COLORSEG_PICTURE_STORE_BYTES", str(2 * 10**9)))

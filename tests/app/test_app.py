@@ -217,6 +217,41 @@ def test_picture_store_deletes_old_pictures(tmp_path):
     assert not os.path.exists(os.path.dirname(old_named)), "a named picture goes with its folder"
 
 
+def test_picture_store_keeps_to_its_byte_cap_oldest_first_never_the_last_minute(tmp_path):
+    store = PictureStore(tmp_path / "pictures", sweep_every_s=3600, max_bytes=2500, min_age_s=60)
+    now = time.time()
+    written = []
+    for age in (600, 500, 400, 30, 10):  # seconds old; each file 1000 bytes
+        path = store.directory / f"{age}.jpg" if age != 400 else store.directory / "x" / "cutout.png"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"\0" * 1000)
+        os.utime(path, (now - age, now - age))
+        written.append(path)
+    os.utime(written[2].parent, (now - 400, now - 400))
+    assert store.sweep(now) == 3, "5000 bytes against 2500: the three oldest go"
+    assert [p.exists() for p in written] == [False, False, False, True, True]
+    assert not written[2].parent.exists(), "a named picture's folder goes with it"
+    # Younger than a minute: kept even above the cap (a browser may still be downloading them).
+    store.max_bytes = 0
+    assert store.sweep(now) == 0 and written[3].exists() and written[4].exists()
+    assert store.sweep(now + 61) == 2
+
+
+def test_picture_store_byte_cap_is_set_by_the_environment(monkeypatch, tmp_path):
+    import importlib
+
+    from colorseg.app import settings
+
+    monkeypatch.setenv("COLORSEG_PICTURE_STORE_BYTES", "12345")
+    try:
+        importlib.reload(settings)
+        assert PictureStore(tmp_path / "a").max_bytes == 12345
+    finally:
+        monkeypatch.delenv("COLORSEG_PICTURE_STORE_BYTES")
+        importlib.reload(settings)
+    assert PictureStore(tmp_path / "b").max_bytes == 2 * 10**9
+
+
 def test_handlers_refuse_paths_outside_uploads_with_one_message(context, tmp_path):
     # The app's own rule: gradio's upload folder and the examples its tabs list.
     strict = Context(context.models, context.store, READABLE)
