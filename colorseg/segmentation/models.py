@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import segmentation as tv_seg
 
-from colorseg.registry import register_model
+from colorseg.registry import SEG_BODY, SEG_HEAD, register_model
 
 # Position of the final 1x1 conv inside torchvision's DeepLabHead (the layer Part D replaces).
 HEAD_INDEX = 4
@@ -120,7 +120,7 @@ def _use_atrous_convs(module: nn.Module) -> None:
             _use_atrous_convs(child)
 
 
-@register_model
+@register_model({"backbone": tuple(BACKBONES)}, kind=SEG_BODY)
 class DeepLabV3Body(nn.Module):
     """DeepLabV3 without ``classifier[HEAD_INDEX]``: images -> 256-channel features.
 
@@ -140,7 +140,8 @@ class DeepLabV3Body(nn.Module):
         return self.classifier(self.backbone(images)["out"])
 
 
-@register_model
+# The segmenter reads exactly two classes from a head over the body's 256 feature channels.
+@register_model({"in_channels": (FEATURE_CHANNELS,), "num_classes": (NUM_CLASSES,)}, kind=SEG_HEAD)
 def DeepLabV3Head(in_channels: int = FEATURE_CHANNELS, num_classes: int = NUM_CLASSES) -> nn.Conv2d:
     """The replacement for ``classifier[HEAD_INDEX]``: a fresh 1x1 conv."""
     return nn.Conv2d(in_channels, num_classes, kernel_size=1)

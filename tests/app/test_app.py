@@ -93,6 +93,41 @@ def test_damaged_weights_disable_only_what_they_affect(tmp_path):
     assert models.colour is None and "palette" in models.colour_problem and "damaged" in models.colour_problem
 
 
+def _edit_description(path, **values):
+    import json
+
+    description = json.loads(path.read_text())
+    for key, value in values.items():
+        target = description["constructor"] if key in ("kernel", "num_filters") else description
+        target[key] = value
+    path.write_text(json.dumps(description))
+
+
+def test_hand_edited_weight_descriptions_make_the_tab_say_the_weights_are_unusable(tmp_path):
+    make_all_weights(tmp_path)
+    _edit_description(tmp_path / f"{COLOUR_STEMS['UNet']}.json", kernel=-1)
+    models = fake_models(tmp_path)
+    assert list(models.colour.nets) == ["PoolUpsampleNet", "ConvTransposeNet"]
+    markdown = markdown_of(build_demo(models=models))
+    assert "Some networks are unavailable" in markdown and "kernel=-1 is not allowed" in markdown
+    for name in ("PoolUpsampleNet", "ConvTransposeNet"):
+        _edit_description(tmp_path / f"{COLOUR_STEMS[name]}.json", num_filters=100_000)
+    markdown = markdown_of(build_demo(models=fake_models(tmp_path)))
+    assert "Colourization is unavailable" in markdown and "num_filters=100000 is not allowed" in markdown
+
+
+def test_a_hand_edited_segmentation_working_size_makes_the_tab_say_so(tmp_path):
+    from test_app_support import make_segmentation_weights
+
+    from colorseg.weights_io import SEG_BODY_STEM
+
+    make_segmentation_weights(make_colour_weights(tmp_path), tasks=("objects",))
+    _edit_description(tmp_path / f"{SEG_BODY_STEM}.json", working_size=20000)
+    models = load_models(tmp_path, "cpu")  # the real segmenter loader
+    assert models.segmenter is None and "working_size=20000 is not allowed" in models.segment_problem
+    assert "Segmentation is unavailable" in markdown_of(build_demo(models=models))
+
+
 def test_segmenter_that_crashes_does_not_stop_the_app(tmp_path):
     def load_segmenter(weights_dir, device="cpu"):
         raise RuntimeError("CUDA out of memory")
