@@ -287,6 +287,22 @@ def test_picture_store_byte_cap_is_set_by_the_environment(monkeypatch, tmp_path)
     assert PictureStore(tmp_path / "b").max_bytes == 2 * 10**9
 
 
+def test_the_app_keeps_its_files_in_its_own_temp_folder(context, tmp_path, monkeypatch):
+    """Not gradio's <temp>/gradio, shared by every gradio app on the machine (this app's file route
+    and readable files would cover theirs); a GRADIO_TEMP_DIR the user set is kept."""
+    import tempfile
+
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    build_demo(models=context.models)
+    assert os.environ["GRADIO_TEMP_DIR"] == str(tmp_path / "colorseg")
+    assert gr.utils.get_upload_folder() == str(tmp_path / "colorseg") and (tmp_path / "colorseg").is_dir()
+    assert (tmp_path / "colorseg").stat().st_mode & 0o077 == 0, "readable by this user only"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "chosen"))
+    build_demo(models=context.models)
+    assert gr.utils.get_upload_folder() == str(tmp_path / "chosen")
+
+
 def test_handlers_refuse_paths_outside_uploads_with_one_message(context, tmp_path):
     # The app's own rule: gradio's upload folder and the examples its tabs list.
     strict = Context(context.models, context.store, READABLE)
