@@ -142,7 +142,7 @@ def create_tab(context: Context) -> None:
             # An input too (the inspector's picture comes from it): paths only, never a decoded data: URL.
             slider = files_only(gr.ImageSlider(label="Before / after: drag the handle", max_height=460,
                                                type="filepath"), context.readable)
-            notes = gr.Markdown()
+            notes = gr.Markdown(elem_id="colour-notes")
     # Full width, one row: greyscale, up to three nets and the original side by side.
     gallery = gr.Gallery(label="Side by side (click one to enlarge)", columns=5, fit_columns=False,
                          object_fit="contain", height=320, elem_id="colour-results")
