@@ -290,6 +290,12 @@ def test_the_file_route_never_looks_up_a_path_outside_the_app_folders(client, tm
     assert httpx.get(f"{base}gradio_api/file={upload['path']}", timeout=30).status_code == 200
 
 
+def test_uploads_are_capped_at_50_mb(client):
+    """Set by build_demo's launch() for every caller (app.py passes nothing)."""
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    assert httpx.get(f"{base}config", timeout=30).json()["max_file_size"] == 50 * 1024**2
+
+
 def test_the_monitoring_dashboard_is_off(client):
     base = client.src if client.src.endswith("/") else client.src + "/"
     for route in ("monitoring", "monitoring/summary", "gradio_api/monitoring", "gradio_api/monitoring/summary"):
