@@ -11,8 +11,8 @@ constructor's fields may take, and ``create_model`` refuses any other before bui
 
 A field's declaration is a ``range`` (an int in it), a tuple (one of its values, of the same
 type), a compiled regular expression (a string it matches whole) or a one-element list of one
-of those (a list of up to :data:`MAX_LIST` such values). ``kind`` (:data:`COLOUR_NET`, :data:`SEG_BODY`
-or :data:`SEG_HEAD`) says which weight files may hold the module (see
+of those (a list or tuple of up to :data:`MAX_LIST` such values). ``kind`` (:data:`COLOUR_NET`,
+:data:`SEG_BODY` or :data:`SEG_HEAD`) says which weight files may hold the module (see
 colorseg.weights_io.expected_architectures): ``seg_body`` any segmentation body, and so on.
 """
 
@@ -79,8 +79,8 @@ def allows(value: Any, allowed: Allowed) -> bool:
         return any(type(value) is type(choice) and value == choice for choice in allowed)
     if isinstance(allowed, re.Pattern):
         return isinstance(value, str) and allowed.fullmatch(value) is not None
-    [inner] = allowed
-    return isinstance(value, list) and len(value) <= MAX_LIST and all(allows(item, inner) for item in value)
+    [inner] = allowed  # a list in JSON, a tuple as often in Python (atrous rates, say)
+    return isinstance(value, (list, tuple)) and len(value) <= MAX_LIST and all(allows(item, inner) for item in value)
 
 
 def describe(allowed: Allowed) -> str:
