@@ -91,7 +91,7 @@ def main() -> int:
                     before = status_kb(server.pid, "VmRSS")
                     answers: list[str] = []
 
-                    def call() -> None:
+                    def call(via: str = via, answers: list[str] = answers) -> None:
                         try:
                             answers.append(send(via)[:100])
                         except Exception as error:  # noqa: BLE001 - the refusal is the expected answer
@@ -104,8 +104,8 @@ def main() -> int:
                         thread.join()
                     peak = status_kb(server.pid, "VmHWM")
                     print(f"{via}, {callers} caller(s) at once: server RSS {before / 1024:.0f} MB before, "
-                          f"peak {peak / 1024:.0f} MB (+{(peak - before) / 1024:.0f} MB); answers: {sorted(set(answers))}",
-                          flush=True)
+                          f"peak {peak / 1024:.0f} MB (+{(peak - before) / 1024:.0f} MB); "
+                          f"answers: {sorted(set(answers))}", flush=True)
         finally:
             server.terminate()
             server.wait(30)

@@ -103,11 +103,12 @@ def read_description(directory: str | Path, stem: str) -> dict[str, Any]:
     if not isinstance(description, dict) or "sha256" not in description:
         raise WeightsError(f"{path} is not a colorseg weight description; {regenerate_hint()}")
     try:
-        if not isinstance(description.get("constructor", {}), dict):
-            raise ValueError("its constructor is not a mapping of field names to values")
         check_fields({k: description[k] for k in DESCRIPTION_FIELDS if k in description}, DESCRIPTION_FIELDS, path.name)
     except ValueError as error:
         raise WeightsError(f"unusable weight description {path}: {error}; {regenerate_hint()}") from None
+    if not isinstance(description.get("constructor", {}), dict):
+        raise WeightsError(f"unusable weight description {path}: its constructor is not a mapping of field names "
+                           f"to values; {regenerate_hint()}")
     return description
 
 

@@ -9,8 +9,8 @@ import httpx
 import numpy as np
 import pytest
 from app_fakes import fake_models
-from gradio_client import Client, handle_file
 from gradio.utils import get_upload_folder
+from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 from test_app_support import free_port, make_all_weights, save_photo
