@@ -255,6 +255,8 @@ def test_upload_paste_and_webcam_reach_the_app_as_uploaded_files(page):
     colourize(sizes[PHOTO], "")
     photo.locator("button[aria-label='Capture from camera']").click()  # webcam: Chromium's fake camera
     photo.get_by_text("Click to Access Webcam").click()
+    # Capture only once the camera delivers frames: before that the picture is empty and nothing is sent.
+    page.wait_for_function("() => (document.querySelector('#colour-photo video') || {}).videoWidth > 0")
     photo.locator("button[aria-label='capture photo']").click()
     colourize(None, sizes[PHOTO])
     uploads = [entry for entry in posted if entry[0] == "upload"]
