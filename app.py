@@ -10,6 +10,8 @@ Environment (all optional):
     COLORSEG_DEVICE          cpu, cuda, ... (default: cuda when present)
     COLORSEG_CONCURRENCY     inference requests run at once (default 2)
     COLORSEG_TORCH_THREADS   torch threads per request (default 1)
+    COLORSEG_PICTURE_STORE_BYTES  result pictures kept on disk, at most (default 2000000000); oldest go first
+    GRADIO_TEMP_DIR          uploads and results (default: <system temp>/colorseg, this app's own)
 
 This file only assembles the app (colorseg/app/: a module per tab) and stays at the
 repository's root, where a Hugging Face Space looks for it. ``demo`` is built at import
@@ -26,6 +28,6 @@ demo = build_demo()
 
 if __name__ == "__main__":
     # Host and port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860); no share
-    # link unless GRADIO_SHARE=True. Photos are capped at 4096 px anyway: refuse uploads over 50 MB
-    # before they are stored.
-    demo.launch(max_file_size="50mb")
+    # link unless GRADIO_SHARE=True. The upload and request-body caps, the file-route guard and the
+    # monitoring switch come with the demo (colorseg/app/server.py).
+    demo.launch()

@@ -1,18 +1,22 @@
-"""Server peak RSS when callers upload a small PNG that declares a huge size (issue 9, item 2).
+"""Server peak RSS when callers send a small PNG that declares a huge size.
 
     python benchmarks/peak_rss_huge_png.py                    # this checkout's app.py, 1 then 4 at once
-    python benchmarks/peak_rss_huge_png.py --app-dir /tmp/old # another checkout (e.g. before the fix)
+    python benchmarks/peak_rss_huge_png.py --app-dir /tmp/old # another checkout (e.g. before a fix)
+    python benchmarks/peak_rss_huge_png.py --via data-url     # only inline, as a data: URL
 
 Starts ``python app.py`` from ``--app-dir`` on a free loopback port (its committed weights),
 warms it with one normal /colorize request, resets the kernel's peak-RSS counter
 (/proc/PID/clear_refs), then sends the 13000x13000 all-black RGB PNG (about 0.5 MB, under
 PIL's refusal limit) to /colorize from N callers at once and reads VmHWM, the server's peak
-resident memory since the reset. Linux only. Prints one line per N.
+resident memory since the reset. The PNG goes as an upload (gradio_client's handle_file) and,
+with ``--via data-url``, inline in the JSON request as a ``data:image/png;base64,...`` URL, which
+gradio itself would decode before any handler. Linux only. Prints one line per way and N.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import socket
 import subprocess
@@ -23,7 +27,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # run from anywhere, not installed
 from support import huge_png  # noqa: E402  (the tests' decompression-bomb PNG, one definition)
 
 
@@ -38,7 +42,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--app-dir", type=Path, default=REPO)
     parser.add_argument("--callers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--via", nargs="+", choices=("upload", "data-url"), default=["upload", "data-url"])
     args = parser.parse_args()
+    import httpx
     from gradio_client import Client, handle_file
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -63,27 +69,43 @@ def main() -> int:
                         raise SystemExit("the app did not start")
                     time.sleep(1)
             client.predict(handle_file(str(args.app_dir / "examples" / "coffee_cup.jpg")), api_name="/colorize")
-            print(f"app: {args.app_dir}; upload: {png.stat().st_size / 1e3:.0f} kB PNG declaring 13000x13000 RGB")
-            for callers in args.callers:
-                Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-                before = status_kb(server.pid, "VmRSS")
-                answers: list[str] = []
+            print(f"app: {args.app_dir}; {png.stat().st_size / 1e3:.0f} kB PNG declaring 13000x13000 RGB", flush=True)
+            inline = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
 
-                def call() -> None:
-                    try:
-                        client.predict(handle_file(str(png)), api_name="/colorize")
-                        answers.append("ok")
-                    except Exception as error:  # noqa: BLE001 - the refusal is the expected answer
-                        answers.append(str(error)[:100])
+            def send(via: str) -> str:
+                if via == "upload":
+                    client.predict(handle_file(str(png)), api_name="/colorize")
+                    return "ok"
+                # As any HTTP client can: the picture inline, every input given (the raw route wants them all).
+                data = [{"path": None, "url": inline, "meta": {"_type": "gradio.FileData"}},
+                        ["UNet"], 64, "annealed mean", 0.38]
+                posted = httpx.post(f"{url}gradio_api/call/colorize", json={"data": data}, timeout=600)
+                if posted.status_code != 200:
+                    return f"HTTP {posted.status_code}"
+                events = httpx.get(f"{url}gradio_api/call/colorize/{posted.json()['event_id']}", timeout=600).text
+                return "ok" if "event: complete" in events else events.split("data:", 1)[-1].strip()
 
-                threads = [threading.Thread(target=call) for _ in range(callers)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                peak = status_kb(server.pid, "VmHWM")
-                print(f"{callers} caller(s) at once: server RSS {before / 1024:.0f} MB before, peak {peak / 1024:.0f} MB "
-                      f"(+{(peak - before) / 1024:.0f} MB); answers: {sorted(set(answers))}")
+            for via in args.via:
+                for callers in args.callers:
+                    Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+                    before = status_kb(server.pid, "VmRSS")
+                    answers: list[str] = []
+
+                    def call(via: str = via, answers: list[str] = answers) -> None:
+                        try:
+                            answers.append(send(via)[:100])
+                        except Exception as error:  # noqa: BLE001 - the refusal is the expected answer
+                            answers.append(str(error)[:100])
+
+                    threads = [threading.Thread(target=call) for _ in range(callers)]
+                    for thread in threads:
+                        thread.start()
+                    for thread in threads:
+                        thread.join()
+                    peak = status_kb(server.pid, "VmHWM")
+                    print(f"{via}, {callers} caller(s) at once: server RSS {before / 1024:.0f} MB before, "
+                          f"peak {peak / 1024:.0f} MB (+{(peak - before) / 1024:.0f} MB); "
+                          f"answers: {sorted(set(answers))}", flush=True)
         finally:
             server.terminate()
             server.wait(30)

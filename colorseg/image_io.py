@@ -29,6 +29,10 @@ MAX_SIDE = 4096
 # panoramas and large scans; a 50-Mpx camera JPEG decodes at 1/2 scale, well under it.
 MAX_DECODED_PIXELS = 2 * MAX_SIDE * MAX_SIDE
 
+# PIL refuses to open any image over twice its MAX_IMAGE_PIXELS (179 Mpx), JPEG included.
+_TOO_LARGE_TO_OPEN = (f"This image is too large to open: this app opens images of at most "
+                      f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Shrink it and try again.")
+
 # Transparent pixels are shown on white, as browsers and image viewers show them.
 _BACKGROUND = (255, 255, 255)
 
@@ -68,14 +72,22 @@ def _open(source: str | Path | bytes | Image.Image) -> Image.Image:
         raise ImageLoadError(
             "This file is not an image that can be read (supported: PNG, JPEG, WebP, GIF, BMP, TIFF...)."
         ) from None
-    except Image.DecompressionBombError as error:
-        raise ImageLoadError(f"This image is too large to open safely ({error}).") from None
+    except Image.DecompressionBombError:
+        raise ImageLoadError(_TOO_LARGE_TO_OPEN) from None
     except OSError as error:
+        _refuse_unreadable(error)
         # e.g. a header cut short ("Truncated File Read").
         raise ImageLoadError(
             f"This image file is damaged or incomplete and cannot be read ({error}). "
             "Try saving it again or use another file."
         ) from None
+
+
+def _refuse_unreadable(error: OSError) -> None:
+    """The file system's refusal (permission, a folder, an I/O error: errno set) is not a damaged
+    image. Said without the path, which may be the server's own (a temporary upload)."""
+    if error.errno is not None:
+        raise ImageLoadError(f"The file cannot be read ({error.strerror or 'error ' + str(error.errno)}).") from None
 
 
 def _wide_to_uint8(image: Image.Image) -> np.ndarray:
@@ -150,27 +162,25 @@ def _decode(image: Image.Image, max_side: int) -> LoadedImage:
                 image.seek(0)  # animated GIF / multi-page TIFF: the first frame
                 notes.append("first frame used")
             stored_size = image.size
+            limit = max(MAX_DECODED_PIXELS, 2 * max_side * max_side)
             if image.format == "JPEG" and max(stored_size) > max_side:
                 # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: a 50-Mpx photo loads in a fraction of the time.
-                scale = max_side / max(stored_size)
-                image.draft(image.mode, (math.ceil(stored_size[0] * scale), math.ceil(stored_size[1] * scale)))
+                scale = _jpeg_scale(stored_size, max_side, limit)
+                image.draft(image.mode, (max(1, stored_size[0] // scale), max(1, stored_size[1] // scale)))
             decoded = image.size[0] * image.size[1]  # after draft: what load() will really decode
-            if decoded > max(MAX_DECODED_PIXELS, 2 * max_side * max_side):
-                raise ImageLoadError(
-                    f"This image is too large to process: {stored_size[0]}×{stored_size[1]} px is "
-                    f"{decoded / 1e6:.0f} megapixels to decode, and this app decodes at most "
-                    f"{MAX_DECODED_PIXELS / 1e6:.0f} (JPEG photos of any size are fine). Shrink it to at most "
-                    f"{max_side} px on its longest side, or save it as JPEG, and try again."
-                )
+            if decoded > limit:
+                raise ImageLoadError(_too_large(image.format, stored_size, limit))
             orientation = _orientation(image)  # after the size check: PNG's EXIF read decodes the pixels
             image.load()
             upright = ImageOps.exif_transpose(image) if orientation != 1 else image
             rgb = _to_rgb(_cap(upright, max_side), notes)
     except ImageLoadError:
         raise
-    except Image.DecompressionBombError as error:
-        raise ImageLoadError(f"This image is too large to open safely ({error}).") from None
+    except Image.DecompressionBombError:
+        raise ImageLoadError(_TOO_LARGE_TO_OPEN) from None
     except (OSError, SyntaxError, ValueError, EOFError) as error:
+        if isinstance(error, OSError):
+            _refuse_unreadable(error)
         # Truncated files raise OSError("image file is truncated ...") at load time.
         raise ImageLoadError(
             f"This image file is damaged or incomplete and cannot be decoded ({error}). "
@@ -187,6 +197,26 @@ def _decode(image: Image.Image, max_side: int) -> LoadedImage:
         )
     is_colour = image.mode not in _GREY_MODES and not _all_grey(rgb)
     return LoadedImage(rgb=rgb, is_colour=is_colour, original_size=tuple(original_size), notes=tuple(notes))
+
+
+def _jpeg_scale(size: tuple[int, int], max_side: int, limit: int) -> int:
+    """The reduction libjpeg decodes a large JPEG at (1, 2, 4 or 8): the largest that keeps its longest
+    side at least ``max_side`` (the sharpest result after the cap), or a larger one while that would
+    still be more than ``limit`` pixels (a 36-Mpx 7360x4912 photo decodes at 1/2, not whole)."""
+    scale = next((s for s in (8, 4, 2) if max(size) // s >= max_side), 1)
+    while scale < 8 and math.ceil(size[0] / scale) * math.ceil(size[1] / scale) > limit:
+        scale *= 2
+    return scale
+
+
+def _too_large(image_format: str | None, size: tuple[int, int], limit: int) -> str:
+    """One limit, in megapixels, with an example size that meets it."""
+    kind = f"a {image_format} image" if image_format else "an image"
+    side = math.isqrt(limit // 2)
+    advice = "Shrink it" if image_format == "JPEG" else "Save it as JPEG (decoded at reduced size) or shrink it"
+    return (f"This image is too large to process: {size[0]}×{size[1]} px is {size[0] * size[1] / 1e6:.0f} megapixels, "
+            f"and this app decodes at most {limit / 1e6:.0f} megapixels of {kind} "
+            f"({2 * side}×{side} px, for example). {advice}, and try again.")
 
 
 def _orientation(image: Image.Image) -> int:

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from colorseg.pictures import atomic_write, save_png
+from colorseg.files import atomic_write_bytes
+from colorseg.pictures import save_png
 
 KINDS = ("colour", "segmentation")
 FORMAT_VERSION = 1
@@ -91,7 +92,9 @@ class ReplayRecorder:
             "tile": list(self.tile or (0, 0)), "epochs": epochs, "keys": keys,
             "losses": {str(epoch): self.losses[epoch] for epoch in sorted(self.losses)},
         }
-        return atomic_write(report_dir / f"{stem}.json", (json.dumps(index, indent=1) + "\n").encode())
+        path = report_dir / f"{stem}.json"
+        atomic_write_bytes(path, (json.dumps(index, indent=1) + "\n").encode())
+        return path
 
 
 @dataclass(frozen=True)

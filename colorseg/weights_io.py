@@ -10,6 +10,7 @@ through :class:`colorseg.weight_set.WeightSet` (several files committed as one s
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.errors import REGENERATE_HINT, WeightsError, regenerate_hint
 from colorseg.files import sha256_of
 from colorseg.paths import DEFAULT_WEIGHTS_DIR  # noqa: F401  (app.py imports it from here until the app split)
-from colorseg.registry import create_model
+from colorseg.registry import SEG_BODY, SEG_HEAD, check_fields, create_model, list_models
 from colorseg.weight_set import WeightSet, locate, recover
 
 # What each weight file is called (stem -> stem.safetensors + stem.json).
@@ -36,6 +37,37 @@ SEG_LOSSES = ("cross_entropy", "soft_iou")
 
 def seg_head_stem(task: str, loss: str) -> str:
     return f"seg_head_{task}_{loss}"
+
+
+# A description is data anyone can edit, read before anything checks it: far larger than any
+# colorseg writes (20 kB at most) is refused unread.
+MAX_DESCRIPTION_BYTES = 1 << 20
+# Values beside the constructor (which its module's declaration in colorseg.registry bounds) that
+# loading and inference read from a description. One out of bounds is refused before anything
+# uses it: working_size 20000 would run the body on 400-megapixel views, a task or file name with
+# a "/" would reach outside the weights folder.
+DESCRIPTION_FIELDS = {
+    "architecture": re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}"),
+    "weights_file": re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.safetensors"),
+    "working_size": range(16, 1025),  # a segmentation body's inference size
+    "image_size": range(16, 1025),  # its training size, the working size of bodies saved without one
+    "flip_average": (True, False),
+    "tasks": [re.compile(r"[a-z][a-z0-9_]{0,31}")],  # head file names are made from them
+}
+
+
+def expected_architectures(stem: str) -> list[str] | None:
+    """The registered architectures the weight file ``stem`` may hold: ``colour_<Net>`` only <Net>
+    (two descriptions swapped between files would put each net's weights under the other's name),
+    ``seg_body`` a segmentation body, ``seg_head_*`` a head; None (any) for a stem of no set."""
+    for name, colour_stem in COLOUR_STEMS.items():
+        if stem == colour_stem:
+            return [name]
+    if stem == SEG_BODY_STEM:
+        return list_models(kind=SEG_BODY)
+    if stem.startswith("seg_head_"):
+        return list_models(kind=SEG_HEAD)
+    return None
 
 
 def save_tensors(
@@ -62,12 +94,21 @@ def read_description(directory: str | Path, stem: str) -> dict[str, Any]:
     path = locate(directory, f"{stem}.json")
     if not path.is_file():
         raise WeightsError(f"missing weight description {path}; {regenerate_hint()}")
+    if path.stat().st_size > MAX_DESCRIPTION_BYTES:
+        raise WeightsError(f"{path} is too large to be a colorseg weight description; {regenerate_hint()}")
     try:
         description = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise WeightsError(f"damaged weight description {path} ({error}); {regenerate_hint()}") from None
     if not isinstance(description, dict) or "sha256" not in description:
         raise WeightsError(f"{path} is not a colorseg weight description; {regenerate_hint()}")
+    try:
+        check_fields({k: description[k] for k in DESCRIPTION_FIELDS if k in description}, DESCRIPTION_FIELDS, path.name)
+    except ValueError as error:
+        raise WeightsError(f"unusable weight description {path}: {error}; {regenerate_hint()}") from None
+    if not isinstance(description.get("constructor", {}), dict):
+        raise WeightsError(f"unusable weight description {path}: its constructor is not a mapping of field names "
+                           f"to values; {regenerate_hint()}")
     return description
 
 
@@ -100,10 +141,15 @@ def load_module(
     """Rebuild ``stem`` through the registry, verify its sha256 and load its tensors (eval mode)."""
     tensors, description = load_tensors(directory, stem)
     hint = description.get("regenerate", REGENERATE_HINT)
+    where = Path(directory) / f"{stem}.json"
+    architecture, expected = description.get("architecture"), expected_architectures(stem)
+    if expected is not None and architecture not in expected:
+        raise WeightsError(f"{where} describes {architecture!r}, but {stem} holds {' or '.join(expected)}; "
+                           f"{regenerate_hint(hint)}")
     try:
-        module = create_model(description["architecture"], **description.get("constructor", {}))
-    except (KeyError, TypeError) as error:
-        raise WeightsError(f"{Path(directory) / stem}.json names an unbuildable model ({error}); {regenerate_hint(hint)}") from None
+        module = create_model(architecture, **description.get("constructor", {}))
+    except (KeyError, TypeError, ValueError) as error:
+        raise WeightsError(f"{where} names an unbuildable model ({error}); {regenerate_hint(hint)}") from None
     reference = module.state_dict()
     try:
         tensors = {k: v.to(reference[k].dtype) if k in reference else v for k, v in tensors.items()}

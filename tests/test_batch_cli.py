@@ -117,3 +117,95 @@ def test_segment_folder(seg_weights, in_dir, tmp_path, capsys):
     assert "broken.png" in capsys.readouterr().err
     assert main(["segment", str(in_dir), str(out), "--weights-dir", str(seg_weights), "--task", "flowers"]) == 2
     assert "no heads for task 'flowers'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- faults, injected (root can write anywhere)
+
+
+def _colorize(in_dir: Path, out: Path, weights: Path, *extra: str) -> list[str]:
+    return ["colorize", str(in_dir), str(out), "--weights-dir", str(weights), "--nets", "UNet", *extra]
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(colour_weights, in_dir, tmp_path, capsys, monkeypatch):
+    from colorseg import batch_cli
+
+    def refused(array, path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(batch_cli, "save_png", refused)
+    assert main(_colorize(in_dir, tmp_path / "out", colour_weights)) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot write small_UNet.png" in err and "(Permission denied); stopped" in err
+    assert "Traceback" not in err and "wide" not in err, "the run stops at the first write that fails"
+
+
+def test_output_folder_equal_to_input_folder_leaves_earlier_outputs_alone(colour_weights, in_dir, capsys):
+    (in_dir / "broken.png").unlink()
+    assert main(_colorize(in_dir, in_dir, colour_weights)) == 0
+    first = sorted(p.name for p in in_dir.iterdir() if p.is_file())
+    assert first == [".hidden", "small.jpg", "small_UNet.png", "wide.png", "wide_UNet.png"]
+    # Again, and with another net: the results of the first run are not photos to colourize.
+    assert main(_colorize(in_dir, in_dir, colour_weights)) == 0
+    assert main(_colorize(in_dir, in_dir, colour_weights, "--nets", "PoolUpsampleNet")) == 0
+    names = sorted(p.name for p in in_dir.iterdir() if p.is_file())
+    assert names == sorted([*first, "small_PoolUpsampleNet.png", "wide_PoolUpsampleNet.png"])
+    assert "earlier output(s) in the folder left out as inputs" in capsys.readouterr().err
+
+
+def test_an_unreadable_input_is_not_called_damaged(colour_weights, in_dir, tmp_path, capsys, monkeypatch):
+    from colorseg import image_io
+
+    opened = image_io.Image.open
+
+    def guarded(source, *args, **kwargs):
+        if str(source).endswith("small.jpg"):
+            raise PermissionError(13, "Permission denied", str(source))
+        return opened(source, *args, **kwargs)
+
+    monkeypatch.setattr(image_io.Image, "open", guarded)
+    assert main(_colorize(in_dir, tmp_path / "out", colour_weights)) == 1
+    err = capsys.readouterr().err
+    assert "small.jpg: The file cannot be read (Permission denied)." in err
+    assert "damaged" not in err.split("small.jpg:")[1].splitlines()[0]
+
+
+def test_ctrl_c_ends_in_one_line(colour_weights, in_dir, tmp_path, capsys, monkeypatch):
+    from colorseg import batch_cli
+
+    written, save_png = [], batch_cli.save_png
+
+    def interrupted_after_one(array, path):
+        if written:
+            raise KeyboardInterrupt
+        written.append(path)
+        return save_png(array, path)
+
+    monkeypatch.setattr(batch_cli, "save_png", interrupted_after_one)
+    out = tmp_path / "out"
+    assert main(_colorize(in_dir, out, colour_weights)) == 130
+    err = capsys.readouterr().err
+    assert "1 file(s) written" in err and "interrupted" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.iterdir()) == ["small_UNet.png"], "no partial file"
+    # While the weights load: nothing written, one line.
+    monkeypatch.setattr(c, "load_colourizers", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert main(_colorize(in_dir, tmp_path / "out2", colour_weights)) == 130
+    assert capsys.readouterr().err == "interrupted: nothing was written\n"
+
+
+def test_a_failed_input_does_not_take_its_namesake_with_it(colour_weights, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"not a picture")
+    save_photo(folder / "a.png", width=32, height=24)
+    out = tmp_path / "out"
+    assert main(_colorize(folder, out, colour_weights)) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a_UNet.png"]
+    err = capsys.readouterr().err
+    assert "a.jpg: This file is not an image" in err and "a.png" not in err
+
+
+@pytest.mark.parametrize("command", ["colorize", "segment"])
+def test_help_states_the_size_cap(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "4096 px" in " ".join(capsys.readouterr().out.split())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -165,3 +166,52 @@ def test_a_huge_jpeg_is_still_decoded_reduced():
     big.save(buffer, format="JPEG", quality=50)
     loaded = load_image(buffer.getvalue())
     assert max(loaded.rgb.shape) == 4096 and loaded.original_size == (12000, 6000)
+
+
+def _jpeg_declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose header (SOF0) declares ``width`` x ``height``: opened, never decodable."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (16, 16), (120, 80, 40)).save(buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    at = data.index(b"\xff\xc0")
+    data[at + 5:at + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+class _Decoded(Exception):
+    pass
+
+
+def test_a_large_camera_jpeg_is_decoded_reduced_not_refused(monkeypatch):
+    from PIL import ImageFile
+
+    def spy(self, *args, **kwargs):
+        raise _Decoded(self.size)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    # 36 Mpx (a full-frame camera): libjpeg's 1/2 scale, not a refusal that tells a JPEG to become a JPEG.
+    with pytest.raises(_Decoded) as decoded:
+        load_image(_jpeg_declaring(7360, 4912))
+    assert decoded.value.args[0] == (3680, 2456)
+
+
+@pytest.mark.parametrize("data, fmt", [(huge_png(13000, 13000), "PNG"), (_jpeg_declaring(20000, 10000), "JPEG")])
+def test_a_too_large_image_is_told_one_limit(data, fmt):
+    with pytest.raises(ImageLoadError) as caught:
+        load_image(data)
+    message = str(caught.value)
+    assert "any size" not in message and "4096 px on its longest side" not in message
+    assert len(re.findall(r"at most (\d+) megapixels", message)) == 1, message
+    assert ("Save it as JPEG" in message) == (fmt != "JPEG")
+
+
+def test_an_unreadable_file_is_not_called_damaged_and_its_path_is_not_shown(tmp_path, monkeypatch):
+    from colorseg import image_io
+
+    def refused(source, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(source))
+
+    monkeypatch.setattr(image_io.Image, "open", refused)
+    with pytest.raises(ImageLoadError) as caught:
+        load_image(tmp_path / "gradio" / "upload.png")
+    assert str(caught.value) == "The file cannot be read (Permission denied)."

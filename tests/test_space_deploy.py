@@ -95,6 +95,22 @@ def test_front_matter():
     assert pin == [f"gradio=={settings['sdk_version']}"], "the Space installs the sdk_version of README's front matter"
 
 
+@pytest.mark.skipif(not _is_git_checkout(REPO), reason="not a git checkout")
+def test_a_virtual_environment_in_the_checkout_is_ignored():
+    # python -m venv .venv in the checkout: never committed, so never deployed.
+    ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", ".venv/lib/site.py"], check=False)
+    assert ignored.returncode == 0
+
+
+def test_readme_states_no_stale_file_count():
+    """README may say how many files a Space gets only if that is what the dry run counts."""
+    import re
+
+    files = space_files.space_files(REPO)
+    for count in re.findall(r"\b(\d+) files, [\d.]+ MB", (REPO / "README.md").read_text()):
+        assert int(count) == len(files), f"README says {count} files; the dry run lists {len(files)}"
+
+
 # ----------------------------------------------------------------------------- dry run
 
 

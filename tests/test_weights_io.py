@@ -1,12 +1,14 @@
 import json
+import re
 
 import pytest
 import torch
-from support import save_tiny_unet
+from support import make_colour_weights, save_tiny_unet
 
+from colorseg.colour.inference import load_colourizers
 from colorseg.errors import WeightsError
-from colorseg.registry import create_model
-from colorseg.weights_io import load_module, save_module
+from colorseg.registry import SEG_BODY, SEG_HEAD, create_model, list_models
+from colorseg.weights_io import COLOUR_STEMS, load_module, save_module
 
 
 def test_round_trip_gives_identical_outputs(tmp_path):
@@ -73,3 +75,89 @@ def test_float16_storage_loads_back_as_float32(tmp_path):
     loaded, description = load_module(tmp_path, "half")
     assert description["stored_dtype"] == "float16"
     assert next(loaded.parameters()).dtype == torch.float32
+
+
+# ---------------------------------------------------------------- descriptions are data: bounded, matched to their file
+
+
+def _edit(path, change):
+    description = json.loads(path.read_text())
+    change(description)
+    path.write_text(json.dumps(description))
+
+
+@pytest.mark.parametrize("constructor, words", [
+    ({"kernel": -1}, "kernel=-1 is not allowed; it must be an integer from 1 to 7"),
+    ({"num_filters": 100_000}, "num_filters=100000 is not allowed"),
+    ({"num_filters": 4.0}, "num_filters=4.0 is not allowed"),
+    ({"kernel": True}, "kernel=True is not allowed"),
+    ({"dilation": 2}, "UNet has no field 'dilation'"),
+])
+def test_constructor_values_out_of_their_declared_range_are_refused_before_building(
+        tmp_path, monkeypatch, constructor, words):
+    from colorseg import registry
+
+    save_tiny_unet(tmp_path)
+    _edit(tmp_path / "net.json", lambda d: d["constructor"].update(constructor))
+    monkeypatch.setitem(registry._BUILDERS, "UNet", lambda **kwargs: pytest.fail(f"built with {kwargs}"))
+    with pytest.raises(WeightsError, match=re.escape(words)):
+        load_module(tmp_path, "net")
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("working_size", 20000, "working_size=20000 is not allowed; it must be an integer from 16 to 1024"),
+    ("tasks", ["../../elsewhere"], "tasks=['../../elsewhere'] is not allowed"),
+    ("weights_file", "../other.safetensors", "weights_file='../other.safetensors' is not allowed"),
+    ("flip_average", "yes", "unknown flip_average 'yes'; it must be one of True, False"),
+])
+def test_other_values_that_loading_reads_are_bounded(tmp_path, field, value, words):
+    save_tiny_unet(tmp_path)
+    _edit(tmp_path / "net.json", lambda d: d.update({field: value}))
+    with pytest.raises(WeightsError, match="unusable weight description .*" + re.escape(words)):
+        load_module(tmp_path, "net")
+
+
+def test_a_huge_description_is_not_read(tmp_path, monkeypatch):
+    save_tiny_unet(tmp_path)
+    _edit(tmp_path / "net.json", lambda d: d.update(padding="x" * (1 << 20)))
+    monkeypatch.setattr(json, "loads", lambda *a, **k: pytest.fail("read"))
+    with pytest.raises(WeightsError, match="too large to be a colorseg weight description"):
+        load_module(tmp_path, "net")
+
+
+def test_a_colour_description_must_describe_its_own_net(tmp_path):
+    make_colour_weights(tmp_path)
+    unet, transposed = (tmp_path / f"{COLOUR_STEMS[name]}.json" for name in ("UNet", "ConvTransposeNet"))
+    texts = unet.read_text(), transposed.read_text()
+    unet.write_text(texts[1])
+    transposed.write_text(texts[0])
+    models = load_colourizers(tmp_path)
+    assert list(models.nets) == ["PoolUpsampleNet"]
+    assert "describes 'ConvTransposeNet', but colour_UNet holds UNet" in models.problems["UNet"]
+    swapped = models.problems["ConvTransposeNet"]
+    assert "describes 'UNet', but colour_ConvTransposeNet holds ConvTransposeNet" in swapped
+
+
+def test_segmentation_files_must_hold_a_body_and_heads(tmp_path):
+    from colorseg.weights_io import SEG_BODY_STEM, expected_architectures
+
+    assert expected_architectures(SEG_BODY_STEM) == list_models(kind=SEG_BODY) and "DeepLabV3Body" in list_models()
+    assert expected_architectures("seg_head_horses_soft_iou") == ["DeepLabV3Head"]
+    assert expected_architectures("net") is None, "a file of no set may hold any registered module"
+    save_tiny_unet(tmp_path)
+    for name in ("net.json", "net.safetensors"):
+        (tmp_path / name).rename(tmp_path / name.replace("net", SEG_BODY_STEM))
+    _edit(tmp_path / f"{SEG_BODY_STEM}.json", lambda d: d.update(weights_file=f"{SEG_BODY_STEM}.safetensors"))
+    with pytest.raises(WeightsError, match="describes 'UNet', but seg_body holds DeepLabV3Body"):
+        load_module(tmp_path, SEG_BODY_STEM)
+
+
+def test_every_registered_module_declares_each_constructor_field():
+    from torch import nn
+
+    from colorseg.registry import register_model
+
+    with pytest.raises(TypeError, match="allowed values"):
+        register_model(nn.Identity)  # the bare decorator of old: no declaration
+    with pytest.raises(TypeError, match="declare the allowed values of exactly its constructor fields"):
+        register_model({"width": range(1, 9)}, kind=SEG_HEAD)(lambda width, depth: nn.Identity())

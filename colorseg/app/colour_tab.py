@@ -13,7 +13,7 @@ from colorseg.app import examples, inspector, render
 from colorseg.app.models import regenerate
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
-from colorseg.app.uploads import photo_input, read_photo
+from colorseg.app.uploads import files_only, photo_input, read_photo
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 
 # Best net first: the before/after slider shows the best one that was chosen.
@@ -139,8 +139,10 @@ def create_tab(context: Context) -> None:
                 working_size, decoding, temperature = settings_inputs()
             gr.Examples(photos, inputs=[image], label="Examples (click one)", examples_per_page=12)
         with gr.Column(scale=3):
-            slider = gr.ImageSlider(label="Before / after: drag the handle", max_height=460, type="filepath")
-            notes = gr.Markdown()
+            # An input too (the inspector's picture comes from it): paths only, never a decoded data: URL.
+            slider = files_only(gr.ImageSlider(label="Before / after: drag the handle", max_height=460,
+                                               type="filepath"), context.readable)
+            notes = gr.Markdown(elem_id="colour-notes")
     # Full width, one row: greyscale, up to three nets and the original side by side.
     gallery = gr.Gallery(label="Side by side (click one to enlarge)", columns=5, fit_columns=False,
                          object_fit="contain", height=320, elem_id="colour-results")

@@ -9,7 +9,8 @@ import torch
 
 from colorseg.app import colour_tab, inside_tab, model_tab, replay_tab, segment_tab
 from colorseg.app.models import Loader, Models, load_models
-from colorseg.app.settings import QUEUE_SIZE, TORCH_THREADS
+from colorseg.app.server import protect
+from colorseg.app.settings import QUEUE_SIZE, TORCH_THREADS, use_own_temp_folder
 from colorseg.app.store import Context, PictureStore
 from colorseg.app.uploads import READABLE, ReadableFiles
 
@@ -26,8 +27,10 @@ def build_demo(
     loader: Loader = load_models,
     readable: ReadableFiles = READABLE,
 ) -> gr.Blocks:
-    """Lay out the tabs; nothing is launched. ``models`` (already loaded) wins over
-    ``loader(weights_dir, device)``; ``readable`` is the rule for the files a request may name."""
+    """Lay out the tabs; nothing is launched, and ``launch()`` then serves with colorseg.app.server's
+    protections. ``models`` (already loaded) wins over ``loader(weights_dir, device)``; ``readable``
+    is the rule for the files a request may name."""
+    use_own_temp_folder()  # before any component or store reads gradio's folder
     torch.set_num_threads(TORCH_THREADS)
     if models is None:
         models = loader(weights_dir, device)
@@ -49,4 +52,4 @@ def build_demo(
             with gr.Tab("Model", id="model"):
                 model_tab.create_tab(context, demo)
     demo.queue(max_size=QUEUE_SIZE)
-    return demo
+    return protect(demo, readable)

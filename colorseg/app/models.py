@@ -42,8 +42,8 @@ def regenerate(reason: str) -> str:
 
 
 def hide_server_paths(text: str | None, weights_dir: Path) -> str | None:
-    """``text`` with the weights folder's server path dropped: files are named relative to it,
-    and the folder itself by its own name."""
+    """``text`` with a folder's server path (the weights folder, a report folder) dropped: files
+    are named relative to it, and the folder itself by its own name."""
     if not text:
         return text
     for folder in sorted({str(weights_dir), os.path.abspath(weights_dir), os.path.realpath(weights_dir)}, key=len,

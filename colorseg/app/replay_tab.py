@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from colorseg.app import render
+from colorseg.app.models import hide_server_paths
 from colorseg.app.report import report_dirs
 from colorseg.app.store import Context
 from colorseg.replay import KINDS, Replay, ReplayError, load_replay
@@ -61,7 +62,8 @@ class ReplayHandlers:
         try:
             return _load(str(folder), stem, (folder / f"{stem}.json").stat().st_mtime_ns)
         except (ReplayError, OSError) as error:
-            raise gr.Error(f"The replay {stem} cannot be read ({error}); retrain to rewrite it.") from None
+            why = hide_server_paths(str(error), folder)  # the report folder by its own name only
+            raise gr.Error(f"The replay {stem} cannot be read ({why}); retrain to rewrite it.") from None
 
     def opening(self, stem: str) -> tuple[list[str], str, list[int], str, str]:
         """A replay's keys, the key to show first, the slider's epochs and that key's last frame

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from colorseg.app import settings
+
 if TYPE_CHECKING:
     from colorseg.app.models import Models
     from colorseg.app.uploads import ReadableFiles
@@ -24,48 +26,71 @@ class PictureStore:
     rewrites in place when another request produces the same picture: two users running
     the same example at once then download each other's half-written file (the load test
     failed 5 of 80 requests that way). A fresh file per picture is never rewritten; inside
-    gradio's cache folder it is served as it is; :meth:`sweep` deletes it after ``max_age_s``.
+    gradio's cache folder it is served as it is; :meth:`sweep` deletes it after ``max_age_s``, or
+    sooner, oldest first, when the store holds more than ``max_bytes``.
     JPEG (quality 90) keeps photos small and fast to encode (1 ms against 120 ms for PNG at
     512x512); masks and cut-outs are PNG, lossless (cut-outs keep their transparency).
     """
 
-    def __init__(self, directory: str | Path, max_age_s: float = 3600.0, sweep_every_s: float = 60.0):
+    def __init__(self, directory: str | Path, max_age_s: float = 3600.0, sweep_every_s: float = 60.0,
+                 max_bytes: int | None = None, min_age_s: float = 60.0):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         # Pictures older than max_age_s are deleted, checked at most every sweep_every_s: gradio's
         # delete_cache covers only files it created itself, and a busy Space must not fill its disk.
+        # Age alone does not bound the disk (full-resolution results at a few requests a second are
+        # 12-30 GB an hour): beyond max_bytes the oldest go first, but never one younger than
+        # min_age_s, which a browser may still be downloading.
         self.max_age_s, self.sweep_every_s = max_age_s, sweep_every_s
+        self.max_bytes = settings.PICTURE_STORE_BYTES if max_bytes is None else max_bytes
+        self.min_age_s = min_age_s
         self._last_sweep = 0.0
 
     def sweep(self, now: float | None = None) -> int:
-        """Delete this store's pictures older than ``max_age_s``; returns how many went."""
+        """Delete this store's pictures older than ``max_age_s``, then the oldest (past ``min_age_s``)
+        while the rest hold more than ``max_bytes``; returns how many went."""
         now = time.time() if now is None else now
         self._last_sweep = now
-        removed = 0
+        pictures, folders = self._pictures()
+        pictures.sort()  # oldest first
+        total, removed = sum(size for _, size, _ in pictures), 0
+        for mtime, size, path in pictures:
+            age = now - mtime
+            if age > self.max_age_s or (total > self.max_bytes and age > self.min_age_s):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    continue  # another worker removed it first
+                total -= size
+                removed += 1
+        for folder, mtime in folders:
+            # Not a folder that a request has just made and is about to write into.
+            if now - mtime > self.min_age_s:
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass  # not empty (or gone already)
+        return removed
+
+    def _pictures(self) -> tuple[list[tuple[float, int, str]], list[tuple[str, float]]]:
+        """(mtime, size, path) of every picture, and (path, mtime) of every named picture's folder."""
+        pictures, folders = [], []
         try:
             entries = list(os.scandir(self.directory))
         except OSError:
-            return 0
+            return pictures, folders
         for entry in entries:
             try:
-                if entry.is_dir():  # a named picture's own folder
-                    old_folder = now - entry.stat().st_mtime > self.max_age_s
-                    gone = sum(self._remove_if_old(inner, now) for inner in os.scandir(entry.path))
-                    removed += gone
-                    # Not a folder that a request has just made and is about to write into.
-                    if (gone or old_folder) and not os.listdir(entry.path):
-                        os.rmdir(entry.path)
-                else:
-                    removed += self._remove_if_old(entry, now)
+                inner = list(os.scandir(entry.path)) if entry.is_dir() else [entry]
+                if entry.is_dir():
+                    folders.append((entry.path, entry.stat().st_mtime))
+                for item in inner:
+                    if item.is_file():
+                        stat = item.stat()
+                        pictures.append((stat.st_mtime, stat.st_size, item.path))
             except OSError:
-                continue  # another worker removed it first
-        return removed
-
-    def _remove_if_old(self, entry: os.DirEntry, now: float) -> int:
-        if entry.is_file() and now - entry.stat().st_mtime > self.max_age_s:
-            os.unlink(entry.path)
-            return 1
-        return 0
+                continue  # removed meanwhile by another worker
+        return pictures, folders
 
     def save(self, picture: np.ndarray, lossless: bool = False, name: str | None = None) -> str:
         """Write ``picture`` (uint8 [H, W], [H, W, 3] or RGBA [H, W, 4]); ``name`` (letters, digits,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gradio as gr
 from gradio_client import utils as gr_client_utils
@@ -20,11 +20,13 @@ from colorseg.image_io import ImageLoadError, LoadedImage, load_image, load_mask
 # the path exists or not, and nothing of the path itself.
 REFUSED_PATH = "This app can only read files uploaded to this app: upload the photo (or mask) instead."
 NO_PHOTO = "No photo yet: upload, paste or take one, or click an example below."
+INLINE_PICTURE = ("This app takes pictures as uploaded files only, not inline as data: URLs: upload the photo "
+                  "(the browser and gradio_client's handle_file do).")
 
 
 class ReadableFiles:
-    """The files a request may name: what gradio stored for this app (uploads, data: URLs it
-    decoded, examples it cached), all under its upload/cache folder, and the example files themselves.
+    """The files a request may name: what gradio stored for this app (uploads, examples it
+    cached), all under its upload/cache folder, and the example files themselves.
 
     gradio checks paths only of payloads that carry its FileData marker; an API caller can send
     {"path": "/etc/..."} without it and the handler would open any file the server can read.
@@ -38,6 +40,7 @@ class ReadableFiles:
 
     def add_examples(self, examples: Iterable[str | Path | None]) -> None:
         self.examples |= {Path(os.path.realpath(p)) for p in examples if p}
+        self.examples |= {Path(os.path.abspath(p)) for p in examples if p}  # as a URL names them
 
     def folder_list(self) -> list[Path]:
         # Read at every call: GRADIO_TEMP_DIR may be set after import (tests do), and the Blocks' own
@@ -45,13 +48,29 @@ class ReadableFiles:
         return [Path(os.path.realpath(gr.utils.get_upload_folder())), *self.folders]
 
     def allows(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` is a file (not a folder: gradio would record it as a file it made and its
+        cache clean-up would fail on it) inside these folders or an example, links resolved."""
         try:
             resolved = Path(os.path.realpath(os.fspath(path)))
+            inside = resolved in self.examples or any(
+                resolved != folder and resolved.is_relative_to(folder) for folder in self.folder_list())
+            return inside and resolved.is_file()
         except (TypeError, ValueError, OSError):
             return False
-        if resolved in self.examples:
+
+    def lexically_allows(self, path: str) -> bool:
+        """Whether ``path``, as text (made absolute and its .. folded, no link followed), lies in one
+        of these folders or is an example: nothing about ``path`` is looked up on disk, so the answer
+        and its timing say nothing of what exists. Weaker than :meth:`allows` (a link inside a folder
+        passes): a first gate, before a check that resolves links."""
+        if not path or "\0" in path:
+            return False
+        candidate = Path(os.path.abspath(path))  # text only: the working directory and the path's own parts
+        if candidate in self.examples:
             return True
-        return any(resolved != folder and resolved.is_relative_to(folder) for folder in self.folder_list())
+        folders = {form for folder in (gr.utils.get_upload_folder(), *self.folders)
+                   for form in (Path(os.path.abspath(folder)), Path(os.path.realpath(folder)))}
+        return any(candidate != folder and candidate.is_relative_to(folder) for folder in folders)
 
     def check(self, path: str | None) -> str | None:
         if path and not self.allows(path):
@@ -89,15 +108,27 @@ def photo_input(readable: ReadableFiles = READABLE, **kwargs: Any) -> gr.Image:
 
     gr.Image opens uploads itself and fails on a non-image file with a bare "Error" before
     any handler runs; colorseg.image_io decodes instead (every mode, EXIF, size cap) and
-    turns such files into a sentence the user can act on. (The override is set on the
-    instance: subclassing gr.Image would make gradio write a .pyi stub beside this module.)
+    turns such files into a sentence the user can act on.
     """
-    image = gr.Image(type="filepath", image_mode=None, **kwargs)
-    decode = image.preprocess
-    # gradio copies a payload's file into its cache before preprocess runs, from wherever the
-    # payload says (a path in its temp folder or working directory, even a URL, which it would
-    # download): the copy itself must be refused. Examples pass, being readable.
-    copy, async_copy = image.move_resource_to_block_cache, image.async_move_resource_to_block_cache
+    return files_only(gr.Image(type="filepath", image_mode=None, **kwargs), readable)
+
+
+ImageInput = TypeVar("ImageInput", gr.Image, gr.ImageSlider)
+
+
+def files_only(component: ImageInput, readable: ReadableFiles = READABLE) -> ImageInput:
+    """Make an image input (gr.Image, gr.ImageSlider, type "filepath") hand its handler the paths of
+    files this app may read, and never decode or fetch a picture itself.
+
+    gradio's own preprocess decodes a picture sent inline as a data: URL before any handler can
+    check it: a 657 kB PNG declaring 13000 x 13000 pixels cost 2 GB per request. The browser and
+    gradio_client send every picture as an upload, so data: URLs are refused, as are bare URLs.
+    gradio also copies a payload's file into its cache before preprocess runs, from wherever the
+    payload says (a path in its temp folder or working directory, even a URL, which it would
+    download): the copy itself must be refused. (The overrides are set on the instance:
+    subclassing would make gradio write a .pyi stub beside this module.)
+    """
+    copy, async_copy = component.move_resource_to_block_cache, component.async_move_resource_to_block_cache
 
     def checked(path: Any) -> None:
         if path is not None and (gr_client_utils.is_http_url_like(str(path)) or not readable.allows(path)):
@@ -111,16 +142,23 @@ def photo_input(readable: ReadableFiles = READABLE, **kwargs: Any) -> gr.Image:
         checked(path)
         return await async_copy(path)
 
-    def undecoded(payload: Any) -> Any:  # gradio's ImageData in, a file path out
+    def path_of(payload: Any) -> str | None:  # gradio's ImageData in, a checked file path out
+        if payload is None:
+            return None
+        if (payload.url or "").startswith("data:"):
+            raise gr.Error(INLINE_PICTURE)
+        if payload.path is None:
+            raise gr.Error(REFUSED_PATH)  # a bare URL: never fetched or opened
         # Only a path inside this app's upload/cache folders (or an example) goes on; the
         # handlers check again, for callers of the functions themselves.
-        if payload is None or payload.path is None:
-            if payload is not None and not (payload.url or "").startswith("data:"):
-                raise gr.Error(REFUSED_PATH)  # a bare URL: never fetched or opened
-            return readable.check(decode(payload))  # data: URLs, which gr.Image turns into a file
         return readable.check(str(payload.path))
 
-    image.move_resource_to_block_cache = move_resource_to_block_cache
-    image.async_move_resource_to_block_cache = async_move_resource_to_block_cache
-    image.preprocess = undecoded
-    return image
+    def undecoded(payload: Any) -> Any:
+        if isinstance(component, gr.ImageSlider):  # two pictures: (before, after)
+            return None if payload is None or payload.root is None else tuple(path_of(p) for p in payload.root)
+        return path_of(payload)
+
+    component.move_resource_to_block_cache = move_resource_to_block_cache
+    component.async_move_resource_to_block_cache = async_move_resource_to_block_cache
+    component.preprocess = undecoded
+    return component

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorseg.registry import register_model
+from colorseg.registry import COLOUR_NET, register_model
 
 
 def _same_conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
@@ -53,13 +53,21 @@ class _ConcatConv2d(nn.Conv2d):
         return out
 
 
+# What a weight description may ask each net's constructor for (colorseg.registry checks it before
+# building): kernels 1-7 keep the size arithmetic below exact (the assignment uses 3-5); up to 256
+# filters, eight times the assignment's 32, keeps a net in a few tens of MB; up to 256 colours, for
+# palettes far finer than its 24; grey, grey + alpha or RGB input.
+COLOUR_FIELDS = {"kernel": range(1, 8), "num_filters": range(1, 257), "num_colours": range(2, 257),
+                 "num_in_channels": range(1, 4)}
+
+
 def _channels(num_in_channels: int, num_filters: int, num_colours: int) -> list[tuple[int, int]]:
     """(in, out) channels of the four blocks: NIC -> NF -> 2NF -> NF -> NC."""
     sizes = [num_in_channels, num_filters, 2 * num_filters, num_filters, num_colours]
     return list(zip(sizes[:-1], sizes[1:]))
 
 
-@register_model
+@register_model(COLOUR_FIELDS, kind=COLOUR_NET)
 class PoolUpsampleNet(nn.Module):
     """Part A: conv + max-pool twice, conv + nearest upsample twice, then a final conv."""
 
@@ -76,7 +84,7 @@ class PoolUpsampleNet(nn.Module):
         return self.final(self.blocks(grey))
 
 
-@register_model
+@register_model(COLOUR_FIELDS, kind=COLOUR_NET)
 class ConvTransposeNet(nn.Module):
     """Part B: stride-2 convs down, stride-2 transposed convs up, then a final conv."""
 
@@ -93,7 +101,7 @@ class ConvTransposeNet(nn.Module):
         return self.final(self.blocks(grey))
 
 
-@register_model
+@register_model(COLOUR_FIELDS, kind=COLOUR_NET)
 class UNet(nn.Module):
     """Part C: ConvTransposeNet with two skip connections (concatenation)."""
 

@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import segmentation as tv_seg
 
-from colorseg.registry import register_model
-from colorseg.segmentation.efficientnet_lite import EfficientNetLiteEncoder, normalize_input
+from colorseg.registry import SEG_BODY, SEG_HEAD, register_model
+from colorseg.segmentation.efficientnet_lite import VARIANTS, EfficientNetLiteEncoder, normalize_input
 
 # Position of the final 1x1 conv inside torchvision's DeepLabHead (the layer Part D replaces).
 HEAD_INDEX = 4
@@ -130,7 +130,7 @@ def _use_atrous_convs(module: nn.Module) -> None:
             _use_atrous_convs(child)
 
 
-@register_model
+@register_model({"backbone": tuple(BACKBONES)}, kind=SEG_BODY)
 class DeepLabV3Body(nn.Module):
     """DeepLabV3 without ``classifier[HEAD_INDEX]``: images -> 256-channel features.
 
@@ -179,7 +179,8 @@ class SeparableASPP(nn.Module):
         return self.project(torch.cat([branch(x) for branch in self.branches] + [pooled], dim=1))
 
 
-@register_model
+# skip_stage: stride 4 (stage 1) or 8 (stage 2), the detail a skip is for.
+@register_model({"variant": tuple(VARIANTS), "skip_stage": range(1, 3), "atrous_rates": [range(1, 37)]}, kind=SEG_BODY)
 class LiteDeepLabBody(nn.Module):
     """DeepLabV3+ without its last 1x1 conv, on EfficientNet-Lite: images -> 256-channel features at stride 8.
 
@@ -227,7 +228,8 @@ class LiteDeepLabBody(nn.Module):
         return self.suffix(*self.prefix(images, 0), 0)
 
 
-@register_model
+# The segmenter reads exactly two classes from a head over the body's 256 feature channels.
+@register_model({"in_channels": (FEATURE_CHANNELS,), "num_classes": (NUM_CLASSES,)}, kind=SEG_HEAD)
 def DeepLabV3Head(in_channels: int = FEATURE_CHANNELS, num_classes: int = NUM_CLASSES) -> nn.Conv2d:
     """The replacement for ``classifier[HEAD_INDEX]``: a fresh 1x1 conv."""
     return nn.Conv2d(in_channels, num_classes, kernel_size=1)

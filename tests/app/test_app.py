@@ -93,6 +93,41 @@ def test_damaged_weights_disable_only_what_they_affect(tmp_path):
     assert models.colour is None and "palette" in models.colour_problem and "damaged" in models.colour_problem
 
 
+def _edit_description(path, **values):
+    import json
+
+    description = json.loads(path.read_text())
+    for key, value in values.items():
+        target = description["constructor"] if key in ("kernel", "num_filters") else description
+        target[key] = value
+    path.write_text(json.dumps(description))
+
+
+def test_hand_edited_weight_descriptions_make_the_tab_say_the_weights_are_unusable(tmp_path):
+    make_all_weights(tmp_path)
+    _edit_description(tmp_path / f"{COLOUR_STEMS['UNet']}.json", kernel=-1)
+    models = fake_models(tmp_path)
+    assert list(models.colour.nets) == ["PoolUpsampleNet", "ConvTransposeNet"]
+    markdown = markdown_of(build_demo(models=models))
+    assert "Some networks are unavailable" in markdown and "kernel=-1 is not allowed" in markdown
+    for name in ("PoolUpsampleNet", "ConvTransposeNet"):
+        _edit_description(tmp_path / f"{COLOUR_STEMS[name]}.json", num_filters=100_000)
+    markdown = markdown_of(build_demo(models=fake_models(tmp_path)))
+    assert "Colourization is unavailable" in markdown and "num_filters=100000 is not allowed" in markdown
+
+
+def test_a_hand_edited_segmentation_working_size_makes_the_tab_say_so(tmp_path):
+    from test_app_support import make_segmentation_weights
+
+    from colorseg.weights_io import SEG_BODY_STEM
+
+    make_segmentation_weights(make_colour_weights(tmp_path), tasks=("objects",))
+    _edit_description(tmp_path / f"{SEG_BODY_STEM}.json", working_size=20000)
+    models = load_models(tmp_path, "cpu")  # the real segmenter loader
+    assert models.segmenter is None and "working_size=20000 is not allowed" in models.segment_problem
+    assert "Segmentation is unavailable" in markdown_of(build_demo(models=models))
+
+
 def test_segmenter_that_crashes_does_not_stop_the_app(tmp_path):
     def load_segmenter(weights_dir, device="cpu"):
         raise RuntimeError("CUDA out of memory")
@@ -215,6 +250,57 @@ def test_picture_store_deletes_old_pictures(tmp_path):
     fresh = store.save(np.zeros((4, 4, 3), np.uint8))
     assert not os.path.exists(old) and os.path.exists(fresh)
     assert not os.path.exists(os.path.dirname(old_named)), "a named picture goes with its folder"
+
+
+def test_picture_store_keeps_to_its_byte_cap_oldest_first_never_the_last_minute(tmp_path):
+    store = PictureStore(tmp_path / "pictures", sweep_every_s=3600, max_bytes=2500, min_age_s=60)
+    now = time.time()
+    written = []
+    for age in (600, 500, 400, 30, 10):  # seconds old; each file 1000 bytes
+        path = store.directory / f"{age}.jpg" if age != 400 else store.directory / "x" / "cutout.png"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(b"\0" * 1000)
+        os.utime(path, (now - age, now - age))
+        written.append(path)
+    os.utime(written[2].parent, (now - 400, now - 400))
+    assert store.sweep(now) == 3, "5000 bytes against 2500: the three oldest go"
+    assert [p.exists() for p in written] == [False, False, False, True, True]
+    assert not written[2].parent.exists(), "a named picture's folder goes with it"
+    # Younger than a minute: kept even above the cap (a browser may still be downloading them).
+    store.max_bytes = 0
+    assert store.sweep(now) == 0 and written[3].exists() and written[4].exists()
+    assert store.sweep(now + 61) == 2
+
+
+def test_picture_store_byte_cap_is_set_by_the_environment(monkeypatch, tmp_path):
+    import importlib
+
+    from colorseg.app import settings
+
+    monkeypatch.setenv("COLORSEG_PICTURE_STORE_BYTES", "12345")
+    try:
+        importlib.reload(settings)
+        assert PictureStore(tmp_path / "a").max_bytes == 12345
+    finally:
+        monkeypatch.delenv("COLORSEG_PICTURE_STORE_BYTES")
+        importlib.reload(settings)
+    assert PictureStore(tmp_path / "b").max_bytes == 2 * 10**9
+
+
+def test_the_app_keeps_its_files_in_its_own_temp_folder(context, tmp_path, monkeypatch):
+    """Not gradio's <temp>/gradio, shared by every gradio app on the machine (this app's file route
+    and readable files would cover theirs); a GRADIO_TEMP_DIR the user set is kept."""
+    import tempfile
+
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    build_demo(models=context.models)
+    assert os.environ["GRADIO_TEMP_DIR"] == str(tmp_path / "colorseg")
+    assert gr.utils.get_upload_folder() == str(tmp_path / "colorseg") and (tmp_path / "colorseg").is_dir()
+    assert (tmp_path / "colorseg").stat().st_mode & 0o077 == 0, "readable by this user only"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "chosen"))
+    build_demo(models=context.models)
+    assert gr.utils.get_upload_folder() == str(tmp_path / "chosen")
 
 
 def test_handlers_refuse_paths_outside_uploads_with_one_message(context, tmp_path):

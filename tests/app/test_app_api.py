@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import httpx
 import numpy as np
 import pytest
 from app_fakes import fake_models
+from gradio.utils import get_upload_folder
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -174,3 +178,153 @@ def test_examples_and_their_thumbnails_still_work(client):
     assert gallery[0]["caption"] == "Greyscale input"
     gallery, *_ = client.predict({"path": str(EXAMPLES_DIR / "coffee_cup.jpg")}, api_name="/colorize")
     assert gallery[0]["caption"] == "Greyscale input"
+
+
+# ---------------------------------------------------------------- inline pictures, request bodies, the file route
+
+
+def _data_url(data: bytes) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def test_a_data_url_is_refused_before_anything_decodes_it(client, monkeypatch):
+    from gradio import image_utils
+    from support import huge_png
+
+    from colorseg.app.uploads import INLINE_PICTURE
+
+    decoded = []
+
+    def decode(*args):  # in the server's thread: an ordinary error, answered as such
+        decoded.append(args)
+        raise RuntimeError("decoded")
+
+    monkeypatch.setattr(image_utils, "decode_base64_to_image", decode)
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    bomb = _data_url(huge_png(13000, 13000))  # 13000 x 13000 px: 2 GB once decoded
+    for payload in ({"path": None, "url": bomb, "meta": FILE_META}, {"url": bomb}):
+        answer = _raw_call(base, "colorize", [payload])
+        assert "event: error" in answer and INLINE_PICTURE in answer, answer[:300]
+    assert not decoded
+
+
+def test_every_picture_input_refuses_data_urls_without_decoding(monkeypatch, tmp_path):
+    """Not only the photo: any input that gradio would decode (the before/after slider feeds the
+    pixel inspector) hands on file paths only."""
+    import gradio as gr
+    from gradio import image_utils
+    from gradio.data_classes import ImageData
+
+    from colorseg.app.uploads import INLINE_PICTURE
+
+    monkeypatch.setattr(image_utils, "decode_base64_to_image", lambda *a: pytest.fail("decoded"))
+    demo = build_demo(models=fake_models(make_all_weights(tmp_path)))
+    inputs = {block for dependency in demo.fns.values() for block in dependency.inputs}
+    pictures = [block for block in inputs if isinstance(block, (gr.Image, gr.ImageSlider))]
+    assert any(isinstance(block, gr.ImageSlider) for block in pictures)
+    inline = ImageData(url=_data_url(b"\x89PNG"), path=None)
+    for block in pictures:
+        payload = block.data_model.model_validate([inline, inline] if isinstance(block, gr.ImageSlider) else inline)
+        with pytest.raises(gr.Error, match=re.escape(INLINE_PICTURE)):
+            block.preprocess(payload)
+
+
+def test_request_bodies_other_than_uploads_are_capped(client, tmp_path):
+    from colorseg.app.server import BODY_TOO_LARGE, MAX_BODY_BYTES
+
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    padding = "x" * (MAX_BODY_BYTES + 1)
+    declared = httpx.post(f"{base}gradio_api/call/colorize", json={"data": [padding]}, timeout=30)
+    assert declared.status_code == 413 and declared.json()["detail"] == BODY_TOO_LARGE
+
+    def chunks():  # no Content-Length: counted as it arrives
+        yield b'{"data": ["'
+        for _ in range(MAX_BODY_BYTES // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"]}'
+
+    streamed = httpx.post(f"{base}gradio_api/queue/join", content=chunks(),
+                          headers={"content-type": "application/json"}, timeout=30)
+    assert streamed.status_code == 413
+    # An upload larger than the cap still goes through, and so does an ordinary call.
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (700, 700, 3), dtype=np.uint8)).save(big)
+    assert big.stat().st_size > MAX_BODY_BYTES
+    upload = _raw_upload(base, big)
+    assert "event: complete" in _raw_call(base, "colorize", [upload])
+
+
+def test_the_file_route_never_looks_up_a_path_outside_the_app_folders(client, tmp_path, monkeypatch):
+    import os
+
+    from colorseg.app.server import FILE_NOT_SERVED
+
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    secret = save_photo(tmp_path / "probe_secret.png", 16, 16)
+    looked_up = []
+
+    def recording(function):
+        def wrapper(path, *args, **kwargs):
+            if "probe_" in os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else False:
+                looked_up.append((function.__name__, os.fspath(path)))
+            return function(path, *args, **kwargs)
+        return wrapper
+
+    for name in ("stat", "lstat", "open", "access", "readlink", "scandir", "listdir"):
+        monkeypatch.setattr(os, name, recording(getattr(os, name)))
+    answers = set()
+    upload_folder = os.path.abspath(get_upload_folder())
+    for path in (str(secret), str(tmp_path / "probe_missing.png"), "/etc/passwd",
+                 f"{upload_folder}/%2E%2E/%2E%2E{tmp_path}/probe_secret.png"):
+        for route in ("gradio_api/file=", "gradio_api/file/"):
+            answer = httpx.get(f"{base}{route}{path}", timeout=30)
+            assert answer.status_code == 403, (route, path)
+            answers.add(answer.text)
+    monkeypatch.undo()
+    assert not looked_up, "refused paths are decided from their text alone"
+    assert answers == {json.dumps({"detail": FILE_NOT_SERVED})}, "the same answer whether the file exists or not"
+    # What the app serves itself is still served: an upload, and a result picture.
+    upload = _raw_upload(base, save_photo(tmp_path / "upload.png", 32, 24))
+    assert httpx.get(f"{base}gradio_api/file={upload['path']}", timeout=30).status_code == 200
+
+
+def test_uploads_are_capped_at_50_mb(client):
+    """Set by build_demo's launch() for every caller (app.py passes nothing)."""
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    assert httpx.get(f"{base}config", timeout=30).json()["max_file_size"] == 50 * 1024**2
+
+
+def test_the_monitoring_dashboard_is_off(client):
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    for route in ("monitoring", "monitoring/summary", "gradio_api/monitoring", "gradio_api/monitoring/summary"):
+        assert httpx.get(base + route, timeout=30).status_code in (403, 404), route
+
+
+def test_errors_do_not_show_the_server_temp_paths(client, tmp_path, monkeypatch):
+    from colorseg import image_io
+
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    upload = _raw_upload(base, save_photo(tmp_path / "upload.png", 32, 24))
+
+    def refused(source, *args, **kwargs):  # as an upload that the server may not read
+        raise PermissionError(13, "Permission denied", str(source))
+
+    monkeypatch.setattr(image_io.Image, "open", refused)
+    answer = _raw_call(base, "colorize", [upload])
+    assert "cannot be read (Permission denied)" in answer and get_upload_folder() not in answer
+
+
+def test_a_folder_inside_the_upload_folder_is_refused_like_any_other_path(client, tmp_path):
+    import os
+
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    folder = os.path.join(get_upload_folder(), "a_folder_not_a_file")
+    os.makedirs(folder, exist_ok=True)
+    try:
+        # gradio would record the folder as a file it made, and its cache clean-up fail on it.
+        answer = _raw_call(base, "colorize", [{"path": folder, "meta": FILE_META}])
+        assert "event: error" in answer and REFUSED_PATH in answer
+    finally:
+        os.rmdir(folder)

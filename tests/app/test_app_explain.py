@@ -136,3 +136,14 @@ def test_no_replays_says_how_to_make_them(context, monkeypatch, tmp_path):
     demo = build_demo(models=context.models)
     shown = " ".join(str(b.value) for b in demo.blocks.values() if isinstance(b, gr.Markdown) and b.value)
     assert NO_REPLAYS in shown and "python train_all.py" in NO_REPLAYS
+
+
+def test_a_damaged_replay_is_reported_without_the_server_path(context, tmp_path):
+    folder = tmp_path / "deep" / "server" / "reports"
+    folder.mkdir(parents=True)
+    _replay(folder)
+    (folder / "replay_colour_UNet_prediction.png").write_bytes(b"broken")
+    handlers = ReplayHandlers(context, replay_stems([folder]))
+    with pytest.raises(gr.Error) as caught:
+        handlers.choose("replay_colour_UNet")
+    assert "cannot be read" in caught.value.message and str(tmp_path) not in caught.value.message

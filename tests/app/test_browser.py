@@ -13,6 +13,8 @@ at, or to ``$COLORSEG_SCREENSHOT_DIR``: README's come from
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 import shutil
@@ -30,11 +32,13 @@ CHROMIUM = os.environ.get("COLORSEG_CHROMIUM") or shutil.which("chromium") or "/
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # A fake camera (a moving test pattern) that the page may use without asking: the webcam source.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("COLORSEG_SCREENSHOT_DIR") or REPO / "artifacts")
 PHOTO = REPO / "examples" / "chelsea_the_cat.jpg"  # 451x300, a real photo for representative screenshots
-ANIMAL = REPO / "examples" / "cow.webp"  # 1024x680, what "Any object" is for
+ANIMAL = REPO / "examples" / "cow.webp"  # 1024x768, what "Any object" is for
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}")
@@ -87,7 +91,10 @@ def url(tmp_path_factory):
 def page(url):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        # Clipboard and camera: the photo inputs' paste and webcam sources.
+        context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                      permissions=["clipboard-read", "clipboard-write", "camera"])
+        page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(url)
         yield page
@@ -203,3 +210,55 @@ def test_model_tab(page):
     page.get_by_role("tab", name="Model").click()
     page.get_by_text("The hooked module's totals match").wait_for()
     page.screenshot(path=str(ARTIFACTS / "model_tab.png"), full_page=True)
+
+
+def test_upload_paste_and_webcam_reach_the_app_as_uploaded_files(page):
+    """The browser sends every picture as a file upload, whatever its source: the server refuses
+    data: URLs and caps other request bodies (colorseg.app.server), and all three still work."""
+    from colorseg.app.server import MAX_BODY_BYTES
+
+    posted = []
+    page.on("request", lambda request: request.method == "POST" and posted.append(
+        (request.url.split("?")[0].rsplit("/", 1)[-1], request.headers.get("content-type", ""),
+         len(request.post_data_buffer or b""))))
+    page.get_by_role("tab", name="Colourize").click()
+    photo = page.locator("#colour-photo")
+    remove = photo.locator("button[aria-label='Remove Image']")
+
+    def colourize(size: str | None, previous: str) -> None:
+        """Colourize what the input holds; wait for the notes of a result of ``size`` (any size but
+        ``previous`` when None), not the progress or the last result."""
+        photo.locator("img").first.wait_for()
+        page.get_by_role("button", name="Colourize", exact=True).click()
+        page.wait_for_function("([size, previous]) => { const text = document.querySelector('#colour-notes').innerText;"
+                               " return size ? text.startsWith(`Colourized ${size} px`) :"
+                               " text.startsWith('Colourized ') && !text.startsWith(`Colourized ${previous} px`); }",
+                               arg=[size, previous])
+        remove.first.click()
+
+    if remove.count():
+        remove.first.click()
+    sizes = {}
+    for path in (ANIMAL, PHOTO):
+        with Image.open(path) as picture:
+            sizes[path] = "{}×{}".format(*picture.size)
+    photo.locator("input[type=file]").set_input_files(str(ANIMAL))  # upload (the last result was PHOTO's)
+    colourize(sizes[ANIMAL], "")
+    with Image.open(PHOTO) as picture:  # paste: a picture on the clipboard, as a PNG
+        buffer = io.BytesIO()
+        picture.convert("RGB").save(buffer, format="PNG")
+    page.evaluate("""async (b64) => {
+        const blob = await (await fetch('data:image/png;base64,' + b64)).blob();
+        await navigator.clipboard.write([new ClipboardItem({'image/png': blob})]);
+    }""", base64.b64encode(buffer.getvalue()).decode())
+    photo.locator("button[aria-label='Paste from clipboard']").click()
+    colourize(sizes[PHOTO], "")
+    photo.locator("button[aria-label='Capture from camera']").click()  # webcam: Chromium's fake camera
+    photo.get_by_text("Click to Access Webcam").click()
+    # Capture only once the camera delivers frames: before that the picture is empty and nothing is sent.
+    page.wait_for_function("() => (document.querySelector('#colour-photo video') || {}).videoWidth > 0")
+    photo.locator("button[aria-label='capture photo']").click()
+    colourize(None, sizes[PHOTO])
+    uploads = [entry for entry in posted if entry[0] == "upload"]
+    assert len(uploads) == 3 and all(kind.startswith("multipart/form-data") for _, kind, _ in uploads)
+    assert all(size < MAX_BODY_BYTES for name, _, size in posted if name != "upload"), posted
