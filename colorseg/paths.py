@@ -12,6 +12,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS_DIR = REPO_ROOT / "weights"
 DEFAULT_REPORTS_DIR = REPO_ROOT / "reports"
+EXAMPLES_DIR = REPO_ROOT / "examples"  # free photos: the app's examples and the training replays' pictures
 TRAIN_SCRIPT = REPO_ROOT / "train_all.py"
 DATA_ENV = "COLORSEG_DATA"
 

@@ -15,7 +15,7 @@ from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import NUM_COLOURS, check_palette, fit_palette, label_images, palette_record, same_palette
 from colorseg.colour.report import write_batch_sweep, write_report
 from colorseg.colour.train import ColourRecipe, get_recipe, train_colour_net
-from colorseg.colour.training_replay import ColourReplay, replay_stem
+from colorseg.colour.training_replay import ColourReplay, example_photos, replay_stem
 from colorseg.config import RunConfig
 from colorseg.errors import WeightsError
 from colorseg.paths import data_root
@@ -160,6 +160,7 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
     palette = data["palette"]
     recipes = {name: _recipe(config, name) for name in config.models}
     trained, replays = {}, {}
+    photos = example_photos()
     # The palette and the nets trained on it are one weight set: nothing is written until every
     # net of this run has trained, then all land at once (see colorseg.weight_set). A run that
     # stops early, or is killed at any instant, leaves the previous palette and nets as they were.
@@ -183,7 +184,7 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
             teacher, teacher_info = None, None
             if recipe.teacher is not None:
                 teacher, teacher_info = _teacher(recipe.teacher, trained, weights_dir, palette, device)
-            replay = replays[name] = ColourReplay(name, data["val"][0], palette, device) if ctx.is_main else None
+            replay = replays[name] = ColourReplay(name, *photos, palette, device) if ctx.is_main and photos else None
             model, history, seconds = _train(
                 name, recipe, data, run_config, f"{name} ({recipe.name})", teacher, config.compile, replay
             )
@@ -205,7 +206,8 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
         return {}
     for name in trained:  # their final weights are in place: the checkpoints are spent
         finish_stage(run_config.checkpointing, f"colour_{recipes[name].name}_{name}")
-        replays[name].recorder.save(run_config.report_dir, replay_stem(name))
+        if replays[name] is not None:
+            replays[name].recorder.save(run_config.report_dir, replay_stem(name))
     logger.info(f"committed the palette and {', '.join(trained)} to {weights_dir}")
     report = write_report(weights_dir, run_config.report_dir, config.recipe)
     ctx.barrier()

@@ -1,38 +1,61 @@
-"""Colour training replays: a net's colourizations of a few fixed validation images after
-every epoch, written as <report dir>/replay_colour_<Net>.json + _argmax.png for the app's replay tab."""
+"""Colour training replays: a net's colourizations of the repository's CIFAR-sized example photos
+(examples/cifar32/, 32 px copies of the free farm-animal photos, never CIFAR images) after every
+epoch, written as <report dir>/replay_colour_<Net>.json + PNG strips for the app's replay tab. The
+replay also keeps, at epoch 0, each photo's own colours and its palette-quantised target: what the
+net is trained to predict."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
+from colorseg.colour.data import to_grey
 from colorseg.colour.inference import ColourModels, chroma_offset, colourize
+from colorseg.colour.palette import label_images
+from colorseg.paths import EXAMPLES_DIR, IMAGE_SUFFIXES
 from colorseg.replay import ReplayRecorder
 
-REPLAY_IMAGES = 8  # validation images whose colourization the training replay shows
+REPLAY_FOLDER = EXAMPLES_DIR / "cifar32"
 
 
 def replay_stem(name: str) -> str:
-    """<report dir>/<stem>.json + <stem>_argmax.png: a net's colourizations after every epoch."""
+    """<report dir>/<stem>.json + <stem>_<key>.png: a net's colourizations after every epoch."""
     return f"replay_colour_{name}"
 
 
+def example_photos(folder: Path = REPLAY_FOLDER) -> tuple[list[str], torch.Tensor] | None:
+    """(names, uint8 RGB [K, 3, 32, 32]) of the CIFAR-sized examples, or None when absent (an
+    installed package without the repository's examples/)."""
+    paths = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    if not paths:
+        return None
+    photos = []
+    for path in paths:
+        with Image.open(path) as image:
+            photos.append(torch.from_numpy(np.asarray(image.convert("RGB")).copy()).permute(2, 0, 1))
+    return [p.stem for p in paths], torch.stack(photos)
+
+
 class ColourReplay:
-    """A net's argmax colourization of ``REPLAY_IMAGES`` fixed validation images after every
-    epoch, decoded by the app's own :func:`colorseg.colour.inference.colourize` (palette colour
-    of the argmax, its chroma moved onto the grey input). Runs on rank 0, in eval mode under
+    """A net's argmax colourization of the example photos after every epoch, decoded by the app's
+    own :func:`colorseg.colour.inference.colourize` (palette colour of the argmax, its chroma moved
+    onto the grey input). A ``training.fit`` hook: runs on rank 0, in eval mode under
     inference_mode and draws no random numbers, so training is exactly what it is without it;
     ``seconds`` is what recording cost. After a ``--resume`` it holds the epochs trained since."""
 
-    def __init__(self, name: str, val_grey: torch.Tensor, palette: torch.Tensor, device: torch.device):
+    def __init__(self, name: str, names: list[str], photos: torch.Tensor, palette: torch.Tensor, device: torch.device):
         self.name = name
-        picks = torch.linspace(0, len(val_grey) - 1, min(REPLAY_IMAGES, len(val_grey))).round().long().unique()
-        self.grey = [image[0].cpu().numpy() for image in val_grey[picks.to(val_grey.device)]]  # float32 [H, W] in [0, 1]
+        self.grey = [image[0].numpy() for image in to_grey(photos)]  # float32 [H, W] in [0, 1]
         self.models = ColourModels(palette, chroma_offset(palette).to(device), {}, {}, device=device)
-        self.recorder = ReplayRecorder("colour", [f"val_{i:04d}" for i in picks.tolist()])
+        self.recorder = ReplayRecorder("colour", names)
+        self.recorder.record(0, "original", photos.permute(0, 2, 3, 1).numpy())
+        target = (palette.cpu()[label_images(photos, palette).cpu()] * 255).round().to(torch.uint8)  # [K, H, W, 3]
+        self.recorder.record(0, "target", target.numpy())
         self.seconds = 0.0
 
     def __call__(self, epoch: int, row: dict, model: nn.Module) -> None:  # a training.fit hook

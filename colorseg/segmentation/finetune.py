@@ -14,6 +14,7 @@ train): with batches of 16 mixed photos, batch statistics would be noisier than 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -29,6 +30,7 @@ from colorseg.segmentation.train import BODY_STAGE, segmentation_metrics
 from colorseg.training import (
     SINGLE,
     Checkpointing,
+    EpochHook,
     Stage,
     batches,
     build_optimizer,
@@ -148,6 +150,7 @@ def fine_tune_body(
     ctx: DistContext = SINGLE,
     checkpointing: Checkpointing = Checkpointing(),
     identity: dict | None = None,
+    hooks: Sequence[EpochHook] = (),
 ) -> list[dict[str, float]]:
     """Fine-tune ``body`` (ImageNet encoder loaded) on the mixture ``train``; returns the per-epoch
     history (train loss; every source's validation metrics every ``eval_every`` epochs).
@@ -196,6 +199,6 @@ def fine_tune_body(
         BODY_STAGE, model, optimizer, recipe.epochs, train_epoch, after_epoch, scheduler=scheduler,
         generators={"order": generator}, key={"body": recipe.to_dict(), **(identity or {})}, keep_last=True,
     )
-    history = fit(stage, ctx=ctx, checkpointing=checkpointing)
+    history = fit(stage, ctx=ctx, checkpointing=checkpointing, hooks=hooks)
     body.requires_grad_(False)
     return history

@@ -20,7 +20,7 @@ from colorseg.segmentation.inference import HEAD_NAMES
 from colorseg.segmentation.models import DeepLabV3Head, head_logits
 from colorseg.segmentation.sources import SegmentationData
 from colorseg.segmentation.train import evaluate_segmentation
-from colorseg.segmentation.training_replay import TaskReplays
+from colorseg.segmentation.training_replay import TaskReplays, example_photos
 from colorseg.training import (
     SINGLE,
     Checkpointing,
@@ -144,7 +144,8 @@ def train_heads(
         val_features = {n: compute_features(body, v.images, batch_size) for n, v in data.val.items()}
     # A head's checkpoint resumes only on the same body, data and seed.
     identity = {"seed": seed, "body_sha256": tensors_digest(*body.state_dict().values()), "sources": list(data.description)}
-    replays = TaskReplays(data, val_features, ctx.is_main)
+    photos = example_photos(data.train.images.shape[-1], data.train.images.device)
+    replays = TaskReplays(body, photos, ctx.is_main)
     heads: dict[str, dict[str, torch.nn.Module]] = {}
     histories: dict[str, list[dict]] = {}
     for task, names in tasks.items():
@@ -161,5 +162,4 @@ def train_heads(
                     generator=torch.Generator().manual_seed(seed), ctx=ctx, checkpointing=checkpointing,
                     stage=head_stage(task, loss), identity=identity, hooks=replays.hooks(task, loss),
                 )
-            replays.record_history(task, loss, histories[f"{task}/{loss}"])
     return heads, histories, replays

@@ -49,6 +49,7 @@ from colorseg.segmentation.models import (
     pretrained_body,
 )
 from colorseg.segmentation.sources import SegmentationData, load_data, resolve_sources, resolve_tasks
+from colorseg.segmentation.training_replay import BodyReplay, example_photos
 from colorseg.training import finish_stage
 
 REGENERATE = "python train_all.py --only segmentation"
@@ -134,9 +135,10 @@ def _choose_working_size(
 
 
 def get_body(
-    config: SegmentationConfig, data: SegmentationData, run_config: RunConfig
+    config: SegmentationConfig, data: SegmentationData, run_config: RunConfig, hooks: list = ()
 ) -> tuple[torch.nn.Module, list[dict], dict[str, Any]]:
-    """The frozen body, its training history (scratch only) and what its JSON records about its origin."""
+    """The frozen body, its training history (when trained here) and what its JSON records about its
+    origin; ``hooks`` see every epoch of the ImageNet body's fine-tuning (its training replay)."""
     recipe, device = config.body, run_config.device
     if config.body_from is not None:
         body, description = weights_io.load_module(config.body_from, weights_io.SEG_BODY_STEM, device)
@@ -152,7 +154,7 @@ def get_body(
         history = finetune.fine_tune_body(
             body, data.train, data.val, recipe, generator=torch.Generator().manual_seed(config.seed),
             augment_generator=torch.Generator(device=device).manual_seed(config.seed + 1),
-            ctx=run_config.ctx, checkpointing=run_config.checkpointing, identity=identity,
+            ctx=run_config.ctx, checkpointing=run_config.checkpointing, identity=identity, hooks=hooks,
         )
         return body, history, {
             "source": "imagenet", "architecture": "LiteDeepLabBody", "constructor": {"variant": recipe.variant},
@@ -200,8 +202,11 @@ def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
     size = image_size(config)
     with timer("data"):
         data = load_data(sources, size, device, config.download)
+    photos = example_photos(size, device) if ctx.is_main else None
+    trains_imagenet_body = config.source == "imagenet" and config.body_from is None
+    body_replay = BodyReplay(photos) if photos is not None and trains_imagenet_body else None
     with timer("body"):
-        body, body_history, origin = get_body(config, data, run_config)
+        body, body_history, origin = get_body(config, data, run_config, [body_replay] if body_replay else [])
         body_dtype = torch.float16 if _round_to_float16(body) else None
     recipe = seg_heads.HEAD_RECIPES[config.head_recipe]
     heads, head_histories, replays = seg_heads.train_heads(
@@ -229,6 +234,8 @@ def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
         run_config.report_dir, lambda task: sum(timer.wall[f"head_{task}_{loss}"] for loss in HEAD_NAMES)
     )
     section = _report_section(config, result, data, timer, plots, run_config)
+    if body_replay is not None:
+        replay_report["body"] = body_replay.save(run_config.report_dir)
     section["replays"] = replay_report
     ctx.barrier()
     return {"segmentation": section}
