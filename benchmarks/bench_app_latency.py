@@ -50,15 +50,12 @@ def random_weights(directory: Path) -> Path:
     from colorseg.colour.models import COLOUR_MODEL_NAMES
     from colorseg.colour.palette import NUM_COLOURS, save_palette
     from colorseg.registry import create_model
-    from colorseg.weights_io import (
-        COLOUR_STEMS,
-        SEG_BODY_STEM,
-        SEG_LOSSES,
-        SEG_TASKS,
-        save_module,
-        seg_head_stem,
-        sha256_of,
-    )
+    from colorseg.colour.models import COLOUR_STEMS
+    from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
+    from colorseg.segmentation.losses import SEG_LOSSES
+    from colorseg.segmentation.sources import SEG_TASKS
+    from colorseg.weights import save_module
+    from colorseg.files import sha256_of
 
     torch.manual_seed(0)
     save_palette(torch.rand(NUM_COLOURS, 3), directory, {"what": "random benchmark palette"})

@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from colorseg import training
-from colorseg.amp import amp_dtype_name
+from colorseg.training import amp_dtype_name
 from colorseg.colour.data import load_horses, to_grey
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import NUM_COLOURS, fit_palette, label_images

@@ -25,7 +25,7 @@ from colorseg.segmentation import data as seg_data  # noqa: E402
 from colorseg.segmentation import heads as seg_heads  # noqa: E402
 from colorseg.segmentation import losses as seg_losses  # noqa: E402
 from colorseg.segmentation import train as seg_train  # noqa: E402
-from colorseg.segmentation.inference import HEAD_NAMES  # noqa: E402
+from colorseg.segmentation.inference import SEG_LOSSES  # noqa: E402
 from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet, freeze_body  # noqa: E402
 from colorseg.segmentation.sources import DEFAULT_SOURCES  # noqa: E402
 from colorseg.training import train_one_epoch  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> None:
 
     start = time.perf_counter()
     features = seg_heads.compute_features(body, images, batch_size=16)
-    for loss_name in HEAD_NAMES:
+    for loss_name in SEG_LOSSES:
         seg_heads.train_head(loss_name, features, masks, None, None, ASSIGNMENT, torch.Generator().manual_seed(0))
     cached = time.perf_counter() - start
     print(f"cached features, both heads:     {cached:8.1f} s")

@@ -5,7 +5,7 @@ set -u
 cd "$(dirname "$0")/.."
 D=${CIFAR:?set CIFAR to a CIFAR-10 folder (image-folder dump or cifar-10-batches-py)}
 OUT=runs/resume_demo
-CMD="python train_all.py --only colour --colour-models UNet --recipe assignment --epochs 10 --colour-data $D --weights-dir $OUT/weights --report-dir $OUT/reports --threads 2"
+CMD="python train_all.py --only colour --colour-nets UNet --colour-recipe assignment --colour-epochs 10 --colour-data $D --weights-dir $OUT/weights --report-dir $OUT/reports --threads 2"
 rm -rf $OUT runs/checkpoints; mkdir -p runs
 $CMD > runs/resume_demo_full.log 2>&1; cp $OUT/weights/colour_UNet.safetensors runs/resume_demo_full.safetensors
 rm -rf $OUT runs/checkpoints; mkdir -p runs

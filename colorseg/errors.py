@@ -1,7 +1,7 @@
-"""The errors colorseg raises for bad input files, and the hint they share.
+"""The errors colorseg raises, and the hint that weights errors share.
 
-Both are ``RuntimeError`` so that a command-line entry point can catch them and print one
-line instead of a traceback.
+Library code raises these and never exits or prints; the command-line entry points
+(colorseg.cli) turn a :class:`ColorsegError` into one line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -9,12 +9,20 @@ from __future__ import annotations
 REGENERATE_HINT = "python train_all.py"
 
 
-class DataError(RuntimeError):
+class ColorsegError(RuntimeError):
+    """Something the user can fix: bad data, weights or arguments. The message says what."""
+
+
+class DataError(ColorsegError):
     """The data folder is missing, incomplete or not in a known layout."""
 
 
-class WeightsError(RuntimeError):
+class WeightsError(ColorsegError):
     """A weight file is missing, damaged or does not match its description."""
+
+
+class UsageError(ColorsegError):
+    """Arguments that cannot work together, or ask for what this machine lacks (e.g. CUDA)."""
 
 
 def regenerate_hint(command: str = REGENERATE_HINT) -> str:

@@ -1,18 +1,26 @@
-"""Files written so that a crash never leaves half of one: temporary file, fsync, rename.
+"""Files written so that a crash never leaves half of one (temporary file, fsync, rename), the
+sha256 of a file, and pictures out of the library (PNG files, matplotlib figures as arrays).
 
-Shared by weights, checkpoints, reports and pictures. Files get the mode a normal file gets
+Shared by weights, checkpoints, reports, replays, the explainers and the batch CLI. Files get the mode a normal file gets
 (0666 minus the umask, 0644 usually), not mkstemp's 0600.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def sha256_of(path: Path) -> str:
@@ -66,3 +74,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def save_png(array: np.ndarray, path: str | Path) -> Path:
+    """Write uint8 [H, W], [H, W, 3] or [H, W, 4] (bool masks as 0/255) as a PNG, atomically."""
+    array = np.asarray(array)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 or bool picture, got dtype {array.dtype}")
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    atomic_write_bytes(Path(path), buffer.getvalue())
+    return Path(path)
+
+
+def figure_to_array(figure: Figure) -> np.ndarray:
+    """Render a matplotlib figure with Agg (no display, no pyplot state) to uint8 [H, W, 3]."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # only where a figure is drawn
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()

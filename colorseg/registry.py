@@ -13,7 +13,7 @@ A field's declaration is a ``range`` (an int in it), a tuple (one of its values,
 type), a compiled regular expression (a string it matches whole) or a one-element list of one
 of those (a list or tuple of up to :data:`MAX_LIST` such values). ``kind`` (:data:`COLOUR_NET`,
 :data:`SEG_BODY` or :data:`SEG_HEAD`) says which weight files may hold the module (see
-colorseg.weights_io.expected_architectures): ``seg_body`` any segmentation body, and so on.
+colorseg.weights.load_module's ``expect``): ``seg_body`` any segmentation body, and so on.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ Allowed = range | tuple | re.Pattern | list
 MAX_LIST = 32
 # What a registered module is, and so which weight file may hold it.
 COLOUR_NET, SEG_BODY, SEG_HEAD = "colour net", "segmentation body", "segmentation head"
+KINDS = (COLOUR_NET, SEG_BODY, SEG_HEAD)
 
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 _FIELDS: dict[str, dict[str, Allowed]] = {}
@@ -46,7 +47,7 @@ T = TypeVar("T", bound=Callable[..., nn.Module])
 def register_model(fields: Mapping[str, Allowed], *, kind: str | None = None) -> Callable[[T], T]:
     """Register a class or factory under its ``__name__``, with the values each constructor field
     may take (every field of its signature must be declared) and its ``kind``."""
-    if not isinstance(fields, Mapping) or kind not in (COLOUR_NET, SEG_BODY, SEG_HEAD):
+    if not isinstance(fields, Mapping) or kind not in KINDS:
         raise TypeError("register_model needs the constructor fields' allowed values and the module's kind: "
                         "@register_model({...}, kind=SEG_BODY)")
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from colorseg.files import atomic_write_bytes
-from colorseg.pictures import save_png
+from colorseg.files import save_png
 
 KINDS = ("colour", "segmentation")
 FORMAT_VERSION = 1

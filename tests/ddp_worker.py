@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
-from colorseg.distributed import DistContext, setup
+from colorseg.training.distributed import DistContext, setup
 
 N, BATCH, EPOCHS, CLASSES = 29, 8, 3, 4
 KINDS = ("plain", "bn")

@@ -11,12 +11,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorseg import weights_io
+from colorseg import weights
+from colorseg.files import sha256_of
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import NUM_COLOURS, save_palette
 from colorseg.registry import create_model
 from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head
-from colorseg.weights_io import COLOUR_STEMS, SEG_BODY_STEM, save_module, seg_head_stem
+from colorseg.colour.models import COLOUR_STEMS
+from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
+from colorseg.weights import save_module
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -107,7 +110,7 @@ def save_tiny_segmentation_weights(directory: Path, size: int = 64, tasks=("obje
         body(torch.randn(4, 3, size, size))
     body.eval()
     body.load_state_dict({k: v.half().to(v.dtype) for k, v in body.state_dict().items()})  # what float16 stores
-    path = weights_io.save_module(
+    path = weights.save_module(
         body, directory, SEG_BODY_STEM, architecture="DeepLabV3Body",
         constructor={"backbone": "mobilenet_v3_large"}, metadata={"image_size": size, "tasks": list(tasks)},
         dtype=torch.float16,
@@ -117,9 +120,9 @@ def save_tiny_segmentation_weights(directory: Path, size: int = 64, tasks=("obje
         heads[task] = {}
         for loss in HEAD_LOSSES:
             heads[task][loss] = DeepLabV3Head().eval()
-            weights_io.save_module(
+            weights.save_module(
                 heads[task][loss], directory, seg_head_stem(task, loss), architecture="DeepLabV3Head", constructor={},
-                metadata={"body_sha256": weights_io.sha256_of(path), "task": task, "loss": loss},
+                metadata={"body_sha256": sha256_of(path), "task": task, "loss": loss},
             )
     return body, heads
 

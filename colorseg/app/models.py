@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from colorseg.colour import inference as colourizing
-from colorseg.hub import resolve_weights_dir
-from colorseg.weights_io import DEFAULT_WEIGHTS_DIR, REGENERATE_HINT, WeightsError
+from colorseg.deploy.hub import resolve_weights_dir
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
+from colorseg.errors import REGENERATE_HINT, WeightsError
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 from colorseg.app.models import Models
 from colorseg.app.settings import REPORTS_DIR
-from colorseg.weights_io import REGENERATE_HINT
+from colorseg.errors import REGENERATE_HINT
 
 
 def report_dirs(weights_dir: Path) -> list[Path]:

@@ -23,7 +23,7 @@ from colorseg.segmentation.losses import per_image_metrics
 SHOW_BOTH, SHOW_CE, SHOW_IOU = "Both heads", "Cross-entropy head only", "Soft-IoU head only"
 SCORE_HEADERS = ["Head", "Object pixels", "IoU", "Thresholded mIoU", "Pixel accuracy"]
 
-# The tasks a segmenter may have heads for (colorseg.weights_io.SEG_TASKS), as the radio names them.
+# The tasks a segmenter may have heads for (colorseg.weights.SEG_TASKS), as the radio names them.
 TASK_LABELS = {"objects": "Any object", "flowers": "Flowers (the assignment's Part D)", "horses": "Horses"}
 DEFAULT_TASK = "objects"
 

@@ -10,8 +10,9 @@ folders) so that runs are repeatable.
 
 from __future__ import annotations
 
+import logging
+
 import pickle
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from PIL import Image
 
 from colorseg.errors import DataError
 from colorseg.paths import is_image_file
+
+log = logging.getLogger(__name__)
 
 HORSE_LABEL = 7
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -88,7 +91,7 @@ def _load_folder_split(folder: Path) -> torch.Tensor:
 def _download(root: Path) -> None:
     from torchvision.datasets.utils import download_and_extract_archive
 
-    print(f"downloading CIFAR-10 from {CIFAR_URL} into {root}", file=sys.stderr)
+    log.info(f"downloading CIFAR-10 from {CIFAR_URL} into {root}")
     try:
         download_and_extract_archive(CIFAR_URL, download_root=str(root), md5=CIFAR_MD5)
     except Exception as error:  # network errors come in many types (URLError, OSError, HTTPError)
@@ -114,7 +117,7 @@ def load_horses(root: str | Path, download: bool = False) -> HorseImages:
         return _load_batches(root / BATCHES_DIR)
     raise DataError(
         f"{root} holds neither {BATCHES_DIR}/ nor train/horse/ + test/horse/ "
-        "(pass --download to fetch the official CIFAR-10 archive)"
+        "(pass --colour-download to fetch the official CIFAR-10 archive)"
     )
 
 
@@ -129,5 +132,5 @@ def load_test_horses(root: str | Path) -> torch.Tensor:
         return _load_folder_split(root / "test" / "horse")
     raise DataError(
         f"{root} holds neither {BATCHES_DIR}/test_batch nor test/horse/ "
-        "(point it at a CIFAR-10 folder; python train_all.py --download fetches one)"
+        "(point it at a CIFAR-10 folder; python train_all.py --colour-download fetches one)"
     )

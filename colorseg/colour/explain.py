@@ -28,7 +28,7 @@ from colorseg.colour.inference import (
     working_shape,
 )
 from colorseg.colour.layer_stats import layer_modules, layer_table
-from colorseg.pictures import figure_to_array
+from colorseg.files import figure_to_array
 
 # One lookup table instead of calling the colormap per pixel: 256 levels are what uint8 shows.
 _VIRIDIS = (matplotlib.colormaps["viridis"](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)

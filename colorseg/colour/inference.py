@@ -40,7 +40,8 @@ from colorseg.colour.data import to_grey
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import check_palette, load_palette_and_digest
 from colorseg.errors import WeightsError
-from colorseg.weights_io import COLOUR_STEMS, load_module
+from colorseg.colour.models import COLOUR_STEMS
+from colorseg.weights import load_module
 
 DECODINGS = ("annealed mean", "argmax")
 DEFAULT_DECODING = "annealed mean"
@@ -96,7 +97,7 @@ def load_colourizers(
     nets, descriptions, problems = {}, {}, {}
     for name in names:
         try:
-            net, description = load_module(weights_dir, COLOUR_STEMS[name], device)
+            net, description = load_module(weights_dir, COLOUR_STEMS[name], device, expect=name)
             check_palette(name, description, palette, palette_digest)
         except WeightsError as error:
             problems[name] = str(error)

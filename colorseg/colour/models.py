@@ -129,3 +129,4 @@ class UNet(nn.Module):
 # (weights_io.COLOUR_STEMS); preference (best first, e.g. the app's default) is its reverse.
 COLOUR_MODEL_NAMES = ("PoolUpsampleNet", "ConvTransposeNet", "UNet")
 COLOUR_NET_PREFERENCE = tuple(reversed(COLOUR_MODEL_NAMES))
+COLOUR_STEMS = {name: f"colour_{name}" for name in COLOUR_MODEL_NAMES}  # weights/<stem>.safetensors + .json

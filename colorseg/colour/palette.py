@@ -13,7 +13,9 @@ from typing import Any
 import torch
 
 from colorseg.errors import WeightsError
-from colorseg.weights_io import PALETTE_STEM, load_tensors, save_tensors
+from colorseg.weights import load_tensors, save_tensors
+
+PALETTE_STEM = "palette"  # weights/palette.safetensors + .json: the 24 colours every colour net was trained on
 
 NUM_COLOURS = 24
 

@@ -16,13 +16,15 @@ from colorseg.colour.palette import NUM_COLOURS, check_palette, fit_palette, lab
 from colorseg.colour.report import write_batch_sweep, write_report
 from colorseg.colour.train import ColourRecipe, get_recipe, train_colour_net
 from colorseg.colour.training_replay import ColourReplay, example_photos, replay_stem
-from colorseg.config import RunConfig
+from colorseg.training.config import RunConfig
 from colorseg.errors import WeightsError
 from colorseg.paths import data_root
-from colorseg.provenance import library_versions, tensors_digest
+from colorseg.training.provenance import library_versions, tensors_digest
 from colorseg.training import finish_stage
-from colorseg.weight_set import NoWrites
-from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM, WeightSet, load_module, read_description
+from colorseg.weights.sets import NoWrites
+from colorseg.colour.models import COLOUR_STEMS
+from colorseg.colour.palette import PALETTE_STEM
+from colorseg.weights import WeightSet, load_module, read_description
 
 SWEEP_BATCH_SIZES = (32, 64, 128, 256, 512)
 REGENERATE = "python train_all.py --only colour"
@@ -127,7 +129,7 @@ def _recipe(config: ColourConfig, name: str) -> ColourRecipe:
         config.recipe, name, epochs=config.epochs, batch_size=config.batch_size, kernel=config.kernel, seed=config.seed,
         teacher=config.teacher, distill_weight=config.distill_weight,
     )
-    # "--teacher UNet" distils the other nets from UNet; UNet itself trains on the labels.
+    # "--colour-teacher UNet" distils the other nets from UNet; UNet itself trains on the labels.
     if recipe.teacher in ("none", name):
         recipe = replace(recipe, teacher=None, distill_weight=0.0)
     return recipe
@@ -139,13 +141,13 @@ def _teacher(name: str, trained: dict, weights_dir: Path, palette: torch.Tensor,
     if name in trained:
         return trained[name], {"architecture": name, "source": "trained in this run"}
     try:
-        model, description = load_module(weights_dir, COLOUR_STEMS[name], device)
+        model, description = load_module(weights_dir, COLOUR_STEMS[name], device, expect=name)
     except WeightsError as error:
-        raise SystemExit(f"distillation needs a trained {name}: {error}; or train it in this run "
-                         f"(--colour-models {name} ...)") from None
+        raise WeightsError(f"distillation needs a trained {name}: {error}; or train it in this run "
+                         f"(--colour-nets {name} ...)") from None
     if "palette" not in description or not same_palette(description, palette):
-        raise SystemExit(f"{weights_dir / COLOUR_STEMS[name]} was trained with another palette; retrain {name} first "
-                         f"(add {name} to --colour-models)")
+        raise WeightsError(f"{weights_dir / COLOUR_STEMS[name]} was trained with another palette; retrain {name} first "
+                         f"(add {name} to --colour-nets)")
     logger.info(f"teacher {name}: {weights_dir / COLOUR_STEMS[name]}.safetensors (trained on {description.get('data')})")
     return model, {"architecture": name, "sha256": description.get("sha256"), "data": description.get("data")}
 
@@ -162,7 +164,7 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
     trained, replays = {}, {}
     photos = example_photos()
     # The palette and the nets trained on it are one weight set: nothing is written until every
-    # net of this run has trained, then all land at once (see colorseg.weight_set). A run that
+    # net of this run has trained, then all land at once (see colorseg.weights.sets). A run that
     # stops early, or is killed at any instant, leaves the previous palette and nets as they were.
     ctx = run_config.ctx
     with WeightSet(weights_dir) if ctx.is_main else NoWrites() as weight_set:
@@ -244,4 +246,4 @@ def _warn_left_behind(weights_dir: Path, palette: torch.Tensor, trained: dict) -
         except WeightsError:
             if (weights_dir / f"{stem}.json").is_file():
                 logger.info(f"warning: {name} in {weights_dir} was trained with another palette; the app and evaluate "
-                    f"will refuse it until it is retrained (python train_all.py --only colour --colour-models {name})")
+                    f"will refuse it until it is retrained (python train_all.py --only colour --colour-nets {name})")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from colorseg.errors import WeightsError
 from colorseg.files import atomic_write_bytes, atomic_write_json
-from colorseg.plots import plot_curves
-from colorseg.weights_io import COLOUR_STEMS, read_description
+from colorseg.training.plots import plot_curves
+from colorseg.colour.models import COLOUR_STEMS
+from colorseg.weights import read_description
 
 # Validation loss after 25 epochs reported in the assignment's Question B.5.
 ASSIGNMENT_SWEEP = {32: 1.09, 64: 1.14, 128: 1.21, 256: 1.29, 512: 1.43}

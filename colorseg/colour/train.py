@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorseg.distributed import DistContext
+from colorseg.training.distributed import DistContext
 from colorseg.registry import create_model
 from colorseg.training import (
     SINGLE,

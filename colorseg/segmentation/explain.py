@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from colorseg.pictures import figure_to_array, save_png  # noqa: F401  (save_png: part of this module's API)
+from colorseg.files import figure_to_array, save_png  # noqa: F401  (save_png: part of this module's API)
 from colorseg.segmentation.losses import MASK_THRESHOLD, foreground_and_valid, iou_per_image
 
 DEFAULT_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.05), 2)

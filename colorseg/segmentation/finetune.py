@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from colorseg.distributed import DistContext
+from colorseg.training.distributed import DistContext
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.augment import Augmentation, augment
 from colorseg.segmentation.data import SegmentationTensors
@@ -45,7 +45,7 @@ class FineTuneRecipe:
     """How the ImageNet body is fine-tuned (chosen on folds of the training data; docs/results.md)."""
 
     variant: str = "lite0"
-    first_trained_stage: int = 4  # encoder stages before it stay as ImageNet trained them
+    first_trained_stage: int = 5  # encoder stages before it stay as ImageNet trained them
     epochs: int = 12
     batch_size: int = 16
     lr: float = 2e-3  # peak, for the decoder and head

@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from colorseg.config import RunConfig
-from colorseg.distributed import DistContext
-from colorseg.provenance import tensors_digest
+from colorseg.training.config import RunConfig
+from colorseg.training.distributed import DistContext
+from colorseg.training.provenance import tensors_digest
 from colorseg.segmentation import losses as seg_losses
-from colorseg.segmentation.inference import HEAD_NAMES
+from colorseg.segmentation.losses import SEG_LOSSES
 from colorseg.segmentation.models import DeepLabV3Head, head_logits
 from colorseg.segmentation.sources import SegmentationData
 from colorseg.segmentation.train import evaluate_segmentation
@@ -155,7 +155,7 @@ def train_heads(
         val_y = torch.cat([data.val[n].masks for n in names])
         heads[task] = {}
         replays.start(task)
-        for loss in HEAD_NAMES:
+        for loss in SEG_LOSSES:
             with timer(f"head_{task}_{loss}"):
                 heads[task][loss], histories[f"{task}/{loss}"] = train_head(
                     loss, train_features[index], data.train.masks[index], val_x, val_y, recipe,

@@ -30,20 +30,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from colorseg.errors import WeightsError
+from colorseg.errors import UsageError, WeightsError
 from colorseg.paths import DEFAULT_WEIGHTS_DIR
+from colorseg.registry import SEG_BODY, SEG_HEAD
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.data import Sample, load_samples, resize_images
 from colorseg.segmentation.models import upsample_logits
-from colorseg.weights_io import (
-    SEG_BODY_STEM,
-    SEG_LOSSES,
-    SEG_TASKS,
-    load_module,
-    seg_head_stem,
-)
+from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
+from colorseg.segmentation.losses import SEG_LOSSES
+from colorseg.segmentation.sources import SEG_TASKS
+from colorseg.weights import load_module
 
-HEAD_NAMES = SEG_LOSSES  # ("cross_entropy", "soft_iou"): the two heads of every task
 FLIP_AVERAGE = True  # how train_all.py scores the bodies it trains, recorded in their JSON
 MIN_WORKING_SIZE = 16  # one cell of the body's stride-16 feature grid
 DEFAULT_TASK = "objects"
@@ -84,7 +81,7 @@ class Segmenter:
         self.device = torch.device(device)
         self.body = body.to(self.device).eval()
         self.heads = {
-            task: {loss: pair[loss].to(self.device).eval() for loss in HEAD_NAMES} for task, pair in heads.items()
+            task: {loss: pair[loss].to(self.device).eval() for loss in SEG_LOSSES} for task, pair in heads.items()
         }
         self.working_size = working_size
         self.description = description
@@ -96,7 +93,7 @@ class Segmenter:
 
     def _check_task(self, task: str) -> None:
         if task not in self.heads:
-            raise ValueError(f"no heads for task {task!r}; these weights have: {', '.join(self.heads)}")
+            raise UsageError(f"no heads for task {task!r}; these weights have: {', '.join(self.heads)}")
 
     @torch.inference_mode()
     def probabilities(
@@ -144,18 +141,18 @@ def load_segmenter(
     is missing, damaged, or a head was trained on a different body. ``flip_average`` defaults
     to the way the body's own metrics were scored (its JSON; one view if it does not say)."""
     try:
-        body, body_description = load_module(weights_dir, SEG_BODY_STEM, device)
+        body, body_description = load_module(weights_dir, SEG_BODY_STEM, device, expect=SEG_BODY)
         hint = body_description.get("regenerate", "python train_all.py --only segmentation")
-        tasks = body_description.get("tasks") or [t for t in SEG_TASKS if (Path(weights_dir) / f"{seg_head_stem(t, HEAD_NAMES[0])}.json").is_file()]
+        tasks = body_description.get("tasks") or [t for t in SEG_TASKS if (Path(weights_dir) / f"{seg_head_stem(t, SEG_LOSSES[0])}.json").is_file()]
         if not tasks:
             raise WeightsError(f"no segmentation heads in {weights_dir}; regenerate them with `{hint}`")
         heads: dict[str, dict[str, nn.Module]] = {}
         head_descriptions: dict[str, dict[str, Any]] = {}
         for task in tasks:
             heads[task] = {}
-            for loss in HEAD_NAMES:
+            for loss in SEG_LOSSES:
                 stem = seg_head_stem(task, loss)
-                heads[task][loss], head_descriptions[stem] = load_module(weights_dir, stem, device)
+                heads[task][loss], head_descriptions[stem] = load_module(weights_dir, stem, device, expect=SEG_HEAD)
     except ValueError as error:  # e.g. an unknown backbone name in a hand-edited JSON
         raise WeightsError(f"cannot rebuild the segmentation model in {weights_dir}: {error}") from None
     for stem, description in head_descriptions.items():
@@ -183,7 +180,7 @@ def evaluate_samples(
     """{task: {loss: the three metrics averaged over ``samples``}}, each image scored at its
     mask's size, with ignored pixels left out; one body pass per image serves every head."""
     tasks = segmenter.tasks if tasks is None else tasks
-    rows: dict[str, dict[str, list[dict[str, float]]]] = {t: {loss: [] for loss in HEAD_NAMES} for t in tasks}
+    rows: dict[str, dict[str, list[dict[str, float]]]] = {t: {loss: [] for loss in SEG_LOSSES} for t in tasks}
     for sample in samples:
         for task, probs in segmenter.probabilities(sample.image, working_size, tasks).items():
             for loss, prob in probs.items():

@@ -18,6 +18,8 @@ IGNORE = 255
 # A pixel is foreground when its probability is above this (for the cross-entropy head, the
 # argmax of its two classes). Masks, reported IoU and the app all use it.
 MASK_THRESHOLD = 0.5
+# Part D's two losses (D.1, D.2): every task has a head trained with each.
+SEG_LOSSES = ("cross_entropy", "soft_iou")
 
 
 def foreground_and_valid(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,11 +6,17 @@ from pathlib import Path
 
 import torch
 
-from colorseg import weights_io
+from colorseg.weights import WeightSet
 from colorseg.segmentation.models import DEFAULT_BACKBONE
 
+# What each weight file is called (stem -> stem.safetensors + stem.json): one body, a head per task and loss.
+SEG_BODY_STEM = "seg_body"
 BODY_PLOT = "seg_body_curves.png"
 HEADS_PLOT = "seg_heads_curves.png"
+
+
+def seg_head_stem(task: str, loss: str) -> str:
+    return f"seg_head_{task}_{loss}"
 
 
 def save_segmentation(
@@ -19,21 +25,21 @@ def save_segmentation(
 ) -> None:
     """Write the body and every head, tied to it by the body's sha256, as one set: a kill at
     any instant leaves either the previous body and heads or the new ones."""
-    with weights_io.WeightSet(weights_dir) as weight_set:
+    with WeightSet(weights_dir) as weight_set:
         weight_set.save_module(
-            body, weights_io.SEG_BODY_STEM, architecture=body_metadata.get("architecture", "DeepLabV3Body"),
+            body, SEG_BODY_STEM, architecture=body_metadata.get("architecture", "DeepLabV3Body"),
             constructor=body_metadata.get("constructor", {"backbone": body_metadata.get("backbone", DEFAULT_BACKBONE)}),
             metadata=body_metadata, dtype=body_dtype,
         )
-        body_sha256 = weight_set.digest(weights_io.SEG_BODY_STEM)
+        body_sha256 = weight_set.digest(SEG_BODY_STEM)
         for (task, loss), metadata in head_metadata.items():
             weight_set.save_module(
-                heads[task][loss], weights_io.seg_head_stem(task, loss), architecture="DeepLabV3Head",
+                heads[task][loss], seg_head_stem(task, loss), architecture="DeepLabV3Head",
                 constructor={}, metadata={**metadata, "body_sha256": body_sha256},
             )
     # Heads of tasks this run did not train belong to the previous body (the new body's JSON
     # lists its tasks, so they are never loaded): remove them.
-    kept = {weights_io.seg_head_stem(t, loss) for t, loss in head_metadata}
+    kept = {seg_head_stem(t, loss) for t, loss in head_metadata}
     for stale in Path(weights_dir).glob("seg_head_*.json"):
         if stale.stem not in kept:
             stale.with_suffix(".safetensors").unlink(missing_ok=True)

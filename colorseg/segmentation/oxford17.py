@@ -8,12 +8,15 @@ Split: validation = ``val1``; training = ``trn1 + trn2 + trn3`` minus the ``val1
 
 from __future__ import annotations
 
-import sys
+import logging
+
 from pathlib import Path
 
 import numpy as np
 
 from colorseg.errors import DataError
+
+log = logging.getLogger(__name__)
 
 OXFORD17_BASE = "https://www.robots.ox.ac.uk/~vgg/data/flowers/17/"
 OXFORD17_URLS = {
@@ -63,7 +66,7 @@ def prepare_oxford17(root: str | Path, download: bool = False) -> Path:
                     f"{root} lacks {archive.name}; download the Oxford 17 Flowers files "
                     f"({', '.join(OXFORD17_URLS.values())}) into it, or pass --seg-download"
                 )
-            print(f"downloading {url} into {root}", file=sys.stderr)
+            log.info(f"downloading {url} into {root}")
             try:
                 download_url(url, str(root))
             except Exception as error:  # network failures come in many types (URLError, OSError, HTTPError)

@@ -30,14 +30,17 @@ from typing import Any
 
 import torch
 
-from colorseg import weights_io
-from colorseg.config import RunConfig
+from colorseg import weights
+from colorseg.registry import SEG_BODY
+from colorseg.training.config import RunConfig
 from colorseg.segmentation import data as seg_data
 from colorseg.segmentation import finetune
 from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import outputs
 from colorseg.segmentation import train as seg_train
-from colorseg.segmentation.inference import FLIP_AVERAGE, HEAD_NAMES, Segmenter, evaluate_samples
+from colorseg.segmentation.inference import FLIP_AVERAGE, Segmenter, evaluate_samples
+from colorseg.segmentation.losses import SEG_LOSSES
+from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
 from colorseg.segmentation.efficientnet_lite import load_imagenet_weights
 from colorseg.segmentation.models import (
     DEFAULT_BACKBONE,
@@ -82,7 +85,6 @@ class SegmentationConfig:
     fine_tune: finetune.FineTuneRecipe = field(default_factory=finetune.FineTuneRecipe)  # imagenet
     head_recipe: str = "default"
     seed: int = 0
-    threads: int = 0  # CPU threads for torch (0: torch's default)
 
 
 class StageTimer:
@@ -129,7 +131,7 @@ def _choose_working_size(
             name: evaluate_samples(segmenter, samples[name], tuple(t for t, n in tasks.items() if name in n), candidate)
             for name in dict.fromkeys(n for names in tasks.values() for n in names)
         }
-        ious = [by_source[name][task][loss]["iou"] for task, names in tasks.items() for name in names for loss in HEAD_NAMES]
+        ious = [by_source[name][task][loss]["iou"] for task, names in tasks.items() for name in names for loss in SEG_LOSSES]
         scores[candidate] = sum(ious) / len(ious)
     return max(candidates, key=scores.get), scores
 
@@ -141,7 +143,7 @@ def get_body(
     origin; ``hooks`` see every epoch of the ImageNet body's fine-tuning (its training replay)."""
     recipe, device = config.body, run_config.device
     if config.body_from is not None:
-        body, description = weights_io.load_module(config.body_from, weights_io.SEG_BODY_STEM, device)
+        body, description = weights.load_module(config.body_from, SEG_BODY_STEM, device, expect=SEG_BODY)
         kept = ("source", "architecture", "constructor", "backbone", "pretrained", "recipe", "history", "data",
                 "command", "seed", "cpu_seconds", "wall_seconds", "metrics")
         return body, [], {key: description[key] for key in kept if key in description}
@@ -185,15 +187,13 @@ def image_size(config: SegmentationConfig) -> int:
     if config.image_size:
         return config.image_size
     if config.body_from is not None:
-        return weights_io.read_description(config.body_from, weights_io.SEG_BODY_STEM).get("image_size", 224)
+        return weights.read_description(config.body_from, SEG_BODY_STEM).get("image_size", 224)
     return IMAGE_SIZES[config.source]
 
 
 def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
     """Get the body, train every task's heads, score, save; returns the training report's
     section, ``{"segmentation": {...}}`` (``{}`` on ranks other than 0, which only train)."""
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device, ctx = torch.device(run_config.device), run_config.ctx
     timer = StageTimer()
@@ -228,10 +228,10 @@ def run(config: SegmentationConfig, run_config: RunConfig) -> dict[str, Any]:
         _head_metadata(common, result, timer),
     )
     # Body and heads are in place: their checkpoints are spent.
-    for stage in [seg_train.BODY_STAGE, *(seg_heads.head_stage(t, loss) for t in tasks for loss in HEAD_NAMES)]:
+    for stage in [seg_train.BODY_STAGE, *(seg_heads.head_stage(t, loss) for t in tasks for loss in SEG_LOSSES)]:
         finish_stage(run_config.checkpointing, stage)
     replay_report = replays.save(
-        run_config.report_dir, lambda task: sum(timer.wall[f"head_{task}_{loss}"] for loss in HEAD_NAMES)
+        run_config.report_dir, lambda task: sum(timer.wall[f"head_{task}_{loss}"] for loss in SEG_LOSSES)
     )
     section = _report_section(config, result, data, timer, plots, run_config)
     if body_replay is not None:
@@ -261,7 +261,7 @@ class TrainedSegmentation:
 
 def score(result: TrainedSegmentation, data: SegmentationData, size: int, device: torch.device, timer: StageTimer) -> None:
     """Pick the inference size on training photos, then score every head on every source's
-    validation photos at their own resolution (as ``colorseg.evaluate`` does)."""
+    validation photos at their own resolution (as ``colorseg.cli.evaluate`` does)."""
     segmenter = Segmenter(result.body, result.heads, size, {}, device, FLIP_AVERAGE)
     factors = IMAGENET_WORKING_SIZE_FACTORS if result.origin["source"] == "imagenet" else WORKING_SIZE_FACTORS
     with timer("working_size"):
@@ -273,7 +273,7 @@ def score(result: TrainedSegmentation, data: SegmentationData, size: int, device
             name: evaluate_samples(segmenter, samples, None, result.working_size) for name, samples in data.val_samples.items()
         }
         result.metrics = {
-            task: {loss: {name: by_source[name][task][loss] for name in by_source} for loss in HEAD_NAMES} for task in result.tasks
+            task: {loss: {name: by_source[name][task][loss] for name in by_source} for loss in SEG_LOSSES} for task in result.tasks
         }
 
 
@@ -301,13 +301,13 @@ def _head_metadata(common: dict, result: TrainedSegmentation, timer: StageTimer)
             "task": task, "task_sources": result.tasks[task], "loss": loss,
             "body_source": result.origin["source"],
             "recipe": result.head_recipe,
-            # Per source, at each validation photo's own (mask) resolution, as colorseg.evaluate
+            # Per source, at each validation photo's own (mask) resolution, as colorseg.cli.evaluate
             # scores, with the body run at working_size (flip-averaged: the body's JSON says).
             "metrics": {"val": result.metrics[task][loss]},
             "history": result.head_histories[f"{task}/{loss}"],
             **timer.of("features", f"head_{task}_{loss}"),
         }
-        for task in result.tasks for loss in HEAD_NAMES
+        for task in result.tasks for loss in SEG_LOSSES
     }
 
 
@@ -333,6 +333,6 @@ def _report_section(
         },
         "cpu_seconds": {**timer.cpu, "total": round(sum(timer.cpu.values()), 1)},
         "wall_seconds": {**timer.wall, "total": round(sum(timer.wall.values()), 1)},
-        "weights": [weights_io.SEG_BODY_STEM, *(weights_io.seg_head_stem(t, loss) for t in tasks for loss in HEAD_NAMES)],
+        "weights": [SEG_BODY_STEM, *(seg_head_stem(t, loss) for t in tasks for loss in SEG_LOSSES)],
         "plots": plots,
     }

@@ -13,7 +13,7 @@ import torch
 
 from colorseg.errors import DataError
 from colorseg.paths import data_root
-from colorseg.provenance import names_digest
+from colorseg.training.provenance import names_digest
 from colorseg.segmentation import data as seg_data
 from colorseg.segmentation import oxford17
 from colorseg.segmentation.data import SegmentationTensors
@@ -22,6 +22,7 @@ from colorseg.segmentation.data import SegmentationTensors
 DEFAULT_SOURCES = {"davis": "davis2016", "flowers": "oxford17flowers", "horses": "weizmann_horse_db"}
 TASK_SOURCES = ("flowers", "horses")  # sources that are also a task of their own
 ALL_SOURCES_TASK = "objects"
+SEG_TASKS = (ALL_SOURCES_TASK, *TASK_SOURCES)  # the default tasks, each with a head per loss
 WORKING_SIZE_IMAGES_PER_SOURCE = 40  # training photos per source scored at each candidate size
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from colorseg.distributed import DistContext
+from colorseg.training.distributed import DistContext
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.augment import Augmentation, apply_augmentation, draw_augmentation
 from colorseg.segmentation.data import SegmentationTensors

@@ -1,11 +1,11 @@
 """Helpers for the app's tests (not a test module): models with tiny random colour nets and
-the stand-in segmenter of test_app_support, handed to the app instead of patching imports."""
+the stand-in segmenter of app_support, handed to the app instead of patching imports."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from test_app_support import FakeSegmenter, load_fake_segmenter, make_all_weights
+from app_support import FakeSegmenter, load_fake_segmenter, make_all_weights
 
 from colorseg.app.models import Models, load_models
 from colorseg.app.store import Context, PictureStore

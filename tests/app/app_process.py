@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from test_app_support import free_port
+from app_support import free_port
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from app_fakes import fake_context, fake_models
 from PIL import Image
-from test_app_support import load_fake_segmenter, make_all_weights, make_colour_weights, save_photo
+from app_support import load_fake_segmenter, make_all_weights, make_colour_weights, save_photo
 
 import app
 from colorseg.app import examples
@@ -24,7 +24,9 @@ from colorseg.app.segment_tab import SegmentHandlers
 from colorseg.app.settings import REPO
 from colorseg.app.store import Context, PictureStore
 from colorseg.app.uploads import READABLE, REFUSED_PATH, ReadableFiles
-from colorseg.weights_io import COLOUR_STEMS, DEFAULT_WEIGHTS_DIR, PALETTE_STEM
+from colorseg.colour.models import COLOUR_STEMS
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
+from colorseg.colour.palette import PALETTE_STEM
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +119,9 @@ def test_hand_edited_weight_descriptions_make_the_tab_say_the_weights_are_unusab
 
 
 def test_a_hand_edited_segmentation_working_size_makes_the_tab_say_so(tmp_path):
-    from test_app_support import make_segmentation_weights
+    from app_support import make_segmentation_weights
 
-    from colorseg.weights_io import SEG_BODY_STEM
+    from colorseg.segmentation.outputs import SEG_BODY_STEM
 
     make_segmentation_weights(make_colour_weights(tmp_path), tasks=("objects",))
     _edit_description(tmp_path / f"{SEG_BODY_STEM}.json", working_size=20000)

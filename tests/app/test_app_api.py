@@ -13,7 +13,7 @@ from gradio.utils import get_upload_folder
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from test_app_support import free_port, make_all_weights, save_photo
+from app_support import free_port, make_all_weights, save_photo
 
 from colorseg.app.demo import build_demo
 from colorseg.app.examples import EXAMPLES_DIR

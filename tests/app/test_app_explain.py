@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from app_fakes import fake_context
 from PIL import Image
-from test_app_support import photo, read_picture, save_photo
+from app_support import photo, read_picture, save_photo
 
 from colorseg.app.inside_tab import InsideHandlers
 from colorseg.app.inspector import InspectorHandlers

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from app_fakes import fake_context
 from PIL import Image
-from test_app_support import make_segmentation_weights, photo, read_picture, save_photo
+from app_support import make_segmentation_weights, photo, read_picture, save_photo
 
 from colorseg.app.demo import build_demo
 from colorseg.app.models import load_models
@@ -120,7 +120,7 @@ def test_the_radio_offers_only_the_loaded_tasks(tmp_path):
 
 
 def make_all_weights_with_tasks(directory, tasks: str):
-    from test_app_support import SEGMENTER_MARKER, make_all_weights
+    from app_support import SEGMENTER_MARKER, make_all_weights
 
     make_all_weights(directory)
     (directory / SEGMENTER_MARKER).write_text(tasks)

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 import pytest
 from app_fakes import FakeSegmenter, fake_models
-from test_app_support import free_port, make_all_weights
+from app_support import free_port, make_all_weights
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 

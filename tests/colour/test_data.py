@@ -29,7 +29,7 @@ def test_grey_is_mean_of_rgb_in_unit_range():
 
 
 def test_missing_data_is_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match="--download"):
+    with pytest.raises(DataError, match="--colour-download"):
         load_horses(tmp_path)
 
 

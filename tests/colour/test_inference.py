@@ -12,7 +12,8 @@ from support import make_colour_weights, photo
 from colorseg.colour import inference as c
 from colorseg.colour.palette import save_palette
 from colorseg.errors import WeightsError
-from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM
+from colorseg.colour.models import COLOUR_STEMS
+from colorseg.colour.palette import PALETTE_STEM
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,20 @@ import pytest
 import torch
 from conftest import REPO
 
-import train_all
+from colorseg.cli import train as train_cli
 from colorseg.colour import pipeline as colour_pipeline
 from colorseg.colour.inference import load_colourizers
 from colorseg.colour.palette import load_palette_and_digest, save_palette
-from colorseg.weights_io import COLOUR_STEMS, PALETTE_STEM, load_module, read_description
+from colorseg.colour.models import COLOUR_STEMS
+from colorseg.colour.palette import PALETTE_STEM
+from colorseg.weights import load_module, read_description
 
 
 @pytest.fixture
 def trained(tmp_path, image_folder_dump):
     weights, reports = tmp_path / "weights", tmp_path / "reports"
-    code = train_all.main(
-        ["--only", "colour", "--colour-data", str(image_folder_dump), "--epochs", "1", "--batch-size", "20",
+    code = train_cli.main(
+        ["--only", "colour", "--colour-data", str(image_folder_dump), "--colour-epochs", "1", "--colour-batch-size", "20",
          "--weights-dir", str(weights), "--report-dir", str(reports), "--device", "cpu"]
     )
     assert code == 0
@@ -60,9 +62,9 @@ def test_evaluate_cli_prints_one_json_object(trained, image_folder_dump):
 
 def test_reports_go_beside_an_explicit_weights_dir(tmp_path, image_folder_dump, monkeypatch):
     committed_reports = tmp_path / "repo_reports"
-    monkeypatch.setattr(train_all, "DEFAULT_REPORTS_DIR", committed_reports)
-    code = train_all.main(["--only", "colour", "--colour-models", "UNet", "--colour-data", str(image_folder_dump),
-                           "--epochs", "1", "--weights-dir", str(tmp_path / "experiment" / "weights")])
+    monkeypatch.setattr(train_cli, "DEFAULT_REPORTS_DIR", committed_reports)
+    code = train_cli.main(["--only", "colour", "--colour-nets", "UNet", "--colour-data", str(image_folder_dump),
+                           "--colour-epochs", "1", "--weights-dir", str(tmp_path / "experiment" / "weights")])
     assert code == 0
     assert (tmp_path / "experiment" / "reports" / "training_report.json").is_file()
     assert not committed_reports.exists(), "an experiment must not touch the committed weights' reports"
@@ -80,7 +82,7 @@ def test_evaluate_cli_explains_missing_weights(tmp_path, image_folder_dump):
 def test_batch_sweep_writes_table_and_plot(tmp_path, image_folder_dump, monkeypatch):
     monkeypatch.setattr("colorseg.colour.pipeline.SWEEP_BATCH_SIZES", (10, 20))
     reports = tmp_path / "reports"
-    train_all.main(["--only", "colour", "--batch-sweep", "--colour-data", str(image_folder_dump), "--epochs", "1",
+    train_cli.main(["--only", "colour", "--colour-batch-sweep", "--colour-data", str(image_folder_dump), "--colour-epochs", "1",
                     "--report-dir", str(reports), "--weights-dir", str(tmp_path / "w")])
     sweep = json.loads((reports / "batch_sweep.json").read_text())
     assert [row["batch_size"] for row in sweep["rows"]] == [10, 20]
@@ -95,8 +97,8 @@ def test_push_to_hub_after_training(tmp_path, image_folder_dump, monkeypatch):
 
     RecordingApi.instances.clear()
     monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
-    train_all.main(["--only", "colour", "--colour-models", "UNet", "--colour-data", str(image_folder_dump),
-                    "--epochs", "1", "--weights-dir", str(tmp_path / "w"), "--report-dir", str(tmp_path / "r"),
+    train_cli.main(["--only", "colour", "--colour-nets", "UNet", "--colour-data", str(image_folder_dump),
+                    "--colour-epochs", "1", "--weights-dir", str(tmp_path / "w"), "--report-dir", str(tmp_path / "r"),
                     "--push-to-hub", "someone/colorseg-weights"])
     (api,) = RecordingApi.instances
     commit = next(call for call in api.calls if call[0] == "create_commit")
@@ -108,9 +110,9 @@ def test_push_to_hub_after_training(tmp_path, image_folder_dump, monkeypatch):
 def test_distillation_reads_the_teacher_from_the_weights_folder(trained, image_folder_dump):
     weights, reports = trained
     teacher_sha = load_module(weights, COLOUR_STEMS["UNet"])[1]["sha256"]
-    code = train_all.main(
-        ["--only", "colour", "--colour-data", str(image_folder_dump), "--epochs", "1", "--batch-size", "20",
-         "--colour-models", "PoolUpsampleNet", "--teacher", "UNet", "--distill-weight", "0.5",
+    code = train_cli.main(
+        ["--only", "colour", "--colour-data", str(image_folder_dump), "--colour-epochs", "1", "--colour-batch-size", "20",
+         "--colour-nets", "PoolUpsampleNet", "--colour-teacher", "UNet", "--colour-distill-weight", "0.5",
          "--weights-dir", str(weights), "--report-dir", str(reports), "--device", "cpu"]
     )
     assert code == 0
@@ -125,9 +127,9 @@ def test_distillation_refuses_a_teacher_with_another_palette(trained, image_fold
     description = json.loads(description_path.read_text())
     description["palette"] = [[0.5, 0.5, 0.5]] * len(description["palette"])
     description_path.write_text(json.dumps(description))
-    code = train_all.main(
-        ["--only", "colour", "--colour-data", str(image_folder_dump), "--epochs", "1",
-         "--colour-models", "PoolUpsampleNet", "--teacher", "UNet", "--distill-weight", "0.5",
+    code = train_cli.main(
+        ["--only", "colour", "--colour-data", str(image_folder_dump), "--colour-epochs", "1",
+         "--colour-nets", "PoolUpsampleNet", "--colour-teacher", "UNet", "--colour-distill-weight", "0.5",
          "--weights-dir", str(weights), "--report-dir", str(reports), "--device", "cpu"]
     )
     assert code == 2 and "another palette" in capsys.readouterr().err
@@ -141,12 +143,12 @@ def _snapshot(weights):
 
 
 def _argv(data, weights, reports, *extra):
-    return ["--only", "colour", "--colour-data", str(data), "--epochs", "1", "--batch-size", "20",
+    return ["--only", "colour", "--colour-data", str(data), "--colour-epochs", "1", "--colour-batch-size", "20",
             "--weights-dir", str(weights), "--report-dir", str(reports), "--device", "cpu", *extra]
 
 
 def test_a_run_that_stops_early_writes_no_palette(trained, image_folder_dump, monkeypatch, capsys):
-    """Today the palette was written before any net trained: a --holdout run (another palette)
+    """Today the palette was written before any net trained: a --colour-holdout run (another palette)
     stopped after its first net left the committed nets reading the wrong colours."""
     weights, reports = trained
     before = _snapshot(weights)
@@ -159,7 +161,7 @@ def test_a_run_that_stops_early_writes_no_palette(trained, image_folder_dump, mo
         return real_fit(*args, **kwargs)
 
     monkeypatch.setattr(colour_pipeline, "train_colour_net", fit_then_interrupt)
-    code = train_all.main(_argv(image_folder_dump, weights, reports, "--holdout", "10"))
+    code = train_cli.main(_argv(image_folder_dump, weights, reports, "--colour-holdout", "10"))
     assert code == 130 and "interrupted" in capsys.readouterr().err
     assert _snapshot(weights) == before, "nothing of the unfinished run may land"
     models = load_colourizers(weights)
@@ -169,7 +171,7 @@ def test_a_run_that_stops_early_writes_no_palette(trained, image_folder_dump, mo
 def test_a_holdout_run_commits_its_palette_with_its_nets(trained, image_folder_dump):
     weights, reports = trained
     old_palette = load_palette_and_digest(weights)[0]
-    assert train_all.main(_argv(image_folder_dump, weights, reports, "--holdout", "10")) == 0
+    assert train_cli.main(_argv(image_folder_dump, weights, reports, "--colour-holdout", "10")) == 0
     palette, digest = load_palette_and_digest(weights)
     assert not torch.allclose(palette, old_palette), "a holdout run fits its palette on fewer images"
     models = load_colourizers(weights)
@@ -235,13 +237,13 @@ def test_train_all_missing_data_folder_is_one_line(tmp_path):
     )
     assert result.returncode == 2
     line = _one_line_error(result.stderr)
-    assert "nowhere" in line and "--download" in line
+    assert "nowhere" in line and "--colour-download" in line
 
 
 def test_train_all_empty_data_folder_is_one_line(tmp_path, capsys):
     for split in ("train", "test"):
         (tmp_path / "empty" / split / "horse").mkdir(parents=True)
-    code = train_all.main(_argv(tmp_path / "empty", tmp_path / "w", tmp_path / "r"))
+    code = train_cli.main(_argv(tmp_path / "empty", tmp_path / "w", tmp_path / "r"))
     assert code == 2 and "no images" in _one_line_error(capsys.readouterr().err)
     assert not (tmp_path / "w").exists() or not any((tmp_path / "w").iterdir())
 
@@ -249,8 +251,8 @@ def test_train_all_empty_data_folder_is_one_line(tmp_path, capsys):
 def test_train_all_damaged_teacher_is_one_line(trained, image_folder_dump, capsys):
     weights, reports = trained
     (weights / f"{COLOUR_STEMS['UNet']}.safetensors").write_bytes(b"damaged")
-    code = train_all.main(_argv(image_folder_dump, weights, reports, "--colour-models", "PoolUpsampleNet",
-                                "--teacher", "UNet", "--distill-weight", "0.5"))
+    code = train_cli.main(_argv(image_folder_dump, weights, reports, "--colour-nets", "PoolUpsampleNet",
+                                "--colour-teacher", "UNet", "--colour-distill-weight", "0.5"))
     line = _one_line_error(capsys.readouterr().err)
     assert code == 2 and "distillation needs a trained UNet" in line and "damaged" in line
 
@@ -260,14 +262,14 @@ def test_train_all_ctrl_c_exits_130_and_debug_shows_the_traceback(tmp_path, imag
         raise KeyboardInterrupt
 
     monkeypatch.setattr(colour_pipeline, "train_colour_net", interrupted)
-    assert train_all.main(_argv(image_folder_dump, tmp_path / "w", tmp_path / "r")) == 130
+    assert train_cli.main(_argv(image_folder_dump, tmp_path / "w", tmp_path / "r")) == 130
     assert "interrupted" in _one_line_error(capsys.readouterr().err)
     with pytest.raises(KeyboardInterrupt):
-        train_all.main(_argv(image_folder_dump, tmp_path / "w", tmp_path / "r", "--debug"))
+        train_cli.main(_argv(image_folder_dump, tmp_path / "w", tmp_path / "r", "--debug"))
 
 
 def test_evaluate_ctrl_c_and_missing_folder(tmp_path, monkeypatch, capsys):
-    from colorseg import evaluate as evaluate_cli
+    from colorseg.cli import evaluate as evaluate_cli
 
     assert evaluate_cli.main(["colour", str(tmp_path / "nowhere")]) == 2
     assert "nowhere" in _one_line_error(capsys.readouterr().err)

@@ -4,10 +4,9 @@ does not change training."""
 
 import json
 
-import pytest
 import torch
 
-import train_all
+from colorseg.cli import train as train_cli
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.train import train_colour_net, get_recipe
 from colorseg.colour.training_replay import ColourReplay, example_photos, replay_stem
@@ -16,8 +15,8 @@ from colorseg.replay import load_replay
 
 def test_a_colour_run_writes_a_replay_per_net(tmp_path, image_folder_dump):
     reports = tmp_path / "reports"
-    assert train_all.main(
-        ["--only", "colour", "--colour-data", str(image_folder_dump), "--epochs", "2", "--batch-size", "20",
+    assert train_cli.main(
+        ["--only", "colour", "--colour-data", str(image_folder_dump), "--colour-epochs", "2", "--colour-batch-size", "20",
          "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports), "--device", "cpu",
          "--checkpoint-dir", str(tmp_path / "checkpoints")]
     ) == 0

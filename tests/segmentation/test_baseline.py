@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from seg_fixtures import make_weizmann
 
-from colorseg import evaluate
+from colorseg.cli import evaluate
 from colorseg.errors import WeightsError
 from colorseg.segmentation import baseline
 from colorseg.segmentation.data import load_samples
@@ -33,7 +33,7 @@ def test_without_the_package_the_baseline_says_how_to_install_it(monkeypatch, tm
 def test_nothing_but_the_baseline_imports_onnxruntime():
     # The app, inference and evaluation of the heads run where onnxruntime is not installed.
     code = (
-        "import sys, colorseg.app.demo, colorseg.segmentation.inference, colorseg.evaluate, colorseg.batch_cli; "
+        "import sys, colorseg.app.demo, colorseg.segmentation.inference, colorseg.cli.evaluate, colorseg.cli.batch; "
         "print(sorted(m for m in ('onnxruntime', 'rembg', 'cv2') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)

@@ -11,9 +11,9 @@ import torch.distributed as dist
 from seg_fixtures import make_flower_labels, make_weizmann
 from support import REPO
 
-import train_all
+from colorseg.cli import train as train_cli
 from colorseg.segmentation import inference as segment
-from colorseg.weights_io import SEG_BODY_STEM, seg_head_stem
+from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
 
 # Measured (2 ranks vs one process, 2 sources at 32 px, global batch 8 = 4 per rank, two
 # body epochs of two steps; loss ~1.45): the body's train loss differed by 1.5e-2 in both
@@ -41,7 +41,7 @@ def _argv(sources, out) -> list[str]:
         "--only", "segmentation", "--seg-source", "scratch", "--seg-data", *sources, "--seg-image-size", "32",
         "--seg-epochs", "2",
         "--seg-samples-per-source", "8",
-        "--seg-source-samples", "none", "--seg-batch-size", "8", "--seg-eval-every", "1", "--seg-threads", "1",
+        "--seg-source-samples", "none", "--seg-batch-size", "8", "--seg-eval-every", "1", "--threads", "1",
         "--seg-head-recipe", "assignment", "--device", "cpu",
         "--weights-dir", str(out / "weights"), "--report-dir", str(out / "reports"),
         "--checkpoint-dir", str(out / "checkpoints"),
@@ -59,7 +59,7 @@ def runs(tmp_path_factory, one_torch_thread):
                str(REPO / "train_all.py"), *_argv(sources, root / "ddp")]
     done = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert train_all.main(_argv(sources, root / "single")) == 0
+    assert train_cli.main(_argv(sources, root / "single")) == 0
     # Heads only, data-parallel, on the body the single process trained: the same features.
     heads_only = [*_argv(sources, root / "heads"), "--seg-body-from", str(root / "single" / "weights")]
     done = subprocess.run([*command[:-len(_argv(sources, root / "ddp"))], *heads_only],

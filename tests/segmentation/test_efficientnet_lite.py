@@ -7,7 +7,7 @@ from seg_fixtures import fake_imagenet_weights
 from colorseg.errors import WeightsError
 from colorseg.segmentation import efficientnet_lite as lite
 from colorseg.segmentation.models import LiteDeepLabBody
-from colorseg.weights_io import load_module, save_module
+from colorseg.weights import load_module, save_module
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,11 +9,13 @@ import torch
 from PIL import Image
 from support import SHARED_DATA, save_tiny_segmentation_weights
 
-from colorseg import weights_io
-from colorseg.errors import WeightsError
+from colorseg import weights
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
+from colorseg.errors import UsageError, WeightsError
 from colorseg.segmentation import inference as segment
+from colorseg.segmentation.losses import SEG_LOSSES
 from colorseg.segmentation.models import SegmentationNet
-from colorseg.weights_io import SEG_BODY_STEM, seg_head_stem
+from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
 
 SIZE = 64
 TASKS = ("objects", "horses")
@@ -40,7 +42,7 @@ def test_each_tasks_heads_equal_separate_forward_passes(tmp_path, task):
     image = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
     result = segmenter.predict(image, task=task)
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-    for name in segment.HEAD_NAMES:
+    for name in SEG_LOSSES:
         with torch.no_grad():
             expected = SegmentationNet(body, heads[task][name]).eval()(x).softmax(dim=1)[0, 1].numpy()
         np.testing.assert_allclose(getattr(result, f"prob_{name}"), expected, atol=1e-5)
@@ -56,7 +58,7 @@ def test_flip_average_is_the_mean_of_both_views_logits_from_one_body_pass(tmp_pa
     result = segmenter.predict(image, task="horses")
     assert calls == [2], "the photo and its mirror go through the body as one batch"
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-    for name in segment.HEAD_NAMES:
+    for name in SEG_LOSSES:
         net = SegmentationNet(body, heads["horses"][name]).eval()
         with torch.no_grad():
             logits = (net(x) + net(x.flip(-1)).flip(-1)) / 2
@@ -79,11 +81,11 @@ def test_body_runs_once_for_every_head(weights_dir):
     calls = []
     segmenter.body.register_forward_hook(lambda *args: calls.append(1))
     probs = segmenter.probabilities(np.zeros((20, 30, 3), dtype=np.uint8))
-    assert len(calls) == 1 and {t: set(p) for t, p in probs.items()} == {t: set(segment.HEAD_NAMES) for t in TASKS}
+    assert len(calls) == 1 and {t: set(p) for t, p in probs.items()} == {t: set(SEG_LOSSES) for t in TASKS}
 
 
 def test_unknown_task_is_a_clear_error(weights_dir):
-    with pytest.raises(ValueError, match="no heads for task 'flowers'"):
+    with pytest.raises(UsageError, match="no heads for task .flowers."):
         segment.load_segmenter(weights_dir).predict(np.zeros((8, 8, 3), dtype=np.uint8), task="flowers")
 
 
@@ -93,7 +95,7 @@ def test_any_size_and_aspect_gives_masks_at_input_resolution(weights_dir, shape)
     image = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     for working_size in (None, 32):
         result = segmenter.predict(image, working_size=working_size)
-        for name in segment.HEAD_NAMES:
+        for name in SEG_LOSSES:
             prob, mask = getattr(result, f"prob_{name}"), getattr(result, f"mask_{name}")
             assert prob.shape == shape[:2] and prob.dtype == np.float32
             assert mask.shape == shape[:2] and mask.dtype == bool
@@ -115,7 +117,7 @@ def test_description_holds_body_and_heads(weights_dir):
     assert description["body"]["architecture"] == "DeepLabV3Body"
     assert description["body"]["stored_dtype"] == "float16"
     assert {stem: (d["task"], d["loss"]) for stem, d in description["heads"].items()} == {
-        seg_head_stem(t, loss): (t, loss) for t in TASKS for loss in segment.HEAD_NAMES
+        seg_head_stem(t, loss): (t, loss) for t in TASKS for loss in SEG_LOSSES
     }
 
 
@@ -171,7 +173,7 @@ COMMITTED_TASK_DATA = {"flowers": "oxford17flowers", "horses": "weizmann_horse_d
 
 
 @pytest.mark.skipif(
-    not (SHARED_DATA.is_dir() and (weights_io.DEFAULT_WEIGHTS_DIR / f"{seg_head_stem('objects', 'soft_iou')}.json").is_file()),
+    not (SHARED_DATA.is_dir() and (DEFAULT_WEIGHTS_DIR / f"{seg_head_stem('objects', 'soft_iou')}.json").is_file()),
     reason="needs ../shared/data and committed segmentation weights",
 )
 @pytest.mark.parametrize("task", ["flowers", "horses"])
@@ -180,7 +182,7 @@ def test_committed_weights_score_what_their_descriptions_record(task):
     # metrics written into their JSON at training time (README quotes them).
     folder = COMMITTED_TASK_DATA[task]
     scores = segment.evaluate_folder(SHARED_DATA / folder, "val", task)
-    for loss in segment.HEAD_NAMES:
-        recorded = weights_io.read_description(weights_io.DEFAULT_WEIGHTS_DIR, seg_head_stem(task, loss))["metrics"]["val"]
+    for loss in SEG_LOSSES:
+        recorded = weights.read_description(DEFAULT_WEIGHTS_DIR, seg_head_stem(task, loss))["metrics"]["val"]
         for metric, value in scores[loss].items():
             assert value == pytest.approx(recorded[task][metric], abs=1e-4), (loss, metric, scores)

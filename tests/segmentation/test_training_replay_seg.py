@@ -6,7 +6,7 @@ import json
 import pytest
 from seg_fixtures import fake_imagenet_weights, make_flower_labels, make_weizmann
 
-import train_all
+from colorseg.cli import train as train_cli
 from colorseg.replay import load_replay
 from colorseg.segmentation.training_replay import BODY_STEM, REFERENCE_KEY, REPLAY_PHOTOS, replay_stem
 
@@ -16,11 +16,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_a_segmentation_run_writes_a_replay_per_task(tmp_path):
     sources = [f"flowers={make_flower_labels(tmp_path / 'flowers')}", f"horses={make_weizmann(tmp_path / 'horses')}"]
     reports = tmp_path / "reports"
-    assert train_all.main([
+    assert train_cli.main([
         "--only", "segmentation", "--seg-source", "scratch", "--seg-data", *sources, "--seg-image-size", "32",
         "--seg-epochs", "1",
         "--seg-samples-per-source", "4",
-        "--seg-source-samples", "none", "--seg-batch-size", "4", "--seg-threads", "1",
+        "--seg-source-samples", "none", "--seg-batch-size", "4", "--threads", "1",
         "--seg-head-recipe", "assignment",
         "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports),
         "--checkpoint-dir", str(tmp_path / "checkpoints"),
@@ -41,9 +41,9 @@ def test_the_imagenet_body_replays_its_fine_tuning(tmp_path, monkeypatch):
     fake_imagenet_weights(tmp_path / "package", monkeypatch)
     sources = [f"horses={make_weizmann(tmp_path / 'horses')}"]
     reports = tmp_path / "reports"
-    assert train_all.main([
+    assert train_cli.main([
         "--only", "segmentation", "--seg-data", *sources, "--seg-image-size", "32", "--seg-epochs", "2",
-        "--seg-views", "2", "--seg-samples-per-source", "4", "--seg-batch-size", "4", "--seg-threads", "1",
+        "--seg-views", "2", "--seg-samples-per-source", "4", "--seg-batch-size", "4", "--threads", "1",
         "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports),
         "--checkpoint-dir", str(tmp_path / "checkpoints"),
     ]) == 0

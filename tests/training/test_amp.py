@@ -1,6 +1,6 @@
 import torch
 
-from colorseg import amp
+from colorseg import training as amp
 
 
 def test_cpu_stays_float32():

@@ -19,29 +19,32 @@ numpy's global generator are not saved: nothing in training draws from them.
 
 from __future__ import annotations
 
+import hashlib
 import json
-import os
+import logging
 import re
 import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from colorseg.files import fsync_dir, sha256_of
+from colorseg.errors import ColorsegError
+
+if TYPE_CHECKING:
+    from colorseg.training.distributed import DistContext
+from colorseg.files import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_of
 
 FORMAT_VERSION = 1
 STATE_FILE = "checkpoint.json"
-FILE_MODE = 0o644
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ColorsegError):
     """A checkpoint is damaged or does not fit the model/optimizer it is loaded into."""
 
 
@@ -121,25 +124,6 @@ def _restore_rng(states: dict[str, Any], generators: dict[str, torch.Generator])
             warnings.warn("checkpoint holds CUDA RNG states for another set of GPUs; not restored", stacklevel=3)
 
 
-# --- files ----------------------------------------------------------------------------------
-
-
-def _publish(tmp: Path, final: Path) -> None:
-    """fsync, 0644 (mkstemp makes 0600), then atomically move into place."""
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.chmod(tmp, FILE_MODE)
-    os.replace(tmp, final)
-
-
-def _write_tmp(folder: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
-    return Path(name)
-
-
-
-
 def save_checkpoint(
     directory: str | Path,
     stage: str,
@@ -169,22 +153,12 @@ def save_checkpoint(
         "rng": _split(_rng_states(generators or {}), "rng", tensors),
         "extra": _split(extra or {}, "extra", tensors),
     }
-    tmp = _write_tmp(folder, ".safetensors")
-    tmp_json = None
-    try:
-        save_file(tensors, str(tmp))
-        digest = sha256_of(tmp)
-        tensor_file = f"state-{int(epoch):04d}-{digest[:16]}.safetensors"
-        _publish(tmp, folder / tensor_file)
-        body.update(tensors_file=tensor_file, sha256=digest)
-        tmp_json = _write_tmp(folder, ".json")
-        tmp_json.write_text(json.dumps(body, indent=1) + "\n")
-        _publish(tmp_json, folder / STATE_FILE)  # the commit point
-    except BaseException:
-        for leftover in (tmp, tmp_json):
-            if leftover is not None:
-                leftover.unlink(missing_ok=True)
-        raise
+    data = save(tensors)
+    digest = hashlib.sha256(data).hexdigest()
+    tensor_file = f"state-{int(epoch):04d}-{digest[:16]}.safetensors"
+    atomic_write_bytes(folder / tensor_file, data)
+    body.update(tensors_file=tensor_file, sha256=digest)
+    atomic_write_json(folder / STATE_FILE, body)  # the commit point
     fsync_dir(folder)
     for stale in folder.glob("state-*.safetensors"):
         if stale.name != tensor_file:
@@ -248,3 +222,63 @@ def remove_checkpoint(directory: str | Path, stage: str) -> None:
     folder = checkpoint_dir(directory, stage)
     (folder / STATE_FILE).unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- what a training stage does with its checkpoint ------------------------------------------
+
+log = logging.getLogger(__name__)
+
+
+class ResumeError(ColorsegError):
+    """A stage's checkpoint was made by another recipe, seed or data: it cannot be resumed."""
+
+
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often a training stage saves a resumable checkpoint (None: never)."""
+
+    directory: Path | None = None  # runs/checkpoints/ by default in train_all.py; never weights/
+    resume: bool = False  # continue from a stage's checkpoint when there is one
+    every: int = 1  # epochs between checkpoints
+
+
+def resume_from(checkpointing: Checkpointing, stage: str, recipe: dict, **state) -> tuple[list[dict], int]:
+    """(history so far, first epoch to run): from the stage's checkpoint when resuming, else
+    ([], 1) after deleting any stale checkpoint of an earlier run. ``state``: model, optimizer,
+    scheduler, generators (restored in place; every rank loads, before wrapping in DDP)."""
+    if checkpointing.directory is None:
+        return [], 1
+    if not checkpointing.resume:
+        remove_checkpoint(checkpointing.directory, stage)
+        return [], 1
+    loaded = load_checkpoint(checkpointing.directory, stage, **state)
+    if loaded is None:
+        return [], 1
+    if loaded.extra.get("recipe") != recipe:
+        raise ResumeError(f"{loaded.path} was made with another recipe; delete it or drop --resume")
+    log.info("%s: resuming after epoch %d from its checkpoint", stage, loaded.epoch)
+    return loaded.extra["history"], loaded.epoch + 1
+
+
+def save_progress(
+    checkpointing: Checkpointing, stage: str, ctx: DistContext, epoch: int, epochs: int, extra: dict,
+    keep_last: bool = False, **state
+) -> None:
+    """After an epoch (its last scheduler step and draws done): rank 0 saves the checkpoint
+    every ``every`` epochs, except after the last (the final weights follow), unless
+    ``keep_last``: a stage whose weights are written only with later stages' (the segmentation
+    body and heads, one weight set) keeps its finished state, so that resuming a later stage
+    does not train it again."""
+    if checkpointing.directory is None or not ctx.is_main:
+        return
+    if epoch > epochs or (epoch == epochs and not keep_last) or (epoch < epochs and epoch % checkpointing.every):
+        return
+    save_checkpoint(checkpointing.directory, stage, epoch=epoch, extra={**extra, "world_size": ctx.world_size}, **state)
+
+
+def finish_stage(checkpointing: Checkpointing, stage: str) -> None:
+    """Rank 0, once the stage's final weights are written: its checkpoint is no longer needed."""
+    if checkpointing.directory is not None:
+        remove_checkpoint(checkpointing.directory, stage)
+
+

@@ -32,13 +32,14 @@ from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.errors import WeightsError
 from colorseg.image_io import MAX_SIDE, ImageLoadError, load_image
 from colorseg.paths import DEFAULT_WEIGHTS_DIR
-from colorseg.pictures import save_png
+from colorseg.files import save_png
 from colorseg.segmentation.explain import cutout_rgba
-from colorseg.weights_io import SEG_LOSSES, SEG_TASKS
+from colorseg.segmentation.losses import SEG_LOSSES
+from colorseg.segmentation.sources import SEG_TASKS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DECODINGS = {"annealed-mean": "annealed mean", "argmax": "argmax"}  # shell-friendly names
-HEADS = SEG_LOSSES  # = segment.HEAD_NAMES, without importing torchvision before it is needed
+HEADS = SEG_LOSSES  # = SEG_LOSSES, without importing torchvision before it is needed
 
 # (stem, rgb, names wanted) -> {output file name: picture}
 Maker = Callable[[str, np.ndarray, set[str]], dict[str, np.ndarray]]

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from colorseg.paths import REPO_ROOT  # stdlib only, like this module
-from colorseg.space_files import space_files  # which files (stdlib only too)
+from colorseg.deploy.files import space_files  # which files (stdlib only too)
 
-HUB_REPO_ENV = "COLORSEG_HUB_REPO"  # read by colorseg.hub (kept literal: this module imports nothing heavy)
+HUB_REPO_ENV = "COLORSEG_HUB_REPO"  # read by colorseg.deploy.hub (kept literal: this module imports nothing heavy)
 NO_TOKEN = "no Hugging Face token: run `hf auth login` (older huggingface_hub: `huggingface-cli login`) or set HF_TOKEN"
 
 

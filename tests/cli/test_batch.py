@@ -127,7 +127,7 @@ def _colorize(in_dir: Path, out: Path, weights: Path, *extra: str) -> list[str]:
 
 
 def test_an_output_folder_that_cannot_be_written_is_one_line(colour_weights, in_dir, tmp_path, capsys, monkeypatch):
-    from colorseg import batch_cli
+    from colorseg.cli import batch as batch_cli
 
     def refused(array, path):
         raise PermissionError(13, "Permission denied", str(path))
@@ -170,7 +170,7 @@ def test_an_unreadable_input_is_not_called_damaged(colour_weights, in_dir, tmp_p
 
 
 def test_ctrl_c_ends_in_one_line(colour_weights, in_dir, tmp_path, capsys, monkeypatch):
-    from colorseg import batch_cli
+    from colorseg.cli import batch as batch_cli
 
     written, save_png = [], batch_cli.save_png
 

@@ -1,5 +1,5 @@
 """Which files of this repository a Hugging Face Space gets (``python -m colorseg deploy-space``
-uploads them; see :mod:`colorseg.space_deploy`).
+uploads them; see :mod:`colorseg.deploy.space`).
 
 In a git checkout, the tracked files (so nothing ``.gitignore`` excludes and nothing
 untracked); elsewhere, every file under the repository root that ``.gitignore`` and the

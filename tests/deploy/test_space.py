@@ -16,10 +16,11 @@ from app_process import running_app
 from PIL import Image
 from support import save_photo
 
-from colorseg import space_deploy, space_files
+from colorseg.deploy import files as space_files
+from colorseg.deploy import space as space_deploy
 from colorseg.__main__ import main as colorseg_main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NEVER_UPLOADED = ("data/", "runs/", "artifacts/", "tests/", "benchmarks/", ".ci/", ".git/")
 
 
@@ -358,7 +359,7 @@ def test_examples_are_not_decoded_at_start_up(monkeypatch, tmp_path):
     from functools import partial
 
     import PIL.Image
-    from test_app_support import load_fake_segmenter, make_all_weights
+    from app_support import load_fake_segmenter, make_all_weights
 
     from colorseg.app.demo import build_demo
     from colorseg.app.examples import sample_photos

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from colorseg.amp import amp_dtype_name
-from colorseg.distributed import DistContext
-from colorseg.provenance import command_line
+from colorseg.training import amp_dtype_name
+from colorseg.training.distributed import DistContext
+from colorseg.training.provenance import command_line
 from colorseg.training import Checkpointing
 
 

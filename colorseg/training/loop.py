@@ -21,39 +21,51 @@ torchvision's ``references/segmentation``:
 No per-batch host sync: losses and metrics are accumulated in device tensors and read once
 per epoch, so a GPU never waits for the host inside an epoch.
 
-Data-parallel (``ctx`` from :func:`colorseg.distributed.setup`, see distributed.py): every rank
+Data-parallel (``ctx`` from :func:`colorseg.training.distributed.setup`, see distributed.py): every rank
 draws the same global batch, runs ``prepare`` on all of it (so per-sample random draws keep
 every rank's generators in step and a single process gives exactly the same numbers), keeps
 its own slice, and scales its loss so that DDP's gradient average is the global batch's.
-Forward and loss run under :func:`colorseg.amp.autocast_for` (bf16 on CUDA, nothing on CPU).
+Forward and loss run under :func:`colorseg.training.autocast_for` (bf16 on CUDA, nothing on CPU).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from colorseg.amp import autocast_for
-from colorseg.checkpoint import load_checkpoint, remove_checkpoint, save_checkpoint
-from colorseg.distributed import DistContext
+from colorseg.training.checkpoint import Checkpointing, resume_from, save_progress
+from colorseg.training.distributed import DistContext
 
 Prepare = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, object]]
 LossFn = Callable[[torch.Tensor, object], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
 MetricFn = Callable[[torch.Tensor, object], dict[str, torch.Tensor]]
 Scheduler = torch.optim.lr_scheduler.LRScheduler
 SINGLE = DistContext()  # one process: every ctx method is a no-op
+
+
+# Mixed precision: bfloat16 autocast where the hardware has it. bfloat16 keeps float32's exponent
+# range, so unlike float16 it needs no GradScaler; on the CPU autocast would run convolutions
+# through slower bf16 paths on most machines, so CPU training stays in float32.
+def _bf16_cuda(device: str | torch.device) -> bool:
+    return torch.device(device).type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def autocast_for(device: str | torch.device) -> contextlib.AbstractContextManager:
+    """Context for the forward pass and the loss (not ``backward``/``optimizer.step``)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if _bf16_cuda(device) else contextlib.nullcontext()
+
+
+def amp_dtype_name(device: str | torch.device) -> str:
+    """What :func:`autocast_for` computes in on ``device``, for weight descriptions."""
+    return "bfloat16" if _bf16_cuda(device) else "float32"
 log = logging.getLogger(__name__)
-
-
-class ResumeError(RuntimeError):
-    """A stage's checkpoint was made by another recipe, seed or data: it cannot be resumed."""
 
 
 def _take(batch, rows: slice):
@@ -202,55 +214,6 @@ def build_optimizer(
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, epochs=epochs, steps_per_epoch=steps_per_epoch)
         return optimizer, scheduler
     raise ValueError(f"unknown schedule {schedule!r}; known: constant, onecycle")
-
-
-@dataclass(frozen=True)
-class Checkpointing:
-    """Where and how often a training stage saves a resumable checkpoint (None: never)."""
-
-    directory: Path | None = None  # runs/checkpoints/ by default in train_all.py; never weights/
-    resume: bool = False  # continue from a stage's checkpoint when there is one
-    every: int = 1  # epochs between checkpoints
-
-
-def resume_from(checkpointing: Checkpointing, stage: str, recipe: dict, **state) -> tuple[list[dict], int]:
-    """(history so far, first epoch to run): from the stage's checkpoint when resuming, else
-    ([], 1) after deleting any stale checkpoint of an earlier run. ``state``: model, optimizer,
-    scheduler, generators (restored in place; every rank loads, before wrapping in DDP)."""
-    if checkpointing.directory is None:
-        return [], 1
-    if not checkpointing.resume:
-        remove_checkpoint(checkpointing.directory, stage)
-        return [], 1
-    loaded = load_checkpoint(checkpointing.directory, stage, **state)
-    if loaded is None:
-        return [], 1
-    if loaded.extra.get("recipe") != recipe:
-        raise ResumeError(f"{loaded.path} was made with another recipe; delete it or drop --resume")
-    log.info("%s: resuming after epoch %d from its checkpoint", stage, loaded.epoch)
-    return loaded.extra["history"], loaded.epoch + 1
-
-
-def save_progress(
-    checkpointing: Checkpointing, stage: str, ctx: DistContext, epoch: int, epochs: int, extra: dict,
-    keep_last: bool = False, **state
-) -> None:
-    """After an epoch (its last scheduler step and draws done): rank 0 saves the checkpoint
-    every ``every`` epochs, except after the last (the final weights follow), unless
-    ``keep_last``: a stage whose weights are written only with later stages' (the segmentation
-    body and heads, one weight set) keeps its finished state, so that resuming a later stage
-    does not train it again."""
-    if checkpointing.directory is None or not ctx.is_main:
-        return
-    if epoch > epochs or (epoch == epochs and not keep_last) or (epoch < epochs and epoch % checkpointing.every):
-        return
-    save_checkpoint(checkpointing.directory, stage, epoch=epoch, extra={**extra, "world_size": ctx.world_size}, **state)
-
-
-def finish_stage(checkpointing: Checkpointing, stage: str) -> None:
-    """Rank 0, once the stage's final weights are written: its checkpoint is no longer needed."""
-    if checkpointing.directory is not None:
-        remove_checkpoint(checkpointing.directory, stage)
 
 
 # --- the epoch loop ------------------------------------------------------------------------

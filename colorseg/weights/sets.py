@@ -46,7 +46,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from colorseg.files import file_mode, fsync_dir, sha256_of
-from colorseg.provenance import library_versions
+from colorseg.training.provenance import library_versions
 
 FORMAT_VERSION = 1
 STAGING_PREFIX = ".weightset-"

@@ -1,4 +1,4 @@
-"""colorseg.hub with the Hub API replaced by recorders: no network is used."""
+"""colorseg.deploy.hub with the Hub API replaced by recorders: no network is used."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import huggingface_hub
 import pytest
 from support import RecordingApi, make_colour_weights
 
-from colorseg import hub
+from colorseg.deploy import hub
 from colorseg.errors import WeightsError
 
 

@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from colorseg.weights_io import WeightsError
+from colorseg.errors import WeightsError
 from support import make_colour_weights, photo, read_picture, save_photo  # noqa: F401  (shared with the library tests)
 
 SEGMENTER_MARKER = "fake_segmenter.json"
@@ -98,7 +98,10 @@ def make_segmentation_weights(
     """A random DeepLabV3 body and each task's two random heads saved as colorseg.segmentation.pipeline
     saves them, so colorseg.segmentation.inference.load_segmenter (the real one) loads them."""
     from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head
-    from colorseg.weights_io import SEG_BODY_STEM, SEG_LOSSES, save_module, seg_head_stem, sha256_of
+    from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
+    from colorseg.segmentation.losses import SEG_LOSSES
+    from colorseg.weights import save_module
+    from colorseg.files import sha256_of
 
     torch.manual_seed(0)
     body_path = save_module(

@@ -12,9 +12,9 @@ import torch.distributed as dist
 from ddp_worker import KINDS, train
 from safetensors.torch import load_file
 
-from colorseg.distributed import DistContext, setup, unwrap
+from colorseg.training.distributed import DistContext, setup, unwrap
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 # Measured (2 ranks, 12 Adam steps, global batch 8, loss 1.43 -> 1.17): BatchNorm over each
 # rank's 4 (or 3 and 2) samples instead of all 8 moved the train loss by 3.6e-4 and the
 # eval loss by 1.2e-3 from the single-process run; 5e-3 leaves room for other CPUs' kernels.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from colorseg.errors import REGENERATE_HINT, WeightsError
 from colorseg.paths import DEFAULT_WEIGHTS_DIR
-from colorseg.weights_io import PALETTE_STEM
+from colorseg.colour.palette import PALETTE_STEM
 
 HUB_REPO_ENV = "COLORSEG_HUB_REPO"
 HUB_REVISION_ENV = "COLORSEG_HUB_REVISION"

@@ -3,7 +3,7 @@
 The JSON holds the registry name and constructor arguments of the module, the sha256 of
 the tensor file and free-form metadata (recipe, metrics, command, versions, palette...).
 Loads verify the sha256 and rebuild through the registry, never through pickle. Saves go
-through :class:`colorseg.weight_set.WeightSet` (several files committed as one set);
+through :class:`colorseg.weights.sets.WeightSet` (several files committed as one set);
 :func:`save_module` and :func:`save_tensors` are one-stem sets.
 """
 
@@ -19,25 +19,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
-from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.errors import REGENERATE_HINT, WeightsError, regenerate_hint
 from colorseg.files import sha256_of
-from colorseg.paths import DEFAULT_WEIGHTS_DIR  # noqa: F401  (app.py imports it from here until the app split)
-from colorseg.registry import SEG_BODY, SEG_HEAD, check_fields, create_model, list_models
-from colorseg.weight_set import WeightSet, locate, recover
-
-# What each weight file is called (stem -> stem.safetensors + stem.json).
-PALETTE_STEM = "palette"
-COLOUR_STEMS = {name: f"colour_{name}" for name in COLOUR_MODEL_NAMES}
-SEG_BODY_STEM = "seg_body"
-# Segmentation: one body and, for each task, a head per loss of Part D (D.1 and D.2).
-SEG_TASKS = ("objects", "flowers", "horses")
-SEG_LOSSES = ("cross_entropy", "soft_iou")
-
-
-def seg_head_stem(task: str, loss: str) -> str:
-    return f"seg_head_{task}_{loss}"
-
+from colorseg.registry import KINDS, check_fields, create_model, list_models
+from colorseg.weights.sets import WeightSet, locate, recover
 
 # A description is data anyone can edit, read before anything checks it: far larger than any
 # colorseg writes (20 kB at most) is refused unread.
@@ -54,20 +39,6 @@ DESCRIPTION_FIELDS = {
     "flip_average": (True, False),
     "tasks": [re.compile(r"[a-z][a-z0-9_]{0,31}")],  # head file names are made from them
 }
-
-
-def expected_architectures(stem: str) -> list[str] | None:
-    """The registered architectures the weight file ``stem`` may hold: ``colour_<Net>`` only <Net>
-    (two descriptions swapped between files would put each net's weights under the other's name),
-    ``seg_body`` a segmentation body, ``seg_head_*`` a head; None (any) for a stem of no set."""
-    for name, colour_stem in COLOUR_STEMS.items():
-        if stem == colour_stem:
-            return [name]
-    if stem == SEG_BODY_STEM:
-        return list_models(kind=SEG_BODY)
-    if stem.startswith("seg_head_"):
-        return list_models(kind=SEG_HEAD)
-    return None
 
 
 def save_tensors(
@@ -137,12 +108,18 @@ def load_module(
     directory: str | Path,
     stem: str,
     device: str | torch.device = "cpu",
+    expect: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild ``stem`` through the registry, verify its sha256 and load its tensors (eval mode)."""
+    """Rebuild ``stem`` through the registry, verify its sha256 and load its tensors (eval mode).
+
+    ``expect`` is what the file must hold: a registered architecture (``colour_UNet`` holds UNet:
+    two descriptions swapped between files would put each net's weights under the other's name)
+    or a kind of module (``seg_body`` any segmentation body); None accepts any registered module."""
     tensors, description = load_tensors(directory, stem)
     hint = description.get("regenerate", REGENERATE_HINT)
     where = Path(directory) / f"{stem}.json"
-    architecture, expected = description.get("architecture"), expected_architectures(stem)
+    architecture = description.get("architecture")
+    expected = None if expect is None else list_models(kind=expect) if expect in KINDS else [expect]
     if expected is not None and architecture not in expected:
         raise WeightsError(f"{where} describes {architecture!r}, but {stem} holds {' or '.join(expected)}; "
                            f"{regenerate_hint(hint)}")

@@ -14,9 +14,12 @@ import time
 import pytest
 import torch
 
-from colorseg import files, weight_set, weights_io
+from colorseg import files
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
+from colorseg import weights as weights_io
+from colorseg.weights import sets as weight_set
 from colorseg.errors import WeightsError
-from colorseg.weights_io import WeightSet, load_module, load_tensors, save_module
+from colorseg.weights import WeightSet, load_module, load_tensors, save_module
 
 STEMS = ("palette", "net_a", "net_b")
 
@@ -217,5 +220,5 @@ def test_files_get_the_mode_of_ordinary_files(tmp_path, umask):
 def test_committed_weights_still_load():
     from colorseg.colour.inference import load_colourizers
 
-    models = load_colourizers(weights_io.DEFAULT_WEIGHTS_DIR)
+    models = load_colourizers(DEFAULT_WEIGHTS_DIR)
     assert set(models.nets) == {"PoolUpsampleNet", "ConvTransposeNet", "UNet"} and not models.problems

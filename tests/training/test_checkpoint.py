@@ -6,8 +6,9 @@ import pytest
 import torch
 from tiny_training import EPOCHS, make_data, make_run, train_epoch
 
-from colorseg import checkpoint
-from colorseg.checkpoint import CheckpointError, load_checkpoint, remove_checkpoint, save_checkpoint
+from colorseg import files
+from colorseg.training import checkpoint
+from colorseg.training.checkpoint import CheckpointError, load_checkpoint, remove_checkpoint, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -92,7 +93,7 @@ def _interrupt_on_call(monkeypatch, which: int):
             raise KeyboardInterrupt("killed")
         real(src, dst)
 
-    monkeypatch.setattr(checkpoint.os, "replace", replace)
+    monkeypatch.setattr(files.os, "replace", replace)  # the one atomic write checkpoints go through
 
 
 @pytest.mark.parametrize("which", [1, 2])  # while publishing the tensors, while publishing the JSON
@@ -110,7 +111,7 @@ def test_interrupted_save_keeps_previous(tmp_path, monkeypatch, which):
     fresh = make_run(seed=3)
     assert _load(tmp_path, fresh).epoch == 1
     _assert_same_state(expected, fresh[0].state_dict())
-    assert not list((tmp_path / "tiny").glob(".tmp-*"))
+    assert not list((tmp_path / "tiny").glob(".*.tmp"))
     # The next save succeeds and leaves one tensor file, whatever the interruption left.
     _save(tmp_path, run, 2)
     assert len(list((tmp_path / "tiny").glob("state-*.safetensors"))) == 1

@@ -1,0 +1,5 @@
+import sys
+
+from colorseg.cli.evaluate import main
+
+sys.exit(main())
