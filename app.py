@@ -6,7 +6,7 @@ Environment (all optional):
     COLORSEG_WEIGHTS_DIR     weights folder (default weights/)
     COLORSEG_HUB_REPO        Hub model repo to fetch weights from, falling back to weights/ offline
     COLORSEG_HUB_REVISION    branch, tag or commit of that repo
-    COLORSEG_DATA_DIR        local data whose validation images become examples (default data/)
+    COLORSEG_DATA            local data whose validation images become examples (default data/)
     COLORSEG_DEVICE          cpu, cuda, ... (default: cuda when present)
     COLORSEG_CONCURRENCY     inference requests run at once (default 2)
     COLORSEG_TORCH_THREADS   torch threads per request (default 1)

@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from colorseg.colour.data import load_horses, to_grey
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import fit_palette, label_images
-from colorseg.colour.train import build_colour_optimizer, evaluate_colour_net, get_recipe, train_colour_epoch
+from colorseg.colour.recipes import get_recipe
+from colorseg.colour.train import build_colour_optimizer, evaluate_colour_net, train_colour_epoch
 from colorseg.registry import create_model
 
 
@@ -102,7 +103,10 @@ def convolution_replay(model: nn.Module, images: torch.Tensor, train: bool) -> C
             return value.detach().requires_grad_(train and value.requires_grad)
         return value
 
-    calls = [(func, [fresh(a) for a in args], {k: fresh(v) for k, v in kwargs.items()}) for func, args, kwargs in recorder.calls]
+    calls = [
+        (func, [fresh(a) for a in args], {k: fresh(v) for k, v in kwargs.items()})
+        for func, args, kwargs in recorder.calls
+    ]
 
     def run() -> None:
         for func, args, kwargs in calls:
@@ -136,7 +140,10 @@ def main() -> None:
     val_np, val_cat_np = val_t.numpy(), val_cat_t[:, None].numpy()
     recipe = get_recipe("assignment")
     device = torch.device("cpu")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} timed epoch(s), batch {recipe.batch_size}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.epochs} timed epoch(s), "
+        f"batch {recipe.batch_size}"
+    )
     header = f"{'net':<18}{'assignment img/s':>18}{'colorseg img/s':>16}{'ratio':>8}"
     if args.compile:
         header += f"{'compiled img/s':>16}{'ratio':>8}{'warm-up s':>11}"
@@ -214,7 +221,10 @@ def main() -> None:
     print("\nconvolutions alone, seconds per epoch (the rest of an epoch is everything else):")
     print(f"{'net':<18}{'assignment':>12}{'of epoch':>10}{'colorseg':>10}{'of epoch':>10}{'ratio bound':>13}")
     for name, seconds, (reference_floor, colorseg_floor) in floors:
-        reference_epoch, colorseg_epoch = statistics.median(seconds["assignment"]), statistics.median(seconds["colorseg"])
+        reference_epoch, colorseg_epoch = (
+            statistics.median(seconds["assignment"]),
+            statistics.median(seconds["colorseg"]),
+        )
         print(
             f"{name:<18}{reference_floor:>11.2f}s{reference_floor / reference_epoch:>10.0%}"
             f"{colorseg_floor:>9.2f}s{colorseg_floor / colorseg_epoch:>10.0%}"

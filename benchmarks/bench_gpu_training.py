@@ -36,11 +36,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from colorseg import training
-from colorseg.training import amp_dtype_name
 from colorseg.colour.data import load_horses, to_grey
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import NUM_COLOURS, fit_palette, label_images
-from colorseg.colour.train import build_colour_optimizer, evaluate_colour_net, get_recipe, train_colour_epoch
+from colorseg.colour.recipes import get_recipe
+from colorseg.colour.train import build_colour_optimizer, evaluate_colour_net, train_colour_epoch
 from colorseg.registry import create_model
 from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import losses as seg_losses
@@ -49,10 +49,15 @@ from colorseg.segmentation.augment import apply_augmentation, draw_augmentation
 from colorseg.segmentation.data import SegmentationTensors
 from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head, SegmentationNet
 from colorseg.segmentation.sources import load_data, resolve_sources
+from colorseg.training import amp_dtype_name
 
 
 def device_name(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU {platform.processor() or platform.machine()}"
+    return (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU {platform.processor() or platform.machine()}"
+    )
 
 
 def clock(device: torch.device) -> float:
@@ -66,7 +71,11 @@ def synthetic_rgb(count: int, size: int, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     base = torch.rand(count, 3, 1, 1, generator=generator) * 200 + 30
     ramp = torch.linspace(-40, 40, size)
-    images = (base + ramp.view(1, 1, 1, size) * torch.rand(count, 3, 1, 1, generator=generator)).expand(-1, -1, size, -1).clone()
+    images = (
+        (base + ramp.view(1, 1, 1, size) * torch.rand(count, 3, 1, 1, generator=generator))
+        .expand(-1, -1, size, -1)
+        .clone()
+    )
     images[:, :, size // 4 : size // 2, size // 4 : size // 2] *= 0.4
     return images.clamp(0, 255).to(torch.uint8)
 
@@ -95,7 +104,10 @@ def bench_colour(args, device: torch.device) -> dict[str, float]:
             train_colour_epoch(runner, optimizer, scheduler, *train, recipe, generator)
             evaluate_colour_net(runner, *val)
         seconds[f"colour_{name}_{recipe.epochs}_epochs"] = clock(device) - started
-        print(f"colour {name}: {recipe.epochs} epochs in {seconds[f'colour_{name}_{recipe.epochs}_epochs']:.1f}s", flush=True)
+        print(
+            f"colour {name}: {recipe.epochs} epochs in {seconds[f'colour_{name}_{recipe.epochs}_epochs']:.1f}s",
+            flush=True,
+        )
     return seconds
 
 
@@ -124,7 +136,11 @@ def bench_segmentation(args, device: torch.device) -> dict[str, float]:
     augment_generator = torch.Generator(device=device).manual_seed(1)
     steps = -(-len(seg_train.epoch_order(train, recipe, torch.Generator().manual_seed(0))) // recipe.batch_size)
     optimizer, scheduler = training.build_optimizer(
-        net.parameters(), recipe.lr, weight_decay=recipe.weight_decay, schedule="onecycle", epochs=args.seg_epochs,
+        net.parameters(),
+        recipe.lr,
+        weight_decay=recipe.weight_decay,
+        schedule="onecycle",
+        epochs=args.seg_epochs,
         steps_per_epoch=steps,
     )
     loss_fn = seg_losses.LOSSES[recipe.loss]
@@ -139,12 +155,23 @@ def bench_segmentation(args, device: torch.device) -> dict[str, float]:
     started = clock(device)
     for _ in range(args.seg_epochs):
         training.train_one_epoch(
-            runner, optimizer, loss_fn, train.images, train.masks, batch_size=recipe.batch_size, prepare=prepare,
-            scheduler=scheduler, order=seg_train.epoch_order(train, recipe, generator), sharded_prepare=True,
+            runner,
+            optimizer,
+            loss_fn,
+            train.images,
+            train.masks,
+            batch_size=recipe.batch_size,
+            prepare=prepare,
+            scheduler=scheduler,
+            order=seg_train.epoch_order(train, recipe, generator),
+            sharded_prepare=True,
             min_batch=2,
         )
     seconds[f"seg_body_{args.seg_epochs}_epochs_{args.seg_size}px"] = elapsed = clock(device) - started
-    print(f"segmentation body: {args.seg_epochs} epochs of {steps} steps at {args.seg_size} px in {elapsed:.1f}s", flush=True)
+    print(
+        f"segmentation body: {args.seg_epochs} epochs of {steps} steps at {args.seg_size} px in {elapsed:.1f}s",
+        flush=True,
+    )
     started = clock(device)
     seg_train.recompute_bn_statistics(net.body, train.images[: recipe.bn_images_per_source * 3], recipe.batch_size)
     features = seg_heads.compute_features(net.body, train.images, recipe.batch_size)
@@ -166,8 +193,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cuda, cpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one epoch each: shows the script works")
     parser.add_argument("--cifar", type=Path, help="CIFAR-10 (either layout) instead of synthetic colour data")
-    parser.add_argument("--seg-data", nargs="+", metavar="NAME=FOLDER", help="segmentation sources instead of synthetic")
-    parser.add_argument("--amp", choices=("auto", "off"), default="auto", help="auto: bf16 autocast on CUDA, as training")
+    parser.add_argument(
+        "--seg-data", nargs="+", metavar="NAME=FOLDER", help="segmentation sources instead of synthetic"
+    )
+    parser.add_argument(
+        "--amp", choices=("auto", "off"), default="auto", help="auto: bf16 autocast on CUDA, as training"
+    )
     parser.add_argument("--contiguous", action="store_true", help="NCHW instead of channels-last")
     parser.add_argument("--compile", action="store_true", help="torch.compile the colour nets and the body")
     parser.add_argument("--only", nargs="+", choices=("colour", "segmentation"), default=["colour", "segmentation"])
@@ -184,10 +215,15 @@ def main() -> None:
     if args.amp == "off":  # the loop looks autocast_for up at call time
         training.autocast_for = lambda device: contextlib.nullcontext()
     header = {
-        "device": str(device), "device_name": device_name(device), "torch": torch.__version__,
+        "device": str(device),
+        "device_name": device_name(device),
+        "torch": torch.__version__,
         "amp_dtype": amp_dtype_name(device) if args.amp == "auto" else "float32",
-        "layout": "contiguous" if args.contiguous else "channels_last", "compile": args.compile, "quick": quick,
-        "threads": torch.get_num_threads(), "colour_data": "cifar" if args.cifar else "synthetic",
+        "layout": "contiguous" if args.contiguous else "channels_last",
+        "compile": args.compile,
+        "quick": quick,
+        "threads": torch.get_num_threads(),
+        "colour_data": "cifar" if args.cifar else "synthetic",
         "seg_data": "given" if args.seg_data else "synthetic",
     }
     print(json.dumps(header), flush=True)
@@ -197,7 +233,9 @@ def main() -> None:
     if "segmentation" in args.only:
         seconds.update(bench_segmentation(args, device))
     if args.json:
-        args.json.write_text(json.dumps({**header, "seconds": {k: round(v, 2) for k, v in seconds.items()}}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps({**header, "seconds": {k: round(v, 2) for k, v in seconds.items()}}, indent=1) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.palette import NUM_COLOURS, palette_to_image
-from colorseg.colour.train import build_colour_optimizer, get_recipe, train_colour_epoch
+from colorseg.colour.recipes import get_recipe
+from colorseg.colour.train import build_colour_optimizer, train_colour_epoch
 from colorseg.registry import create_model
 from colorseg.replay import ReplayRecorder
 

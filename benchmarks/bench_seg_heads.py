@@ -36,8 +36,12 @@ WEIZMANN_DIR = data_root() / DEFAULT_SOURCES["horses"]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=WEIZMANN_DIR if WEIZMANN_DIR.is_dir() else None,
-                        help="photos + masks folder (default: $COLORSEG_DATA/weizmann_horse_db; random images if absent)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=WEIZMANN_DIR if WEIZMANN_DIR.is_dir() else None,
+        help="photos + masks folder (default: $COLORSEG_DATA/weizmann_horse_db; random images if absent)",
+    )
     parser.add_argument("--images", type=int, default=64, help="training images used by both paths")
     parser.add_argument("--size", type=int, default=224, help="image side (px)")
     parser.add_argument("--threads", type=int, default=1)
@@ -54,8 +58,10 @@ def main() -> None:
         masks = torch.rand(args.images, args.size, args.size) > 0.75
         source = "random images"
     body = DeepLabV3Body().eval()  # timing does not depend on the weights
-    print(f"{len(images)} images of {args.size} px from {source}; {args.threads} thread(s); "
-          f"recipe: Adam lr {ASSIGNMENT.lr}, batch {ASSIGNMENT.batch_size}, {ASSIGNMENT.epochs} epochs")
+    print(
+        f"{len(images)} images of {args.size} px from {source}; {args.threads} thread(s); "
+        f"recipe: Adam lr {ASSIGNMENT.lr}, batch {ASSIGNMENT.batch_size}, {ASSIGNMENT.epochs} epochs"
+    )
 
     start = time.perf_counter()
     features = seg_heads.compute_features(body, images, batch_size=16)
@@ -70,8 +76,14 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     for _ in range(ASSIGNMENT.epochs):
         train_one_epoch(
-            net, optimizer, seg_losses.cross_entropy_loss, images, masks,
-            batch_size=ASSIGNMENT.batch_size, generator=generator, prepare=seg_train.plain_images,
+            net,
+            optimizer,
+            seg_losses.cross_entropy_loss,
+            images,
+            masks,
+            batch_size=ASSIGNMENT.batch_size,
+            generator=generator,
+            prepare=seg_train.plain_images,
         )
     end_to_end = time.perf_counter() - start
     print(f"end-to-end frozen loop, one head: {end_to_end:8.1f} s")

@@ -1,7 +1,12 @@
 """Exit 0 once the (single) checkpoint in runs/checkpoints/ has finished 3 epochs; `show` prints its epoch and mtime.
 
 A helper of benchmarks/resume_demo.sh."""
-import glob, json, os, sys
+
+import glob
+import json
+import os
+import sys
+
 files = glob.glob("runs/checkpoints/*/checkpoint.json")
 if not files:
     sys.exit(1)

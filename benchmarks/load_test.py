@@ -43,12 +43,17 @@ def start_app(weights: Path | None, timeout_s: float = 180.0) -> tuple[subproces
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {
+        **os.environ,
+        "GRADIO_SERVER_NAME": "127.0.0.1",
+        "GRADIO_SERVER_PORT": str(port),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
     if weights is not None:
         env["COLORSEG_WEIGHTS_DIR"] = str(weights)
-    process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}/"
     started = time.perf_counter()
     while time.perf_counter() - started < timeout_s:
@@ -111,8 +116,10 @@ def main() -> int:
         try:
             results: list[tuple[str, float, str | None]] = []
             lock = threading.Lock()
-            threads = [threading.Thread(target=caller, args=(url, i, args.requests, results, lock))
-                       for i in range(args.callers)]
+            threads = [
+                threading.Thread(target=caller, args=(url, i, args.requests, results, lock))
+                for i in range(args.callers)
+            ]
             started = time.perf_counter()
             for thread in threads:
                 thread.start()
@@ -125,13 +132,17 @@ def main() -> int:
                 process.wait(timeout=30)
 
     failures = [r for r in results if r[2] is not None]
-    print(f"{args.callers} callers x {args.requests} requests = {len(results)} requests in {wall:.1f} s "
-          f"({len(results) / wall:.1f} requests/s); failures: {len(failures)}")
+    print(
+        f"{args.callers} callers x {args.requests} requests = {len(results)} requests in {wall:.1f} s "
+        f"({len(results) / wall:.1f} requests/s); failures: {len(failures)}"
+    )
     for name in (*ENDPOINTS, "all"):
         times = [t for endpoint, t, error in results if error is None and name in (endpoint, "all")]
         if times:
-            print(f"{name:10s} n={len(times):3d}  p50 {percentile(times, 0.5) * 1000:7.0f} ms  "
-                  f"p95 {percentile(times, 0.95) * 1000:7.0f} ms  mean {statistics.fmean(times) * 1000:7.0f} ms")
+            print(
+                f"{name:10s} n={len(times):3d}  p50 {percentile(times, 0.5) * 1000:7.0f} ms  "
+                f"p95 {percentile(times, 0.95) * 1000:7.0f} ms  mean {statistics.fmean(times) * 1000:7.0f} ms"
+            )
     for endpoint, _, error in failures[:5]:
         print(f"failed {endpoint}: {error}")
     return 1 if failures else 0

@@ -53,10 +53,16 @@ def main() -> int:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
-               "GRADIO_TEMP_DIR": str(Path(scratch) / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
-        server = subprocess.Popen([sys.executable, "app.py"], cwd=args.app_dir, env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "GRADIO_SERVER_PORT": str(port),
+            "GRADIO_TEMP_DIR": str(Path(scratch) / "gradio"),
+            "GRADIO_ANALYTICS_ENABLED": "False",
+        }
+        server = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=args.app_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             url = f"http://127.0.0.1:{port}/"
             deadline = time.time() + 240
@@ -77,8 +83,13 @@ def main() -> int:
                     client.predict(handle_file(str(png)), api_name="/colorize")
                     return "ok"
                 # As any HTTP client can: the picture inline, every input given (the raw route wants them all).
-                data = [{"path": None, "url": inline, "meta": {"_type": "gradio.FileData"}},
-                        ["UNet"], 64, "annealed mean", 0.38]
+                data = [
+                    {"path": None, "url": inline, "meta": {"_type": "gradio.FileData"}},
+                    ["UNet"],
+                    64,
+                    "annealed mean",
+                    0.38,
+                ]
                 posted = httpx.post(f"{url}gradio_api/call/colorize", json={"data": data}, timeout=600)
                 if posted.status_code != 200:
                     return f"HTTP {posted.status_code}"
@@ -103,9 +114,12 @@ def main() -> int:
                     for thread in threads:
                         thread.join()
                     peak = status_kb(server.pid, "VmHWM")
-                    print(f"{via}, {callers} caller(s) at once: server RSS {before / 1024:.0f} MB before, "
-                          f"peak {peak / 1024:.0f} MB (+{(peak - before) / 1024:.0f} MB); "
-                          f"answers: {sorted(set(answers))}", flush=True)
+                    print(
+                        f"{via}, {callers} caller(s) at once: server RSS {before / 1024:.0f} MB before, "
+                        f"peak {peak / 1024:.0f} MB (+{(peak - before) / 1024:.0f} MB); "
+                        f"answers: {sorted(set(answers))}",
+                        flush=True,
+                    )
         finally:
             server.terminate()
             server.wait(30)

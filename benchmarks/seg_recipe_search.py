@@ -97,13 +97,30 @@ def main() -> None:
         for fold in args.folds:
             run = args.out / f"{name}_{fold}"
             run.mkdir(parents=True, exist_ok=True)
-            sources = [f"davis={davis_fold(data / 'davis2016', fold, args.out)}",
-                       f"flowers={data / 'oxford17flowers'}", f"horses={data / 'weizmann_horse_db'}"]
-            command = [sys.executable, str(REPO / "train_all.py"), "--only", "segmentation",
-                       "--threads", str(args.threads),
-                       "--weights-dir", str(run / "weights"), "--report-dir", str(run / "reports"),
-                       "--checkpoint-dir", str(run / "checkpoints"), "--seg-eval-every", "1000",
-                       "--seg-data", *sources, *shlex.split(flags)]
+            sources = [
+                f"davis={davis_fold(data / 'davis2016', fold, args.out)}",
+                f"flowers={data / 'oxford17flowers'}",
+                f"horses={data / 'weizmann_horse_db'}",
+            ]
+            command = [
+                sys.executable,
+                str(REPO / "train_all.py"),
+                "--only",
+                "segmentation",
+                "--threads",
+                str(args.threads),
+                "--weights-dir",
+                str(run / "weights"),
+                "--report-dir",
+                str(run / "reports"),
+                "--checkpoint-dir",
+                str(run / "checkpoints"),
+                "--seg-eval-every",
+                "1000",
+                "--seg-data",
+                *sources,
+                *shlex.split(flags),
+            ]
             jobs.append((name, fold, run, command))
     running = []
     for job in jobs:

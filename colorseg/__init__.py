@@ -5,4 +5,3 @@ infrastructure beside them; docs/architecture.md walks through it.
 """
 
 __version__ = "0.1.0"
-

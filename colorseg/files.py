@@ -1,8 +1,8 @@
 """Files written so that a crash never leaves half of one (temporary file, fsync, rename), the
 sha256 of a file, and pictures out of the library (PNG files, matplotlib figures as arrays).
 
-Shared by weights, checkpoints, reports, replays, the explainers and the batch CLI. Files get the mode a normal file gets
-(0666 minus the umask, 0644 usually), not mkstemp's 0600.
+Shared by weights, checkpoints, reports, replays, the explainers and the batch CLI. Files get the
+mode a normal file gets (0666 minus the umask, 0644 usually), not mkstemp's 0600.
 """
 
 from __future__ import annotations

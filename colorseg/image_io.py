@@ -30,8 +30,10 @@ MAX_SIDE = 4096
 MAX_DECODED_PIXELS = 2 * MAX_SIDE * MAX_SIDE
 
 # PIL refuses to open any image over twice its MAX_IMAGE_PIXELS (179 Mpx), JPEG included.
-_TOO_LARGE_TO_OPEN = (f"This image is too large to open: this app opens images of at most "
-                      f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Shrink it and try again.")
+_TOO_LARGE_TO_OPEN = (
+    f"This image is too large to open: this app opens images of at most "
+    f"{2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Shrink it and try again."
+)
 
 # Transparent pixels are shown on white, as browsers and image viewers show them.
 _BACKGROUND = (255, 255, 255)
@@ -214,9 +216,11 @@ def _too_large(image_format: str | None, size: tuple[int, int], limit: int) -> s
     kind = f"a {image_format} image" if image_format else "an image"
     side = math.isqrt(limit // 2)
     advice = "Shrink it" if image_format == "JPEG" else "Save it as JPEG (decoded at reduced size) or shrink it"
-    return (f"This image is too large to process: {size[0]}×{size[1]} px is {size[0] * size[1] / 1e6:.0f} megapixels, "
-            f"and this app decodes at most {limit / 1e6:.0f} megapixels of {kind} "
-            f"({2 * side}×{side} px, for example). {advice}, and try again.")
+    return (
+        f"This image is too large to process: {size[0]}×{size[1]} px is {size[0] * size[1] / 1e6:.0f} megapixels, "
+        f"and this app decodes at most {limit / 1e6:.0f} megapixels of {kind} "
+        f"({2 * side}×{side} px, for example). {advice}, and try again."
+    )
 
 
 def _orientation(image: Image.Image) -> int:

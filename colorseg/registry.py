@@ -48,8 +48,10 @@ def register_model(fields: Mapping[str, Allowed], *, kind: str | None = None) ->
     """Register a class or factory under its ``__name__``, with the values each constructor field
     may take (every field of its signature must be declared) and its ``kind``."""
     if not isinstance(fields, Mapping) or kind not in KINDS:
-        raise TypeError("register_model needs the constructor fields' allowed values and the module's kind: "
-                        "@register_model({...}, kind=SEG_BODY)")
+        raise TypeError(
+            "register_model needs the constructor fields' allowed values and the module's kind: "
+            "@register_model({...}, kind=SEG_BODY)"
+        )
 
     def register(builder: T) -> T:
         name = builder.__name__
@@ -57,8 +59,10 @@ def register_model(fields: Mapping[str, Allowed], *, kind: str | None = None) ->
             raise ValueError(f"model {name!r} is registered twice")
         parameters = set(inspect.signature(builder).parameters)
         if parameters != set(fields):
-            raise TypeError(f"{name}: declare the allowed values of exactly its constructor fields "
-                            f"{sorted(parameters)}, not {sorted(fields)}")
+            raise TypeError(
+                f"{name}: declare the allowed values of exactly its constructor fields "
+                f"{sorted(parameters)}, not {sorted(fields)}"
+            )
         _BUILDERS[name], _FIELDS[name], _KINDS[name] = builder, dict(fields), kind
         return builder
 
@@ -68,8 +72,7 @@ def register_model(fields: Mapping[str, Allowed], *, kind: str | None = None) ->
 def list_models(pattern: str = "*", kind: str | None = None) -> list[str]:
     """Registered names matching the shell-style ``pattern`` (and of ``kind``, when given), sorted."""
     _import_all_models()
-    return sorted(name for name in _BUILDERS
-                  if fnmatch.fnmatchcase(name, pattern) and kind in (None, _KINDS[name]))
+    return sorted(name for name in _BUILDERS if fnmatch.fnmatchcase(name, pattern) and kind in (None, _KINDS[name]))
 
 
 def allows(value: Any, allowed: Allowed) -> bool:

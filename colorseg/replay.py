@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from colorseg.files import atomic_write_bytes
-from colorseg.files import save_png
+from colorseg.files import atomic_write_bytes, save_png
 
 KINDS = ("colour", "segmentation")
 FORMAT_VERSION = 1
@@ -88,8 +87,12 @@ class ReplayRecorder:
             keys[key] = {"file": path.name, "epochs": epochs, "channels": int(strip.shape[2])}
         epochs = sorted({e for by_epoch in self.frames.values() for e in by_epoch} | set(self.losses))
         index = {
-            "format_version": FORMAT_VERSION, "kind": self.kind, "names": self.names,
-            "tile": list(self.tile or (0, 0)), "epochs": epochs, "keys": keys,
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "names": self.names,
+            "tile": list(self.tile or (0, 0)),
+            "epochs": epochs,
+            "keys": keys,
             "losses": {str(epoch): self.losses[epoch] for epoch in sorted(self.losses)},
         }
         path = report_dir / f"{stem}.json"

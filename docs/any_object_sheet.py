@@ -16,9 +16,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout, installed or not
 
+from colorseg.files import save_png
 from colorseg.image_io import load_image
 from colorseg.paths import DEFAULT_WEIGHTS_DIR, REPO_ROOT
-from colorseg.files import save_png
 from colorseg.segmentation.inference import load_segmenter
 
 TILE = (400, 280)

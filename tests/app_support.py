@@ -17,9 +17,9 @@ from typing import ClassVar
 
 import numpy as np
 import torch
+from support import make_colour_weights, photo, read_picture, save_photo  # noqa: F401  (shared with the library tests)
 
 from colorseg.errors import WeightsError
-from support import make_colour_weights, photo, read_picture, save_photo  # noqa: F401  (shared with the library tests)
 
 SEGMENTER_MARKER = "fake_segmenter.json"
 
@@ -97,22 +97,30 @@ def make_segmentation_weights(
 ) -> Path:
     """A random DeepLabV3 body and each task's two random heads saved as colorseg.segmentation.pipeline
     saves them, so colorseg.segmentation.inference.load_segmenter (the real one) loads them."""
-    from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head
-    from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
-    from colorseg.segmentation.losses import SEG_LOSSES
-    from colorseg.weights import save_module
     from colorseg.files import sha256_of
+    from colorseg.segmentation.inference import SEG_BODY_STEM, seg_head_stem
+    from colorseg.segmentation.losses import SEG_LOSSES
+    from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head
+    from colorseg.weights import save_module
 
     torch.manual_seed(0)
     body_path = save_module(
-        DeepLabV3Body(), directory, SEG_BODY_STEM, architecture="DeepLabV3Body",
+        DeepLabV3Body(),
+        directory,
+        SEG_BODY_STEM,
+        architecture="DeepLabV3Body",
         constructor={"backbone": "mobilenet_v3_large"},
-        metadata={"image_size": image_size, "tasks": list(tasks), "metrics": {}}, dtype=torch.float16,
+        metadata={"image_size": image_size, "tasks": list(tasks), "metrics": {}},
+        dtype=torch.float16,
     )
     for task in tasks:
         for loss in SEG_LOSSES:
             save_module(
-                DeepLabV3Head(), directory, seg_head_stem(task, loss), architecture="DeepLabV3Head", constructor={},
+                DeepLabV3Head(),
+                directory,
+                seg_head_stem(task, loss),
+                architecture="DeepLabV3Head",
+                constructor={},
                 metadata={"task": task, "loss": loss, "body_sha256": sha256_of(body_path), "metrics": {"iou": 0.5}},
             )
     return directory

@@ -51,7 +51,9 @@ def make_flower_labels(root: Path, count: int = 12, unlabelled_photos: int = 2) 
     return root
 
 
-def make_davis(root: Path, sequences: tuple[str, ...] = ("bear", "boat", "camel", "cows", "swan"), frames: int = 3) -> Path:
+def make_davis(
+    root: Path, sequences: tuple[str, ...] = ("bear", "boat", "camel", "cows", "swan"), frames: int = 3
+) -> Path:
     """<root>/JPEGImages/480p/<seq>/NNNNN.jpg + <root>/Annotations/480p/<seq>/NNNNN.png (0/255)."""
     for s, sequence in enumerate(sequences):
         photos = root / "JPEGImages" / "480p" / sequence

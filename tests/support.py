@@ -12,13 +12,12 @@ import torch
 from PIL import Image
 
 from colorseg import weights
-from colorseg.files import sha256_of
-from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.models import COLOUR_MODEL_NAMES, COLOUR_STEMS
 from colorseg.colour.palette import NUM_COLOURS, save_palette
+from colorseg.files import sha256_of
 from colorseg.registry import create_model
+from colorseg.segmentation.inference import SEG_BODY_STEM, seg_head_stem
 from colorseg.segmentation.models import DeepLabV3Body, DeepLabV3Head
-from colorseg.colour.models import COLOUR_STEMS
-from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
 from colorseg.weights import save_module
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,7 +62,11 @@ def make_colour_weights(directory: Path, names=COLOUR_MODEL_NAMES, num_filters: 
                 module.running_mean.uniform_(-0.5, 0.5)
                 module.running_var.uniform_(0.05, 0.5)
         save_module(
-            net, directory, COLOUR_STEMS[name], architecture=name, constructor=constructor,
+            net,
+            directory,
+            COLOUR_STEMS[name],
+            architecture=name,
+            constructor=constructor,
             metadata={"metrics": {"val_loss": 3.1, "val_accuracy": 0.05}, "command": "random test weights"},
         )
     return directory
@@ -101,7 +104,9 @@ def save_tiny_unet(directory):
     return model
 
 
-def save_tiny_segmentation_weights(directory: Path, size: int = 64, tasks=("objects", "horses")) -> tuple[DeepLabV3Body, dict]:
+def save_tiny_segmentation_weights(
+    directory: Path, size: int = 64, tasks=("objects", "horses")
+) -> tuple[DeepLabV3Body, dict]:
     torch.manual_seed(0)
     body = DeepLabV3Body()
     # Move BatchNorm statistics off their defaults so that eval mode is not trivial.
@@ -111,8 +116,12 @@ def save_tiny_segmentation_weights(directory: Path, size: int = 64, tasks=("obje
     body.eval()
     body.load_state_dict({k: v.half().to(v.dtype) for k, v in body.state_dict().items()})  # what float16 stores
     path = weights.save_module(
-        body, directory, SEG_BODY_STEM, architecture="DeepLabV3Body",
-        constructor={"backbone": "mobilenet_v3_large"}, metadata={"image_size": size, "tasks": list(tasks)},
+        body,
+        directory,
+        SEG_BODY_STEM,
+        architecture="DeepLabV3Body",
+        constructor={"backbone": "mobilenet_v3_large"},
+        metadata={"image_size": size, "tasks": list(tasks)},
         dtype=torch.float16,
     )
     heads = {}
@@ -121,7 +130,11 @@ def save_tiny_segmentation_weights(directory: Path, size: int = 64, tasks=("obje
         for loss in HEAD_LOSSES:
             heads[task][loss] = DeepLabV3Head().eval()
             weights.save_module(
-                heads[task][loss], directory, seg_head_stem(task, loss), architecture="DeepLabV3Head", constructor={},
+                heads[task][loss],
+                directory,
+                seg_head_stem(task, loss),
+                architecture="DeepLabV3Head",
+                constructor={},
                 metadata={"body_sha256": sha256_of(path), "task": task, "loss": loss},
             )
     return body, heads

@@ -26,12 +26,26 @@ def _rgb(width: int = 6, height: int = 4) -> Image.Image:
 
 @pytest.mark.parametrize(
     "mode, colour",
-    [("RGB", True), ("RGBA", True), ("P", True), ("CMYK", True), ("L", False), ("LA", False), ("1", False),
-     ("I;16", False), ("I", False), ("F", False)],
+    [
+        ("RGB", True),
+        ("RGBA", True),
+        ("P", True),
+        ("CMYK", True),
+        ("L", False),
+        ("LA", False),
+        ("1", False),
+        ("I;16", False),
+        ("I", False),
+        ("F", False),
+    ],
 )
 def test_every_mode_becomes_rgb_uint8(tmp_path, mode, colour):
-    source = _rgb().convert(mode) if mode not in ("I;16", "I", "F") else Image.fromarray(
-        (np.arange(24).reshape(4, 6) * 1000).astype({"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode])
+    source = (
+        _rgb().convert(mode)
+        if mode not in ("I;16", "I", "F")
+        else Image.fromarray(
+            (np.arange(24).reshape(4, 6) * 1000).astype({"I;16": np.uint16, "I": np.int32, "F": np.float32}[mode])
+        )
     )
     fmt = "TIFF" if mode in ("CMYK", "I", "F") else "PNG"  # PNG cannot hold CMYK or 32-bit samples
     path = tmp_path / f"image.{fmt.lower()}"
@@ -174,7 +188,7 @@ def _jpeg_declaring(width: int, height: int) -> bytes:
     Image.new("RGB", (16, 16), (120, 80, 40)).save(buffer, format="JPEG")
     data = bytearray(buffer.getvalue())
     at = data.index(b"\xff\xc0")
-    data[at + 5:at + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    data[at + 5 : at + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
     return bytes(data)
 
 

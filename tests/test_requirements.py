@@ -23,8 +23,9 @@ def _name(requirement: str) -> str:
 
 
 def declared() -> set[str]:
-    lines = [line for file in ("requirements.txt", "requirements-dev.txt")
-             for line in (REPO / file).read_text().splitlines()]
+    lines = [
+        line for file in ("requirements.txt", "requirements-dev.txt") for line in (REPO / file).read_text().splitlines()
+    ]
     return {_name(line) for line in lines if line.strip() and not line.lstrip().startswith("#")}
 
 
@@ -36,8 +37,9 @@ def _guarded(tree: ast.AST) -> set[int]:
             isinstance(handler.type, ast.Name) and handler.type.id in ("ImportError", "ModuleNotFoundError")
             for handler in node.handlers
         ):
-            lines |= {inner.lineno for statement in node.body for inner in ast.walk(statement)
-                      if hasattr(inner, "lineno")}
+            lines |= {
+                inner.lineno for statement in node.body for inner in ast.walk(statement) if hasattr(inner, "lineno")
+            }
     return lines
 
 
@@ -76,7 +78,10 @@ def test_every_imported_package_is_a_declared_requirement():
 
 def test_pyproject_declares_the_runtime_requirements():
     pyproject = (REPO / "pyproject.toml").read_text()
-    runtime = {_name(line) for line in (REPO / "requirements.txt").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    runtime = {
+        _name(line)
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     listed = {_name(item) for item in re.findall(r'"([^"]+)"', pyproject.split("dependencies = [", 1)[1].split("]")[0])}
     assert runtime == listed

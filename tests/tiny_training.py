@@ -26,7 +26,10 @@ def make_run(seed: int = 0):
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-3)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-2, epochs=EPOCHS, steps_per_epoch=N // BATCH)
-    generators = {"shuffle": torch.Generator().manual_seed(seed + 1), "augment": torch.Generator().manual_seed(seed + 2)}
+    generators = {
+        "shuffle": torch.Generator().manual_seed(seed + 1),
+        "augment": torch.Generator().manual_seed(seed + 2),
+    }
     return model, optimizer, scheduler, generators
 
 

@@ -8,12 +8,12 @@ import gradio as gr
 import numpy as np
 import torch
 
-from colorseg.colour import inference as colourizing
 from colorseg.app import examples, inspector, render
 from colorseg.app.models import regenerate
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
 from colorseg.app.uploads import files_only, photo_input, read_photo
+from colorseg.colour import inference as colourizing
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 
 # Best net first: the before/after slider shows the best one that was chosen.
@@ -82,11 +82,13 @@ class ColourHandlers:
         best = next(n for n in NET_PREFERENCE if n in results)
         confidence = [(save(render.colour_map(r.confidence)), f"{name}: confidence") for name, r in results.items()]
         work_w, work_h = results[best].working_size
-        notes = [(
-            f"Colourized {loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px with {', '.join(results)} in "
-            f"{seconds * 1000:.0f} ms (colour predicted at {work_w}×{work_h}, {decoding} decoding). The slider "
-            f"compares the greyscale input with **{best}**."
-        )]
+        notes = [
+            (
+                f"Colourized {loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px with {', '.join(results)} in "
+                f"{seconds * 1000:.0f} ms (colour predicted at {work_w}×{work_h}, {decoding} decoding). The slider "
+                f"compares the greyscale input with **{best}**."
+            )
+        ]
         if not loaded.is_colour:
             notes.append("The upload had no colour, so there is no original to compare with.")
         notes += [f"Note: {note}." for note in loaded.notes]
@@ -98,24 +100,36 @@ def _warnings(context: Context) -> None:
     if models.colour_problem:
         gr.Markdown(f"⚠️ **Colourization is unavailable.** {models.colour_problem}")
     elif models.colour and models.colour.problems:
-        gr.Markdown(regenerate("⚠️ **Some networks are unavailable:**\n\n" + "\n".join(
-            f"- {name}: {why}" for name, why in models.colour.problems.items()
-        )))
+        gr.Markdown(
+            regenerate(
+                "⚠️ **Some networks are unavailable:**\n\n"
+                + "\n".join(f"- {name}: {why}" for name, why in models.colour.problems.items())
+            )
+        )
 
 
 def settings_inputs() -> tuple[gr.Slider, gr.Radio, gr.Slider]:
     """Working size, decoding and temperature, in the order /colorize takes them."""
     working_size = gr.Slider(
-        colourizing.MIN_WORKING_SIZE, colourizing.MAX_WORKING_SIZE, value=colourizing.DEFAULT_WORKING_SIZE, step=4,
+        colourizing.MIN_WORKING_SIZE,
+        colourizing.MAX_WORKING_SIZE,
+        value=colourizing.DEFAULT_WORKING_SIZE,
+        step=4,
         label="Working size (px)",
         info="Longest side the networks see; the colour is then carried onto your full-size photo.",
     )
     decoding = gr.Radio(
-        list(colourizing.DECODINGS), value=colourizing.DEFAULT_DECODING, label="Decoding",
+        list(colourizing.DECODINGS),
+        value=colourizing.DEFAULT_DECODING,
+        label="Decoding",
         info="annealed mean: smooth colours; argmax: the single likeliest of the 24 colours.",
     )
     temperature = gr.Slider(
-        0.05, 1.0, value=colourizing.DEFAULT_TEMPERATURE, step=0.01, label="Temperature",
+        0.05,
+        1.0,
+        value=colourizing.DEFAULT_TEMPERATURE,
+        step=0.01,
+        label="Temperature",
         info="Annealed mean only: lower gives bolder colours, 1 the plain mean.",
     )
     return working_size, decoding, temperature
@@ -131,8 +145,13 @@ def create_tab(context: Context) -> None:
     gr.Markdown(HELP)
     with gr.Row():
         with gr.Column(scale=2):
-            image = photo_input(context.readable, label="Photo", sources=["upload", "clipboard", "webcam"],
-                                height=300, elem_id="colour-photo")
+            image = photo_input(
+                context.readable,
+                label="Photo",
+                sources=["upload", "clipboard", "webcam"],
+                height=300,
+                elem_id="colour-photo",
+            )
             networks = gr.CheckboxGroup(nets, value=nets, label="Networks")
             button = gr.Button("Colourize", variant="primary", interactive=bool(nets))
             with gr.Accordion("Settings", open=False):
@@ -140,22 +159,34 @@ def create_tab(context: Context) -> None:
             gr.Examples(photos, inputs=[image], label="Examples (click one)", examples_per_page=12)
         with gr.Column(scale=3):
             # An input too (the inspector's picture comes from it): paths only, never a decoded data: URL.
-            slider = files_only(gr.ImageSlider(label="Before / after: drag the handle", max_height=460,
-                                               type="filepath"), context.readable)
+            slider = files_only(
+                gr.ImageSlider(label="Before / after: drag the handle", max_height=460, type="filepath"),
+                context.readable,
+            )
             notes = gr.Markdown(elem_id="colour-notes")
     # Full width, one row: greyscale, up to three nets and the original side by side.
-    gallery = gr.Gallery(label="Side by side (click one to enlarge)", columns=5, fit_columns=False,
-                         object_fit="contain", height=320, elem_id="colour-results")
+    gallery = gr.Gallery(
+        label="Side by side (click one to enlarge)",
+        columns=5,
+        fit_columns=False,
+        object_fit="contain",
+        height=320,
+        elem_id="colour-results",
+    )
     with gr.Accordion("Confidence maps (yellow = sure of the colour, purple = unsure)", open=False):
-        confidence = gr.Gallery(label="Confidence, at the working size", columns=5, fit_columns=False,
-                                object_fit="contain", height=300)
+        confidence = gr.Gallery(
+            label="Confidence, at the working size", columns=5, fit_columns=False, object_fit="contain", height=300
+        )
 
     with gr.Accordion("Inspect a pixel", open=True):
         panel = inspector.create_panel(context)
     inputs = [image, networks, working_size, decoding, temperature]
     colourized = button.click(
-        handlers.colorize, inputs=inputs,
-        outputs=[gallery, slider, confidence, notes], api_name="colorize", **INFERENCE,
+        handlers.colorize,
+        inputs=inputs,
+        outputs=[gallery, slider, confidence, notes],
+        api_name="colorize",
+        **INFERENCE,
         api_description="Colourize a photo: greyscale input, each net's result (and the original), "
         "a before/after pair, confidence maps, notes.",
     )

@@ -4,7 +4,6 @@ stays fast: gradio gets paths and decodes an example only when it is clicked).""
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from colorseg.app.settings import REPO
@@ -14,8 +13,8 @@ from colorseg.segmentation.data import find_pairs, is_validation
 
 EXAMPLES_DIR = REPO / "examples"
 # The local data folder whose validation images become extra examples (read in place, never
-# copied): $COLORSEG_DATA_DIR for the app alone, else the training data folder (data_root()).
-DATA_DIRS = [Path(os.environ["COLORSEG_DATA_DIR"])] if os.environ.get("COLORSEG_DATA_DIR") else [data_root()]
+# copied): the training data folder, $COLORSEG_DATA or data/.
+DATA_DIRS = [data_root()]
 FARM_ANIMALS = ".webp"  # examples/*.webp: the farm-animal photos, the Segment tab's own examples
 
 

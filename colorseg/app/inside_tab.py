@@ -11,20 +11,13 @@ import gradio as gr
 import numpy as np
 import torch
 
-from colorseg.colour import inference as colourizing
 from colorseg.app import examples
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
 from colorseg.app.uploads import photo_input, read_photo
-from colorseg.colour.explain import (
-    Activation,
-    capture_activations,
-    channel_grid,
-    checkerboard_probe,
-    probe_inputs,
-    stride2_energy,
-    working_grey,
-)
+from colorseg.colour import inference as colourizing
+from colorseg.colour.checkerboard import checkerboard_probe, probe_inputs, stride2_energy
+from colorseg.colour.explain import Activation, capture_activations, channel_grid, working_grey
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 
 HELP = """Pick a net and a photo, then **Look inside**: each layer's output channels at the working
@@ -38,8 +31,12 @@ every other output pixel gets more kernel taps, which leaves a period-2 grid (Od
 2016). Upsampling then convolving, as PoolUpsampleNet does, spreads every input evenly. Fed a flat
 grey and a smooth ramp (nothing at the pixel scale), any fine pattern below is the net's own."""
 PROBE_NETS = ("ConvTransposeNet", "PoolUpsampleNet")
-PROBE_CAPTIONS = {"flat_max_logit": "flat grey: largest logit", "flat_residual": "flat grey: high-pass residual",
-                  "ramp_max_logit": "ramp: largest logit", "ramp_residual": "ramp: high-pass residual"}
+PROBE_CAPTIONS = {
+    "flat_max_logit": "flat grey: largest logit",
+    "flat_residual": "flat grey: high-pass residual",
+    "ramp_max_logit": "ramp: largest logit",
+    "ramp_residual": "ramp: high-pass residual",
+}
 LAYER_HEADERS = ["Layer", "Type", "Output (C×H×W)", "Outputs", "Weights", "Connections", "Reads"]
 
 Gallery = list[tuple[str, str]]
@@ -86,13 +83,23 @@ class InsideHandlers:
             skip = skip_note(activation, previous)
             path = self.context.store.save(channel_grid(activation.tensor), lossless=True)
             gallery.append((path, layer_caption(activation, skip)))
-            rows.append([activation.name, activation.kind, "×".join(map(str, activation.tensor.shape)),
-                         activation.outputs, activation.weights, activation.connections,
-                         ", ".join(activation.inputs_from) + (" (skip)" if skip else "")])
+            rows.append(
+                [
+                    activation.name,
+                    activation.kind,
+                    "×".join(map(str, activation.tensor.shape)),
+                    activation.outputs,
+                    activation.weights,
+                    activation.connections,
+                    ", ".join(activation.inputs_from) + (" (skip)" if skip else ""),
+                ]
+            )
             previous = activation.name
         seconds = time.perf_counter() - started
-        notes = (f"**{network}** on your photo at {grey.shape[3]}×{grey.shape[2]} px (the working size): "
-                 f"{len(activations)} layers in {seconds * 1000:.0f} ms. Click a picture to enlarge it.")
+        notes = (
+            f"**{network}** on your photo at {grey.shape[3]}×{grey.shape[2]} px (the working size): "
+            f"{len(activations)} layers in {seconds * 1000:.0f} ms. Click a picture to enlarge it."
+        )
         return gallery, rows, notes
 
     def explore_if_photo(self, image: str | None, network: str, working_size: float) -> tuple[Any, Any, Any]:
@@ -120,11 +127,17 @@ class InsideHandlers:
                 shares.append(f"{name} is not loaded.")
                 continue
             pictures = checkerboard_probe(net)
-            galleries.append([(self.context.store.save(pictures[key], lossless=True), caption)
-                              for key, caption in PROBE_CAPTIONS.items()])
+            galleries.append(
+                [
+                    (self.context.store.save(pictures[key], lossless=True), caption)
+                    for key, caption in PROBE_CAPTIONS.items()
+                ]
+            )
             logits = net(probe_inputs()["flat"].to(next(net.parameters()))).float()[0]
-            shares.append(f"**{name}**: {stride2_energy(logits):.1%} of its output's variation on the flat grey "
-                          "alternates pixel by pixel (the checkerboard's period).")
+            shares.append(
+                f"**{name}**: {stride2_energy(logits):.1%} of its output's variation on the flat grey "
+                "alternates pixel by pixel (the checkerboard's period)."
+            )
         return galleries[0], galleries[1], "\n\n".join(shares)
 
 
@@ -139,29 +152,42 @@ def create_tab(context: Context, demo: gr.Blocks) -> None:
     gr.Markdown(HELP)
     with gr.Row():
         with gr.Column(scale=1):
-            image = photo_input(context.readable, label="Photo", sources=["upload", "clipboard"], height=220,
-                                elem_id="inside-photo")
+            image = photo_input(
+                context.readable, label="Photo", sources=["upload", "clipboard"], height=220, elem_id="inside-photo"
+            )
             network = gr.Radio(nets, value=nets[-1] if nets else None, label="Network", elem_id="inside-net")
             working_size = gr.Slider(32, 128, value=colourizing.DEFAULT_WORKING_SIZE, step=4, label="Working size (px)")
             button = gr.Button("Look inside", variant="primary", interactive=bool(nets))
             gr.Examples(photos, inputs=[image], label="Examples (click one)", examples_per_page=8)
         with gr.Column(scale=3):
             notes = gr.Markdown()
-            layers = gr.Gallery(label="Layer by layer (input → output)", columns=3, object_fit="contain",
-                                height=620, elem_id="inside-layers")
-    table = gr.Dataframe(headers=LAYER_HEADERS, label="Question A.3 counts per layer", interactive=False,
-                         elem_id="inside-table")
+            layers = gr.Gallery(
+                label="Layer by layer (input → output)",
+                columns=3,
+                object_fit="contain",
+                height=620,
+                elem_id="inside-layers",
+            )
+    table = gr.Dataframe(
+        headers=LAYER_HEADERS, label="Question A.3 counts per layer", interactive=False, elem_id="inside-table"
+    )
     gr.Markdown(PROBE_HELP)
     with gr.Row():
         probe_notes = gr.Markdown()
     with gr.Row():
-        transposed = gr.Gallery(label="ConvTransposeNet", columns=2, height=560, object_fit="contain",
-                                elem_id="probe-transposed")
-        upsampled = gr.Gallery(label="PoolUpsampleNet", columns=2, height=560, object_fit="contain",
-                               elem_id="probe-upsampled")
+        transposed = gr.Gallery(
+            label="ConvTransposeNet", columns=2, height=560, object_fit="contain", elem_id="probe-transposed"
+        )
+        upsampled = gr.Gallery(
+            label="PoolUpsampleNet", columns=2, height=560, object_fit="contain", elem_id="probe-upsampled"
+        )
 
     explore = {"fn": handlers.explore, "inputs": [image, network, working_size], "outputs": [layers, table, notes]}
     button.click(**explore, api_name="layers", **INFERENCE)
-    network.change(**{**explore, "fn": handlers.explore_if_photo}, api_visibility="private",
-                   trigger_mode="always_last", **INFERENCE)
+    network.change(
+        **{**explore, "fn": handlers.explore_if_photo},
+        api_visibility="private",
+        trigger_mode="always_last",
+        **INFERENCE,
+    )
     demo.load(handlers.probe, outputs=[transposed, upsampled, probe_notes], api_visibility="private")

@@ -9,8 +9,8 @@ import torch
 
 from colorseg.app.report import weights_report
 from colorseg.app.store import Context
-from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.colour.layer_stats import LayerTable, layer_table
+from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.registry import create_model
 
 HELP = """### Question A.3: outputs, weights and connections of every layer
@@ -66,10 +66,12 @@ class ModelHandlers:
         ]
         rows.append(["total", "", "", table.outputs, table.weights, table.connections])
         settings = ", ".join(f"{k}={v}" for k, v in constructor.items()) or "kernel=3, num_filters=32, num_colours=24"
-        notes = [(
-            f"**{network}** ({settings}, {origin}) on one {height}×{width} greyscale image: "
-            f"**{table.outputs:,}** outputs, **{table.weights:,}** weights, **{table.connections:,}** connections."
-        )]
+        notes = [
+            (
+                f"**{network}** ({settings}, {origin}) on one {height}×{width} greyscale image: "
+                f"**{table.outputs:,}** outputs, **{table.weights:,}** weights, **{table.connections:,}** connections."
+            )
+        ]
         if network == "PoolUpsampleNet" and height == width and height in (32, 64):
             notes.append(closed_form_check(table, height, model))
         return rows, "\n\n".join(notes)

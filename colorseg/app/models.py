@@ -17,8 +17,8 @@ import torch
 
 from colorseg.colour import inference as colourizing
 from colorseg.deploy.hub import resolve_weights_dir
-from colorseg.paths import DEFAULT_WEIGHTS_DIR
 from colorseg.errors import REGENERATE_HINT, WeightsError
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
 
 
 @dataclass
@@ -47,8 +47,9 @@ def hide_server_paths(text: str | None, weights_dir: Path) -> str | None:
     are named relative to it, and the folder itself by its own name."""
     if not text:
         return text
-    for folder in sorted({str(weights_dir), os.path.abspath(weights_dir), os.path.realpath(weights_dir)}, key=len,
-                         reverse=True):
+    for folder in sorted(
+        {str(weights_dir), os.path.abspath(weights_dir), os.path.realpath(weights_dir)}, key=len, reverse=True
+    ):
         text = text.replace(folder + os.sep, "").replace(folder, f"{Path(folder).name}{os.sep}")
     return text
 
@@ -78,7 +79,9 @@ def _load_colour(models: Models) -> None:
 def _load_segmenter(models: Models, load_segmenter: SegmenterLoader | None) -> None:
     try:
         if load_segmenter is None:
-            from colorseg.segmentation.inference import load_segmenter  # imported here: a broken module must not stop the app
+            from colorseg.segmentation.inference import (
+                load_segmenter,
+            )  # imported here: a broken module must not stop the app
 
         models.segmenter = load_segmenter(models.weights_dir, device=str(models.device))
     except WeightsError as error:
@@ -100,8 +103,11 @@ def load_models(
     models = Models(weights_dir=folder, source=message, device=device)
     _load_colour(models)
     _load_segmenter(models, load_segmenter)
+
     # Visitors see files relative to the weights folder, never the server's own paths.
-    hide = lambda text: hide_server_paths(text, models.weights_dir)
+    def hide(text: str) -> str:
+        return hide_server_paths(text, models.weights_dir)
+
     models.source = hide(models.source)
     models.colour_problem, models.segment_problem = hide(models.colour_problem), hide(models.segment_problem)
     if models.colour is not None:

@@ -132,8 +132,12 @@ def distribution_bars(
         x0, x1 = left + k * step + 1, left + (k + 1) * step - 1
         y0 = top + plot_h - float(p) / top_value * plot_h
         edge = "black" if k == best else (150, 150, 150)  # grey edges keep near-white colours visible
-        draw.rectangle([x0, min(y0, top + plot_h - 1), x1, top + plot_h], fill=tuple(int(c) for c in palette[k]),
-                       outline=edge, width=2 if k == best else 1)
+        draw.rectangle(
+            [x0, min(y0, top + plot_h - 1), x1, top + plot_h],
+            fill=tuple(int(c) for c in palette[k]),
+            outline=edge,
+            width=2 if k == best else 1,
+        )
         if k % 2 == 0 or k == best:
             draw.text((x0 + 1, top + plot_h + 3), str(k), fill="black")
     return np.asarray(image)

@@ -88,11 +88,15 @@ class ReplayHandlers:
         picture = replay.frame(key, shown)
         frame = render.upscale(picture, max(picture.shape[:2]) * max(1, TILE_PX // replay.tile[0]))
         losses = replay.losses.get(shown, {})
-        text = "; ".join(f"{split}: " + ", ".join(f"{name} {value:.3g}" for name, value in values.items())
-                         for split, values in losses.items())
+        text = "; ".join(
+            f"{split}: " + ", ".join(f"{name} {value:.3g}" for name, value in values.items())
+            for split, values in losses.items()
+        )
         names = ", ".join(replay.names)
-        return (self.context.store.save(frame, lossless=True),
-                f"**Epoch {shown}** of {recorded[-1]} ({key.replace('_', ' ')}; images: {names}). {text}")
+        return (
+            self.context.store.save(frame, lossless=True),
+            f"**Epoch {shown}** of {recorded[-1]} ({key.replace('_', ' ')}; images: {names}). {text}",
+        )
 
     def start(self, stem: str, key: str, epoch: float) -> tuple[int, gr.Timer]:
         """Play pressed: from the current epoch, or from the first when at the last."""
@@ -124,19 +128,26 @@ def create_tab(context: Context) -> None:
     gr.Markdown(HELP)
     keys, first_key, epochs, first_frame, first_caption = handlers.opening(next(iter(stems)))
     with gr.Row():
-        stem = gr.Dropdown([(replay_label(s), s) for s in stems], value=next(iter(stems)), label="Replay",
-                           elem_id="replay-choice")
+        stem = gr.Dropdown(
+            [(replay_label(s), s) for s in stems], value=next(iter(stems)), label="Replay", elem_id="replay-choice"
+        )
         key = gr.Radio(keys, value=first_key, label="Show")
         play = gr.Button("▶ Play", elem_id="replay-play")
     epoch = epoch_slider(epochs, label="Epoch", elem_id="replay-epoch")
     caption = gr.Markdown(first_caption, elem_id="replay-caption")
-    frame = gr.Image(first_frame, label="Predictions after this epoch", height=360, interactive=False,
-                     elem_id="replay-frame")
+    frame = gr.Image(
+        first_frame, label="Predictions after this epoch", height=360, interactive=False, elem_id="replay-frame"
+    )
     timer = gr.Timer(0.7, active=False)
 
     stem.change(handlers.choose, inputs=stem, outputs=[key, epoch, frame, caption], api_visibility="private")
     for control in (key, epoch):
-        control.change(handlers.show, inputs=[stem, key, epoch], outputs=[frame, caption], api_visibility="private",
-                       trigger_mode="always_last")
+        control.change(
+            handlers.show,
+            inputs=[stem, key, epoch],
+            outputs=[frame, caption],
+            api_visibility="private",
+            trigger_mode="always_last",
+        )
     play.click(handlers.start, inputs=[stem, key, epoch], outputs=[epoch, timer], api_visibility="private")
     timer.tick(handlers.step, inputs=[stem, key, epoch], outputs=[epoch, timer], api_visibility="private")

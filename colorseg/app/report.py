@@ -31,7 +31,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     if any(len(key) > 1 for key, _ in rows):
         rows = [(key, value) for key, value in rows if key[-1] == "iou" or key[-1].endswith("_iou")]
     return ", ".join(
-        f"{' '.join(key)} {value:.4g}" if isinstance(value, float) else f"{' '.join(key)} {value}" for key, value in rows
+        f"{' '.join(key)} {value:.4g}" if isinstance(value, float) else f"{' '.join(key)} {value}"
+        for key, value in rows
     )
 
 
@@ -62,8 +63,12 @@ def _table(models: Models) -> str:
     described = list(models.colour.descriptions.items()) if models.colour else []
     if models.segmenter is not None:
         described += described_parts(getattr(models.segmenter, "description", None) or {}, "segmentation")
-    rows = [f"{models.source} Running on {models.device}.", "",
-            "| Model | Architecture | Final metrics | Trained with |", "| --- | --- | --- | --- |"]
+    rows = [
+        f"{models.source} Running on {models.device}.",
+        "",
+        "| Model | Architecture | Final metrics | Trained with |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, description in described:
         command = description.get("command")
         rows.append(
@@ -79,8 +84,9 @@ def weights_report(models: Models) -> tuple[str, list[tuple[str, str]], dict[str
     """Markdown table of the weights in use, curve images and the training report JSON."""
     curves, report = [], None
     for folder in report_dirs(models.weights_dir):
-        curves += [(str(p), p.stem.replace("_", " ")) for p in sorted(folder.glob("*.png"))
-                   if not p.stem.startswith("replay_")]  # replay strips are the replay panel's
+        curves += [
+            (str(p), p.stem.replace("_", " ")) for p in sorted(folder.glob("*.png")) if not p.stem.startswith("replay_")
+        ]  # replay strips are the replay panel's
         path = folder / "training_report.json"
         if report is None and path.is_file():
             try:

@@ -18,14 +18,15 @@ from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
 from colorseg.app.uploads import photo_input, read_mask, read_photo
 from colorseg.segmentation.explain import curve_chart, iou_threshold_curve
-from colorseg.segmentation.losses import per_image_metrics
+from colorseg.segmentation.inference import DEFAULT_TASK
+from colorseg.segmentation.losses import MASK_THRESHOLD, per_image_metrics
+from colorseg.segmentation.sources import SEG_TASKS
 
 SHOW_BOTH, SHOW_CE, SHOW_IOU = "Both heads", "Cross-entropy head only", "Soft-IoU head only"
 SCORE_HEADERS = ["Head", "Object pixels", "IoU", "Thresholded mIoU", "Pixel accuracy"]
 
-# The tasks a segmenter may have heads for (colorseg.weights.SEG_TASKS), as the radio names them.
-TASK_LABELS = {"objects": "Any object", "flowers": "Flowers (the assignment's Part D)", "horses": "Horses"}
-DEFAULT_TASK = "objects"
+# The tasks a segmenter may have heads for (colorseg.segmentation.sources.SEG_TASKS), as the radio names them.
+TASK_LABELS = dict(zip(SEG_TASKS, ("Any object", "Flowers (the assignment's Part D)", "Horses")))
 
 HELP = """**1.** Upload, paste or take a photo, or click an example below. **2.** Choose what to find and,
 optionally, add the photo's ground-truth mask (white = object) to score both heads. **3.** Press **Segment**.
@@ -107,9 +108,7 @@ class SegmentHandlers:
         return {loss: np.asarray(probs[loss].float().cpu().numpy(), np.float32) for loss in HEAD_TITLES}
 
     @torch.inference_mode()
-    def segment(
-        self, image: str | None, ground_truth: str | None = None, task: str = DEFAULT_TASK
-    ) -> SegmentOutputs:
+    def segment(self, image: str | None, ground_truth: str | None = None, task: str = DEFAULT_TASK) -> SegmentOutputs:
         """Overlays and masks of ``task``'s two heads (paths), their disagreement, scores against a
         ground truth, notes."""
         models = self.context.models
@@ -121,13 +120,15 @@ class SegmentHandlers:
         probs = self.cached_probabilities(image, loaded.rgb, task)
         seconds = time.perf_counter() - started
 
-        masks = {loss: prob > 0.5 for loss, prob in probs.items()}
+        masks = {loss: prob > MASK_THRESHOLD for loss, prob in probs.items()}
         agree = float((masks["cross_entropy"] == masks["soft_iou"]).mean())
-        notes = [(
-            f"Segmented {loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px in {seconds * 1000:.0f} ms looking for "
-            f"**{TASK_LABELS.get(task, task)}** (one body pass, two heads). The heads agree on {agree:.1%} "
-            "of the pixels."
-        )]
+        notes = [
+            (
+                f"Segmented {loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px in {seconds * 1000:.0f} ms looking for "
+                f"**{TASK_LABELS.get(task, task)}** (one body pass, two heads). The heads agree on {agree:.1%} "
+                "of the pixels."
+            )
+        ]
         if target is None:
             notes.append("Add the photo's ground-truth mask (white = object) to score each head.")
         notes += [f"Note: {note}." for note in loaded.notes]
@@ -142,7 +143,6 @@ class SegmentHandlers:
             "\n\n".join(notes),
         )
 
-
     @torch.inference_mode()
     def extras(self, image: str | None, ground_truth: str | None = None, task: str = DEFAULT_TASK) -> tuple[Any, ...]:
         """After /segment: each head's cut-out (RGBA PNG) and, with a ground truth, its TP/FP/FN
@@ -153,15 +153,18 @@ class SegmentHandlers:
         target = read_mask(ground_truth, (loaded.rgb.shape[1], loaded.rgb.shape[0]), self.context.readable)
         probs = self.cached_probabilities(image, loaded.rgb, task)
         save, rgb = self.context.store.save, loaded.rgb
-        cutouts = [save(render.cutout(rgb, probs[loss] > 0.5), name=f"cutout_{task}_{loss}") for loss in HEAD_TITLES]
+        cutouts = [
+            save(render.cutout(rgb, probs[loss] > MASK_THRESHOLD), name=f"cutout_{task}_{loss}") for loss in HEAD_TITLES
+        ]
         if target is None:
             hidden = gr.Image(value=None, visible=False)
             return hidden, hidden, gr.Image(value=None, visible=False), *cutouts
-        errors = [gr.Image(value=save(render.errors(rgb, probs[loss] > 0.5, target)), visible=True)
-                  for loss in HEAD_TITLES]
+        errors = [
+            gr.Image(value=save(render.errors(rgb, probs[loss] > MASK_THRESHOLD, target)), visible=True)
+            for loss in HEAD_TITLES
+        ]
         # Soft-IoU first: matplotlib's first two colours are then the heads' own blue and orange.
-        curves = {HEAD_TITLES[loss]: iou_threshold_curve(probs[loss], target)
-                  for loss in ("soft_iou", "cross_entropy")}
+        curves = {HEAD_TITLES[loss]: iou_threshold_curve(probs[loss], target) for loss in ("soft_iou", "cross_entropy")}
         return gr.Image(value=save(curve_chart(curves)), visible=True), *errors, *cutouts
 
 
@@ -180,8 +183,13 @@ def _head_column(head: str, short: str) -> tuple[gr.Column, gr.Image, gr.Image, 
         picture = gr.Image(label=HEAD_TITLES[head], height=280, elem_id=f"overlay-{short}")
         mask = gr.Image(label=f"{title} mask (PNG)", height=180, buttons=["download"])
         errors = gr.Image(label=ERRORS_LABEL.format(title), height=280, visible=False, elem_id=f"errors-{short}")
-        cutout = gr.Image(label=f"{title} cut-out (transparent PNG)", height=180, buttons=["download"],
-                          format="png", elem_id=f"cutout-{short}")
+        cutout = gr.Image(
+            label=f"{title} cut-out (transparent PNG)",
+            height=180,
+            buttons=["download"],
+            format="png",
+            elem_id=f"cutout-{short}",
+        )
     return column, picture, mask, errors, cutout
 
 
@@ -195,14 +203,27 @@ def create_tab(context: Context) -> None:
     gr.Markdown(HELP)
     with gr.Row():
         with gr.Column(scale=2):
-            image = photo_input(context.readable, label="Photo", sources=["upload", "clipboard", "webcam"],
-                                height=300, elem_id="segment-photo")
-            ground_truth = photo_input(context.readable, label="Ground-truth mask (optional)", sources=["upload"],
-                                       height=160, elem_id="segment-mask")
+            image = photo_input(
+                context.readable,
+                label="Photo",
+                sources=["upload", "clipboard", "webcam"],
+                height=300,
+                elem_id="segment-photo",
+            )
+            ground_truth = photo_input(
+                context.readable,
+                label="Ground-truth mask (optional)",
+                sources=["upload"],
+                height=160,
+                elem_id="segment-mask",
+            )
             choices = task_choices(context.models.segmenter)
             task = gr.Radio(
-                choices, value=DEFAULT_TASK if DEFAULT_TASK in dict(choices).values() else choices[0][1],
-                label="What to find", interactive=context.models.segmenter is not None, elem_id="segment-task",
+                choices,
+                value=DEFAULT_TASK if DEFAULT_TASK in dict(choices).values() else choices[0][1],
+                label="What to find",
+                interactive=context.models.segmenter is not None,
+                elem_id="segment-task",
             )
             button = gr.Button("Segment", variant="primary", interactive=context.models.segmenter is not None)
             gr.Examples(rows, inputs=[image, ground_truth], label="Examples (click one)", examples_per_page=6)
@@ -213,22 +234,34 @@ def create_tab(context: Context) -> None:
                 iou_column, overlay_iou, mask_iou, errors_iou, cutout_iou = _head_column("soft_iou", "iou")
             disagreement = gr.Image(
                 label="Where they differ: orange = only cross-entropy, blue = only soft-IoU, white = both",
-                height=280, elem_id="disagreement",
+                height=280,
+                elem_id="disagreement",
             )
-            scores = gr.Dataframe(headers=SCORE_HEADERS, label="Scores (IoU columns need a ground-truth mask)",
-                                  interactive=False)
+            scores = gr.Dataframe(
+                headers=SCORE_HEADERS, label="Scores (IoU columns need a ground-truth mask)", interactive=False
+            )
             notes = gr.Markdown()
-            curve = gr.Image(label="IoU against the threshold (needs a ground-truth mask)", visible=False,
-                             height=340, elem_id="iou-curve")
+            curve = gr.Image(
+                label="IoU against the threshold (needs a ground-truth mask)",
+                visible=False,
+                height=340,
+                elem_id="iou-curve",
+            )
 
     segmented = button.click(
-        handlers.segment, inputs=[image, ground_truth, task],
+        handlers.segment,
+        inputs=[image, ground_truth, task],
         outputs=[overlay_ce, overlay_iou, mask_ce, mask_iou, disagreement, scores, notes],
-        api_name="segment", **INFERENCE,
+        api_name="segment",
+        **INFERENCE,
         api_description="Segment a photo with both heads of one task (objects, flowers or horses; default objects): "
         "overlays, masks, disagreement map, scores, notes.",
     )
-    segmented.success(handlers.extras, inputs=[image, ground_truth, task],
-                      outputs=[curve, errors_ce, errors_iou, cutout_ce, cutout_iou], api_visibility="private",
-                      **INFERENCE)
+    segmented.success(
+        handlers.extras,
+        inputs=[image, ground_truth, task],
+        outputs=[curve, errors_ce, errors_iou, cutout_ce, cutout_iou],
+        api_visibility="private",
+        **INFERENCE,
+    )
     show.change(shown_heads, inputs=show, outputs=[ce_column, iou_column], api_visibility="private", queue=False)

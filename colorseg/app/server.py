@@ -39,20 +39,27 @@ _UPLOAD_ROUTE = re.compile(r"/gradio_api/upload/?")
 # The file route and its deprecated spelling (gradio.routes: /file={path_or_url}, /file/{path}).
 _FILE_ROUTE = re.compile(r"/gradio_api/file(?:=|/)(?P<path>.*)", re.DOTALL)
 
-BODY_TOO_LARGE = (f"Request body too large: outside file uploads this app accepts at most "
-                  f"{MAX_BODY_BYTES // 1024} kB. Upload pictures as files.")
+BODY_TOO_LARGE = (
+    f"Request body too large: outside file uploads this app accepts at most "
+    f"{MAX_BODY_BYTES // 1024} kB. Upload pictures as files."
+)
 FILE_NOT_SERVED = "File not served."  # the same answer whether the file exists or not
 
 
 def _route(scope: Scope) -> str:
     path, root = scope.get("path", ""), scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 async def _answer(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -121,8 +128,11 @@ def protect(demo: gr.Blocks, readable: ReadableFiles = READABLE) -> gr.Blocks:
 
     def protected_launch(*args: Any, **kwargs: Any) -> Any:
         app_kwargs = dict(kwargs.get("app_kwargs") or {})
-        app_kwargs["middleware"] = [*app_kwargs.get("middleware", ()),
-                                    Middleware(FileRouteGuard, readable=readable), Middleware(BodyCap)]
+        app_kwargs["middleware"] = [
+            *app_kwargs.get("middleware", ()),
+            Middleware(FileRouteGuard, readable=readable),
+            Middleware(BodyCap),
+        ]
         kwargs.update(app_kwargs=app_kwargs, enable_monitoring=False)
         kwargs.setdefault("max_file_size", MAX_UPLOAD)
         return launch(*args, **kwargs)

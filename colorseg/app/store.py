@@ -32,8 +32,14 @@ class PictureStore:
     512x512); masks and cut-outs are PNG, lossless (cut-outs keep their transparency).
     """
 
-    def __init__(self, directory: str | Path, max_age_s: float = 3600.0, sweep_every_s: float = 60.0,
-                 max_bytes: int | None = None, min_age_s: float = 60.0):
+    def __init__(
+        self,
+        directory: str | Path,
+        max_age_s: float = 3600.0,
+        sweep_every_s: float = 60.0,
+        max_bytes: int | None = None,
+        min_age_s: float = 60.0,
+    ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         # Pictures older than max_age_s are deleted, checked at most every sweep_every_s: gradio's

@@ -20,8 +20,10 @@ from colorseg.image_io import ImageLoadError, LoadedImage, load_image, load_mask
 # the path exists or not, and nothing of the path itself.
 REFUSED_PATH = "This app can only read files uploaded to this app: upload the photo (or mask) instead."
 NO_PHOTO = "No photo yet: upload, paste or take one, or click an example below."
-INLINE_PICTURE = ("This app takes pictures as uploaded files only, not inline as data: URLs: upload the photo "
-                  "(the browser and gradio_client's handle_file do).")
+INLINE_PICTURE = (
+    "This app takes pictures as uploaded files only, not inline as data: URLs: upload the photo "
+    "(the browser and gradio_client's handle_file do)."
+)
 
 
 class ReadableFiles:
@@ -53,7 +55,8 @@ class ReadableFiles:
         try:
             resolved = Path(os.path.realpath(os.fspath(path)))
             inside = resolved in self.examples or any(
-                resolved != folder and resolved.is_relative_to(folder) for folder in self.folder_list())
+                resolved != folder and resolved.is_relative_to(folder) for folder in self.folder_list()
+            )
             return inside and resolved.is_file()
         except (TypeError, ValueError, OSError):
             return False
@@ -68,8 +71,11 @@ class ReadableFiles:
         candidate = Path(os.path.abspath(path))  # text only: the working directory and the path's own parts
         if candidate in self.examples:
             return True
-        folders = {form for folder in (gr.utils.get_upload_folder(), *self.folders)
-                   for form in (Path(os.path.abspath(folder)), Path(os.path.realpath(folder)))}
+        folders = {
+            form
+            for folder in (gr.utils.get_upload_folder(), *self.folders)
+            for form in (Path(os.path.abspath(folder)), Path(os.path.realpath(folder)))
+        }
         return any(candidate != folder and candidate.is_relative_to(folder) for folder in folders)
 
     def check(self, path: str | None) -> str | None:

@@ -30,16 +30,16 @@ from tqdm import tqdm
 from colorseg.colour import inference as colourizing
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 from colorseg.errors import WeightsError
+from colorseg.files import save_png
 from colorseg.image_io import MAX_SIDE, ImageLoadError, load_image
 from colorseg.paths import DEFAULT_WEIGHTS_DIR
-from colorseg.files import save_png
 from colorseg.segmentation.explain import cutout_rgba
 from colorseg.segmentation.losses import SEG_LOSSES
 from colorseg.segmentation.sources import SEG_TASKS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DECODINGS = {"annealed-mean": "annealed mean", "argmax": "argmax"}  # shell-friendly names
-HEADS = SEG_LOSSES  # = SEG_LOSSES, without importing torchvision before it is needed
+HEADS = SEG_LOSSES
 
 # (stem, rgb, names wanted) -> {output file name: picture}
 Maker = Callable[[str, np.ndarray, set[str]], dict[str, np.ndarray]]
@@ -86,8 +86,9 @@ def earlier_outputs(files: list[Path], out_dir: Path, outputs: Outputs) -> set[P
     return {path for path in files if path.name in names}
 
 
-def process(files: list[Path], out_dir: Path, outputs: Outputs, make: Maker, overwrite: bool,
-            all_outputs: Outputs | None = None) -> Outcome:
+def process(
+    files: list[Path], out_dir: Path, outputs: Outputs, make: Maker, overwrite: bool, all_outputs: Outputs | None = None
+) -> Outcome:
     """Run ``make`` on every readable file, writing the outputs it is due; never raises for one bad
     file. ``all_outputs`` (default ``outputs``) names whatever any run of the command writes for a
     stem: such files are not inputs when ``out_dir`` is their folder."""
@@ -149,9 +150,12 @@ def _report(outcome: Outcome, out_dir: Path) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("in_dir", type=Path, metavar="IN_DIR", help="folder of images")
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR",
-                        help="folder for the results (created if missing); may be IN_DIR: its earlier results "
-                        "are then not inputs")
+    parser.add_argument(
+        "out_dir",
+        type=Path,
+        metavar="OUT_DIR",
+        help="folder for the results (created if missing); may be IN_DIR: its earlier results are then not inputs",
+    )
     parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR, help="default: %(default)s")
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     parser.description = f"{parser.description} {CAP_HELP}"
@@ -177,11 +181,19 @@ def _colourize_parser() -> argparse.ArgumentParser:
     )
     _common(parser)
     parser.add_argument("--nets", nargs="+", choices=COLOUR_MODEL_NAMES, default=list(COLOUR_MODEL_NAMES))
-    parser.add_argument("--working-size", type=int, default=colourizing.DEFAULT_WORKING_SIZE,
-                        help="longest side the nets see (default %(default)s)")
+    parser.add_argument(
+        "--working-size",
+        type=int,
+        default=colourizing.DEFAULT_WORKING_SIZE,
+        help="longest side the nets see (default %(default)s)",
+    )
     parser.add_argument("--decoding", choices=DECODINGS, default="annealed-mean")
-    parser.add_argument("--temperature", type=float, default=colourizing.DEFAULT_TEMPERATURE,
-                        help="annealed-mean temperature (default %(default)s)")
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=colourizing.DEFAULT_TEMPERATURE,
+        help="annealed-mean temperature (default %(default)s)",
+    )
     return parser
 
 
@@ -207,12 +219,19 @@ def colourize_main(argv: list[str]) -> int:
     def make(stem: str, rgb: np.ndarray, due: set[str]) -> dict[str, np.ndarray]:
         wanted = [net for net in nets if f"{stem}_{net}.png" in due]
         # Exactly the app's path (app.Handlers.colorize): the mean-of-RGB grey, then colourize.
-        results = colourizing.colourize(models, colourizing.greyscale(rgb), wanted, args.working_size,
-                                        DECODINGS[args.decoding], args.temperature)
+        results = colourizing.colourize(
+            models, colourizing.greyscale(rgb), wanted, args.working_size, DECODINGS[args.decoding], args.temperature
+        )
         return {f"{stem}_{net}.png": result.rgb for net, result in results.items()}
 
-    outcome = process(files, out_dir, lambda stem: [f"{stem}_{net}.png" for net in nets], make, args.overwrite,
-                      all_outputs=lambda stem: [f"{stem}_{net}.png" for net in COLOUR_MODEL_NAMES])
+    outcome = process(
+        files,
+        out_dir,
+        lambda stem: [f"{stem}_{net}.png" for net in nets],
+        make,
+        args.overwrite,
+        all_outputs=lambda stem: [f"{stem}_{net}.png" for net in COLOUR_MODEL_NAMES],
+    )
     return _report(outcome, out_dir)
 
 
@@ -220,7 +239,7 @@ def colourize_main(argv: list[str]) -> int:
 def segment_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m colorseg segment", description="Segment every image in a folder.")
     _common(parser)
-    parser.add_argument("--task", choices=SEG_TASKS, default="objects", help="which heads (default %(default)s)")
+    parser.add_argument("--task", choices=SEG_TASKS, default=SEG_TASKS[0], help="which heads (default %(default)s)")
     args = parser.parse_args(argv)
     from colorseg.segmentation.inference import load_segmenter  # torchvision: loaded only when segmenting
 

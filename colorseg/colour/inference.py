@@ -37,10 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorseg.colour.data import to_grey
-from colorseg.colour.models import COLOUR_MODEL_NAMES
+from colorseg.colour.models import COLOUR_MODEL_NAMES, COLOUR_STEMS
 from colorseg.colour.palette import check_palette, load_palette_and_digest
 from colorseg.errors import WeightsError
-from colorseg.colour.models import COLOUR_STEMS
 from colorseg.weights import load_module
 
 DECODINGS = ("annealed mean", "argmax")
@@ -180,7 +179,9 @@ def colourize(
         offset = decode_offset(logits, models.palette_offset, decoding, temperature)  # [1, 3, h, w]
         # Channels-last, so the upsampled [1, 3, H, W] is laid out as the [H, W, 3] picture.
         offset = F.interpolate(
-            offset.contiguous(memory_format=torch.channels_last), size=(height, width), mode="bilinear",
+            offset.contiguous(memory_format=torch.channels_last),
+            size=(height, width),
+            mode="bilinear",
             align_corners=False,
         )
         rgb = offset.add_(full).clamp_(0, 1).mul_(255).add_(0.5).to(torch.uint8)  # [1, 3, H, W]

@@ -95,9 +95,7 @@ def _connections(module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
         reads = kh * kw * module.in_channels // module.groups + (module.bias is not None)
         return outputs * reads
     if isinstance(module, nn.ConvTranspose2d):
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-            module.kernel_size, module.stride, module.padding, module.dilation
-        )
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (module.kernel_size, module.stride, module.padding, module.dilation)
         # Taps separate over the two axes, so the 2-D sum is the product of the 1-D sums.
         taps = _transposed_taps(x.shape[2], y.shape[2], kh, sh, ph, dh) * _transposed_taps(
             x.shape[3], y.shape[3], kw, sw, pw, dw

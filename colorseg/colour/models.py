@@ -27,9 +27,7 @@ def _down_conv(c_in: int, c_out: int, kernel: int) -> nn.Conv2d:
 def _up_conv(c_in: int, c_out: int, kernel: int) -> nn.ConvTranspose2d:
     # out = 2(H - 1) - 2p + k + output_padding = 2H for p = (k - 1) // 2, op = k % 2:
     # kernel 3 -> p 1, op 1; kernel 4 -> p 1, op 0; kernel 5 -> p 2, op 1 (the assignment's Question B.4).
-    return nn.ConvTranspose2d(
-        c_in, c_out, kernel, stride=2, padding=(kernel - 1) // 2, output_padding=kernel % 2
-    )
+    return nn.ConvTranspose2d(c_in, c_out, kernel, stride=2, padding=(kernel - 1) // 2, output_padding=kernel % 2)
 
 
 def _block(conv: nn.Module, resample: nn.Module | None, channels: int) -> nn.Sequential:
@@ -57,8 +55,12 @@ class _ConcatConv2d(nn.Conv2d):
 # building): kernels 1-7 keep the size arithmetic below exact (the assignment uses 3-5); up to 256
 # filters, eight times the assignment's 32, keeps a net in a few tens of MB; up to 256 colours, for
 # palettes far finer than its 24; grey, grey + alpha or RGB input.
-COLOUR_FIELDS = {"kernel": range(1, 8), "num_filters": range(1, 257), "num_colours": range(2, 257),
-                 "num_in_channels": range(1, 4)}
+COLOUR_FIELDS = {
+    "kernel": range(1, 8),
+    "num_filters": range(1, 257),
+    "num_colours": range(2, 257),
+    "num_in_channels": range(1, 4),
+}
 
 
 def _channels(num_in_channels: int, num_filters: int, num_colours: int) -> list[tuple[int, int]]:

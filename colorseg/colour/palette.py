@@ -121,8 +121,13 @@ def same_palette(description: dict[str, Any], palette: torch.Tensor, digest: str
     return True
 
 
-def check_palette(name: str, description: dict[str, Any], palette: torch.Tensor, digest: str | None = None,
-                  hint: str = "python train_all.py --only colour") -> None:
+def check_palette(
+    name: str,
+    description: dict[str, Any],
+    palette: torch.Tensor,
+    digest: str | None = None,
+    hint: str = "python train_all.py --only colour",
+) -> None:
     """Raise WeightsError when net ``name`` was trained with another palette than ``palette``."""
     if not same_palette(description, palette, digest):
         raise WeightsError(

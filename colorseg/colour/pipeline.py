@@ -10,30 +10,30 @@ from pathlib import Path
 
 import torch
 
-from colorseg.colour.data import load_horses, to_grey
-from colorseg.colour.models import COLOUR_MODEL_NAMES
-from colorseg.colour.palette import NUM_COLOURS, check_palette, fit_palette, label_images, palette_record, same_palette
+from colorseg.colour.data import default_cifar_dir, load_horses, to_grey
+from colorseg.colour.models import COLOUR_MODEL_NAMES, COLOUR_STEMS
+from colorseg.colour.palette import (
+    NUM_COLOURS,
+    PALETTE_STEM,
+    check_palette,
+    fit_palette,
+    label_images,
+    palette_record,
+    same_palette,
+)
+from colorseg.colour.recipes import ColourRecipe, get_recipe
 from colorseg.colour.report import write_batch_sweep, write_report
-from colorseg.colour.train import ColourRecipe, get_recipe, train_colour_net
+from colorseg.colour.train import train_colour_net
 from colorseg.colour.training_replay import ColourReplay, example_photos, replay_stem
-from colorseg.training.config import RunConfig
 from colorseg.errors import WeightsError
-from colorseg.paths import data_root
-from colorseg.training.provenance import library_versions, tensors_digest
 from colorseg.training import finish_stage
-from colorseg.weights.sets import NoWrites
-from colorseg.colour.models import COLOUR_STEMS
-from colorseg.colour.palette import PALETTE_STEM
+from colorseg.training.config import RunConfig
+from colorseg.training.provenance import library_versions, tensors_digest
 from colorseg.weights import WeightSet, load_module, read_description
+from colorseg.weights.sets import NoWrites
 
 SWEEP_BATCH_SIZES = (32, 64, 128, 256, 512)
 REGENERATE = "python train_all.py --only colour"
-
-
-def default_cifar_dir() -> Path:
-    """``<data>/cifar10-images`` (an image-folder dump) when present, else ``<data>/cifar10``."""
-    images = data_root() / "cifar10-images"
-    return images if images.is_dir() else data_root() / "cifar10"
 
 
 logger = logging.getLogger(__name__)
@@ -86,14 +86,29 @@ def _prepare(config: ColourConfig, device: torch.device) -> dict:
 
 
 def _train(
-    name: str, recipe: ColourRecipe, data: dict, run_config: RunConfig, label: str, teacher=None, compile_model=False,
+    name: str,
+    recipe: ColourRecipe,
+    data: dict,
+    run_config: RunConfig,
+    label: str,
+    teacher=None,
+    compile_model=False,
     replay: ColourReplay | None = None,
 ):
     logger.info(label)
     started = time.perf_counter()
     model, history = train_colour_net(
-        name, recipe, data["train"], data["val"], run_config.device, len(data["palette"]),
-        [replay] if replay is not None else [], teacher, compile_model, run_config.ctx, run_config.checkpointing,
+        name,
+        recipe,
+        data["train"],
+        data["val"],
+        run_config.device,
+        len(data["palette"]),
+        [replay] if replay is not None else [],
+        teacher,
+        compile_model,
+        run_config.ctx,
+        run_config.checkpointing,
     )
     return model, history, time.perf_counter() - started
 
@@ -103,7 +118,11 @@ def _batch_sweep(config: ColourConfig, run_config: RunConfig, data: dict) -> dic
     for batch_size in config.sweep_sizes:
         recipe = get_recipe("assignment", batch_size=batch_size, epochs=config.epochs, seed=config.seed)
         _, history, seconds = _train(
-            "ConvTransposeNet", recipe, data, run_config, f"ConvTransposeNet batch {batch_size}",
+            "ConvTransposeNet",
+            recipe,
+            data,
+            run_config,
+            f"ConvTransposeNet batch {batch_size}",
             compile_model=config.compile,
         )
         histories[f"batch {batch_size}"] = history
@@ -112,7 +131,10 @@ def _batch_sweep(config: ColourConfig, run_config: RunConfig, data: dict) -> dic
     if not run_config.ctx.is_main:
         return {}
     report = {
-        "command": run_config.command, "device": str(run_config.device), "data": data["info"], "epochs": recipe.epochs,
+        "command": run_config.command,
+        "device": str(run_config.device),
+        "data": data["info"],
+        "epochs": recipe.epochs,
         "rows": rows,
     }
     write_batch_sweep(run_config.report_dir, histories, report)
@@ -126,8 +148,14 @@ def _final(history: list[dict]) -> dict:
 
 def _recipe(config: ColourConfig, name: str) -> ColourRecipe:
     recipe = get_recipe(
-        config.recipe, name, epochs=config.epochs, batch_size=config.batch_size, kernel=config.kernel, seed=config.seed,
-        teacher=config.teacher, distill_weight=config.distill_weight,
+        config.recipe,
+        name,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        kernel=config.kernel,
+        seed=config.seed,
+        teacher=config.teacher,
+        distill_weight=config.distill_weight,
     )
     # "--colour-teacher UNet" distils the other nets from UNet; UNet itself trains on the labels.
     if recipe.teacher in ("none", name):
@@ -143,12 +171,17 @@ def _teacher(name: str, trained: dict, weights_dir: Path, palette: torch.Tensor,
     try:
         model, description = load_module(weights_dir, COLOUR_STEMS[name], device, expect=name)
     except WeightsError as error:
-        raise WeightsError(f"distillation needs a trained {name}: {error}; or train it in this run "
-                         f"(--colour-nets {name} ...)") from None
+        raise WeightsError(
+            f"distillation needs a trained {name}: {error}; or train it in this run (--colour-nets {name} ...)"
+        ) from None
     if "palette" not in description or not same_palette(description, palette):
-        raise WeightsError(f"{weights_dir / COLOUR_STEMS[name]} was trained with another palette; retrain {name} first "
-                         f"(add {name} to --colour-nets)")
-    logger.info(f"teacher {name}: {weights_dir / COLOUR_STEMS[name]}.safetensors (trained on {description.get('data')})")
+        raise WeightsError(
+            f"{weights_dir / COLOUR_STEMS[name]} was trained with another palette; retrain {name} first "
+            f"(add {name} to --colour-nets)"
+        )
+    logger.info(
+        f"teacher {name}: {weights_dir / COLOUR_STEMS[name]}.safetensors (trained on {description.get('data')})"
+    )
     return model, {"architecture": name, "sha256": description.get("sha256"), "data": description.get("data")}
 
 
@@ -195,8 +228,15 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
             if replay is not None:
                 metrics["replay_seconds"] = round(replay.seconds, 3)
             weight_set.save_module(
-                model, COLOUR_STEMS[name], architecture=name,
-                constructor={"kernel": recipe.kernel, "num_filters": recipe.num_filters, "num_colours": len(palette), "num_in_channels": 1},
+                model,
+                COLOUR_STEMS[name],
+                architecture=name,
+                constructor={
+                    "kernel": recipe.kernel,
+                    "num_filters": recipe.num_filters,
+                    "num_colours": len(palette),
+                    "num_in_channels": 1,
+                },
                 metadata=_net_metadata(recipe, record, teacher_info, data, metrics, history, run_config),
             )
             if ctx.is_main:
@@ -217,7 +257,12 @@ def run(config: ColourConfig, run_config: RunConfig) -> dict:
 
 
 def _net_metadata(
-    recipe: ColourRecipe, record: dict, teacher_info: dict | None, data: dict, metrics: dict, history: list[dict],
+    recipe: ColourRecipe,
+    record: dict,
+    teacher_info: dict | None,
+    data: dict,
+    metrics: dict,
+    history: list[dict],
     run_config: RunConfig,
 ) -> dict:
     """What a colour net's JSON records besides its architecture: palette, recipe, data, scores, provenance."""
@@ -245,5 +290,7 @@ def _warn_left_behind(weights_dir: Path, palette: torch.Tensor, trained: dict) -
             check_palette(name, read_description(weights_dir, stem), palette)
         except WeightsError:
             if (weights_dir / f"{stem}.json").is_file():
-                logger.info(f"warning: {name} in {weights_dir} was trained with another palette; the app and evaluate "
-                    f"will refuse it until it is retrained (python train_all.py --only colour --colour-nets {name})")
+                logger.info(
+                    f"warning: {name} in {weights_dir} was trained with another palette; the app and evaluate "
+                    f"will refuse it until it is retrained (python train_all.py --only colour --colour-nets {name})"
+                )

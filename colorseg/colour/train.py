@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorseg.training.distributed import DistContext
+from colorseg.colour.recipes import ColourRecipe
 from colorseg.registry import create_model
 from colorseg.training import (
     SINGLE,
@@ -29,59 +28,7 @@ from colorseg.training import (
     fit,
     train_one_epoch,
 )
-
-
-@dataclass(frozen=True)
-class ColourRecipe:
-    """Everything that decides a training run, recorded with the weights it makes."""
-
-    name: str
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # "constant" (the assignment's) or "onecycle"
-    shuffle: bool = False  # the assignment iterates batches in data order every epoch
-    hflip: bool = False  # random horizontal flips of input and target together
-    kernel: int = 3
-    num_filters: int = 32
-    seed: int = 0
-    # Knowledge distillation: the named, already trained net's predicted colour distributions
-    # are soft targets, mixed into the loss with this weight (0 = plain cross-entropy).
-    teacher: str | None = None
-    distill_weight: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-RECIPES = {
-    # The original: Adam 1e-3, batch 100, 25 epochs, NF 32, kernel 3, seed 0, no augmentation.
-    "assignment": ColourRecipe("assignment", epochs=25, batch_size=100, lr=1e-3),
-    # Same nets and NF; shuffled batches, flips, AdamW with a one-cycle schedule, longer.
-    "default": ColourRecipe(
-        "default", epochs=60, batch_size=50, lr=3e-3, weight_decay=1e-4, schedule="onecycle", shuffle=True, hflip=True
-    ),
-}
-
-
-# Per-net changes to a recipe. PoolUpsampleNet under the default recipe ends with training
-# loss = validation loss: it underfits. On a 500-image hold-out of the training set (never the
-# test set) batches of 16 instead of 50 gave 1.433; adding distillation from the UNet (weight
-# 0.5) gave 1.414 after 60 epochs and 1.370 after 90 (README, "Default recipe").
-ARCHITECTURE_OVERRIDES = {
-    ("default", "PoolUpsampleNet"): {"batch_size": 16, "lr": 2e-3, "epochs": 90, "teacher": "UNet", "distill_weight": 0.5},
-}
-
-
-def get_recipe(name: str, architecture: str | None = None, **overrides) -> ColourRecipe:
-    """The named recipe, with its per-net changes for ``architecture``, then ``overrides`` (None = keep)."""
-    try:
-        recipe = RECIPES[name]
-    except KeyError:
-        raise KeyError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}") from None
-    recipe = replace(recipe, **ARCHITECTURE_OVERRIDES.get((name, architecture), {}))
-    return replace(recipe, **{key: value for key, value in overrides.items() if value is not None})
+from colorseg.training.distributed import DistContext
 
 
 def _pixel_rows(per_pixel: torch.Tensor) -> torch.Tensor:
@@ -125,7 +72,9 @@ def teacher_targets(teacher: nn.Module, grey: torch.Tensor, batch_size: int = 50
     teacher.eval()
 
     def probabilities(images: torch.Tensor) -> torch.Tensor:
-        return torch.cat([teacher(images[i : i + batch_size]).softmax(dim=1).half() for i in range(0, len(images), batch_size)])
+        return torch.cat(
+            [teacher(images[i : i + batch_size]).softmax(dim=1).half() for i in range(0, len(images), batch_size)]
+        )
 
     return probabilities(grey), probabilities(grey.flip(-1))
 
@@ -192,15 +141,25 @@ def train_colour_epoch(
     :func:`teacher_targets`); returns the mean training cross-entropy against the labels."""
     order = torch.randperm(len(grey), generator=generator, device=generator.device) if recipe.shuffle else None
     return train_one_epoch(
-        model, optimizer, colour_objective(recipe) if soft_targets is not None else colour_loss, grey, labels,
-        batch_size=recipe.batch_size, order=order, prepare=colour_batch(recipe, generator, soft_targets),
-        scheduler=scheduler, ctx=ctx,
+        model,
+        optimizer,
+        colour_objective(recipe) if soft_targets is not None else colour_loss,
+        grey,
+        labels,
+        batch_size=recipe.batch_size,
+        order=order,
+        prepare=colour_batch(recipe, generator, soft_targets),
+        scheduler=scheduler,
+        ctx=ctx,
     )
 
 
 def colour_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """Summed per-pixel cross-entropy and count of pixels whose argmax is the target colour."""
-    return {"loss": colour_loss(logits, labels, reduction="sum").double(), "correct": (logits.argmax(dim=1) == labels).sum()}
+    return {
+        "loss": colour_loss(logits, labels, reduction="sum").double(),
+        "correct": (logits.argmax(dim=1) == labels).sum(),
+    }
 
 
 def evaluate_colour_net(
@@ -220,8 +179,12 @@ def build_colour_optimizer(
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
     """:func:`colorseg.training.build_optimizer` with the recipe's settings."""
     return build_optimizer(
-        model.parameters(), recipe.lr, weight_decay=recipe.weight_decay, schedule=recipe.schedule,
-        epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
+        model.parameters(),
+        recipe.lr,
+        weight_decay=recipe.weight_decay,
+        schedule=recipe.schedule,
+        epochs=recipe.epochs,
+        steps_per_epoch=steps_per_epoch,
     )
 
 
@@ -251,7 +214,9 @@ def train_colour_net(
     soft_targets = None
     if recipe.teacher is not None:
         if teacher is None:
-            raise ValueError(f"recipe {recipe.name!r} distils {architecture} from {recipe.teacher}: pass the trained teacher")
+            raise ValueError(
+                f"recipe {recipe.name!r} distils {architecture} from {recipe.teacher}: pass the trained teacher"
+            )
         soft_targets = teacher_targets(teacher, train[0])
     torch.manual_seed(recipe.seed)
     model = create_model(architecture, kernel=recipe.kernel, num_filters=recipe.num_filters, num_colours=num_colours)
@@ -262,7 +227,9 @@ def train_colour_net(
     optimizer, scheduler = build_colour_optimizer(model, recipe, math.ceil(len(train[0]) / recipe.batch_size))
 
     def train_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
-        return {"train_loss": train_colour_epoch(runner, optimizer, scheduler, *train, recipe, generator, soft_targets, ctx)}
+        return {
+            "train_loss": train_colour_epoch(runner, optimizer, scheduler, *train, recipe, generator, soft_targets, ctx)
+        }
 
     def after_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
         # Under DDP the plain module scores (every rank its slice); otherwise the (compiled) runner.
@@ -270,8 +237,16 @@ def train_colour_net(
         return {"val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"]}
 
     stage = Stage(
-        f"colour_{recipe.name}_{architecture}", model, optimizer, recipe.epochs, train_epoch, after_epoch,
-        scheduler=scheduler, generators={"batches": generator}, key=recipe.to_dict(), compile=compile_model,
+        f"colour_{recipe.name}_{architecture}",
+        model,
+        optimizer,
+        recipe.epochs,
+        train_epoch,
+        after_epoch,
+        scheduler=scheduler,
+        generators={"batches": generator},
+        key=recipe.to_dict(),
+        compile=compile_model,
     )
     history = fit(stage, ctx=ctx, checkpointing=checkpointing, hooks=hooks)
     return model, history

@@ -63,8 +63,12 @@ class ColourReplay:
         was_training = model.training
         self.models.nets[self.name] = model.eval()
         try:
-            frames = [colourize(self.models, grey, [self.name], working_size=max(grey.shape), decoding="argmax")[self.name].rgb
-                      for grey in self.grey]
+            frames = [
+                colourize(self.models, grey, [self.name], working_size=max(grey.shape), decoding="argmax")[
+                    self.name
+                ].rgb
+                for grey in self.grey
+            ]
         finally:
             model.train(was_training)
             self.models.nets.clear()

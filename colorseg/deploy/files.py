@@ -19,12 +19,30 @@ from colorseg.paths import REPO_ROOT  # stdlib only, like this module
 # Top-level folders and files a Space never needs (or must never get): local data and training
 # outputs, development-only code, CI. Matched against the first path component.
 EXCLUDED_TOP = {
-    "data", "runs", "artifacts", "shared", ".ci", ".github", "tests", "benchmarks", "requirements-dev.txt",
+    "data",
+    "runs",
+    "artifacts",
+    "shared",
+    ".ci",
+    ".github",
+    "tests",
+    "benchmarks",
+    "requirements-dev.txt",
 }
 # Matched against every path component: caches, virtual environments, git's own files.
 EXCLUDED_PARTS = {
-    "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".cache", ".gradio", ".ipynb_checkpoints",
-    ".venv", "venv", ".git", "node_modules", ".DS_Store",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    ".cache",
+    ".gradio",
+    ".ipynb_checkpoints",
+    ".venv",
+    "venv",
+    ".git",
+    "node_modules",
+    ".DS_Store",
 }
 EXCLUDED_NAME_PATTERNS = ("*.pyc", "*.pyo", "*.tmp", "*.log", ".git*")
 KEPT_GIT_FILES = {".gitattributes"}  # the Space's git needs it: which file types are LFS
@@ -51,9 +69,7 @@ def _git_tracked(root: Path) -> list[str] | None:
         ).stdout.strip()
         if Path(top).resolve() != root.resolve():
             return None
-        listing = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z"], capture_output=True, check=True
-        ).stdout
+        listing = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     return [name for name in listing.decode("utf-8", "surrogateescape").split("\0") if name]
@@ -94,7 +110,8 @@ def _walk(root: Path) -> list[str]:
         relative = Path(directory).relative_to(root).as_posix()
         prefix = "" if relative == "." else relative + "/"
         subdirectories[:] = sorted(
-            d for d in subdirectories
+            d
+            for d in subdirectories
             if not is_excluded(prefix + d + "/x") and not _gitignored(prefix + d + "/x", patterns)
         )
         found += [prefix + name for name in files if not _gitignored(prefix + name, patterns)]
@@ -113,6 +130,7 @@ def space_files(root: str | Path = REPO_ROOT) -> list[str]:
     if candidates is None:
         candidates = _walk(root)
     return sorted(
-        path for path in set(candidates)
+        path
+        for path in set(candidates)
         if not is_excluded(path) and (root / path).is_file() and not (root / path).is_symlink()
     )

@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from colorseg.colour.palette import PALETTE_STEM
 from colorseg.errors import REGENERATE_HINT, WeightsError
 from colorseg.paths import DEFAULT_WEIGHTS_DIR
-from colorseg.colour.palette import PALETTE_STEM
 
 HUB_REPO_ENV = "COLORSEG_HUB_REPO"
 HUB_REVISION_ENV = "COLORSEG_HUB_REVISION"
@@ -47,7 +47,9 @@ def resolve_weights_dir(local_dir: str | Path = DEFAULT_WEIGHTS_DIR, repo_id: st
     revision = os.environ.get(HUB_REVISION_ENV) or None
     try:
         path = snapshot_download(
-            repo_id, repo_type="model", revision=revision,
+            repo_id,
+            repo_type="model",
+            revision=revision,
             allow_patterns=WEIGHT_PATTERNS + [f"{REPORTS_IN_REPO}/{pattern}" for pattern in REPORT_PATTERNS],
         )
     except Exception as error:  # noqa: BLE001 - offline, unknown repo, rate limit...: all mean "use local"
@@ -85,8 +87,11 @@ def _model_card(repo_id: str, weights_dir: Path) -> str:
         except (UnicodeDecodeError, json.JSONDecodeError):
             continue
         metrics = description.get("metrics") or {}
-        shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
-                          if isinstance(v, (int, float)))
+        shown = ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in metrics.items()
+            if isinstance(v, (int, float))
+        )
         # The palette is a plain tensor, saved without an architecture.
         architecture = description.get("architecture", "palette" if description_path.stem == PALETTE_STEM else "?")
         lines.append(f"| {description.get('weights_file', description_path.stem)} | {architecture} | {shown} |")
@@ -124,7 +129,9 @@ def push_weights(
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     commit = api.create_commit(
-        repo_id, operations, commit_message=f"colorseg weights ({len(weights)} files, {len(reports)} report files)",
+        repo_id,
+        operations,
+        commit_message=f"colorseg weights ({len(weights)} files, {len(reports)} report files)",
         repo_type="model",
     )
     return commit.commit_url

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from colorseg.paths import REPO_ROOT  # stdlib only, like this module
 from colorseg.deploy.files import space_files  # which files (stdlib only too)
+from colorseg.paths import REPO_ROOT  # stdlib only, like this module
 
 HUB_REPO_ENV = "COLORSEG_HUB_REPO"  # read by colorseg.deploy.hub (kept literal: this module imports nothing heavy)
 NO_TOKEN = "no Hugging Face token: run `hf auth login` (older huggingface_hub: `huggingface-cli login`) or set HF_TOKEN"
@@ -127,7 +127,8 @@ def make_plan(
     if "README.md" not in files or settings.get("sdk") != "gradio" or not settings.get("sdk_version"):
         raise DeployError(
             f"{root / 'README.md'} needs front matter with `sdk: gradio` and `sdk_version:`: the Space reads its"
-            " configuration from there", status=2,
+            " configuration from there",
+            status=2,
         )
     app_file = settings.get("app_file", "app.py")
     if app_file not in files:
@@ -142,10 +143,15 @@ def make_plan(
 
 def _commit_message(root: Path) -> str:
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "Deploy colorseg"
     return f"Deploy colorseg {head}" + (" with uncommitted changes" if dirty else "")
@@ -197,11 +203,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("space", metavar="OWNER/NAME", help="the Space, e.g. you/colorseg")
     parser.add_argument("--private", action="store_true", help="create the Space private (new Spaces only)")
-    parser.add_argument("--weights-repo", metavar="OWNER/NAME",
-                        help=f"Hub model repo the Space loads weights from (sets the Space variable {HUB_REPO_ENV}); "
-                             "weights/ is uploaded as well and stays the fallback")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the files that would be uploaded, one per line, and upload nothing")
+    parser.add_argument(
+        "--weights-repo",
+        metavar="OWNER/NAME",
+        help=f"Hub model repo the Space loads weights from (sets the Space variable {HUB_REPO_ENV}); "
+        "weights/ is uploaded as well and stays the fallback",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the files that would be uploaded, one per line, and upload nothing",
+    )
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -219,8 +231,10 @@ def main(argv: list[str] | None = None, stdout: TextIO | None = None, stderr: Te
             for path in plan.files:
                 print(path, file=stdout)
             settings = ", ".join(f"{key}={value}" for key, value in plan.variables.items()) or "none"
-            log(f"{len(plan.files)} files, {human_size(plan.total_size)} (dry run: nothing uploaded to "
-                f"spaces/{plan.repo_id}; Space variables: {settings})")
+            log(
+                f"{len(plan.files)} files, {human_size(plan.total_size)} (dry run: nothing uploaded to "
+                f"spaces/{plan.repo_id}; Space variables: {settings})"
+            )
             return 0
         token = get_token()
         if not token:

@@ -88,7 +88,9 @@ def apply_augmentation(
     grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
     photo = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     # Foreground and ignore as two fractional channels, thresholded after resampling.
-    planes = torch.stack([masks == 1, masks == IGNORE] if masks.dtype != torch.bool else [masks, torch.zeros_like(masks)], 1)
+    planes = torch.stack(
+        [masks == 1, masks == IGNORE] if masks.dtype != torch.bool else [masks, torch.zeros_like(masks)], 1
+    )
     sampled = F.grid_sample(planes.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     shape = (n, 1, 1, 1)
@@ -109,8 +111,8 @@ def paste_objects(
     """Copy-paste within a batch: every sample whose ``paste`` is set gets the foreground of the
     next sample (cyclically; the donors are the augmented photos before any pasting), scaled by
     ``paste_scale`` and shifted by ``paste_x``/``paste_y`` (in [-1, 1]: 1 flush with the left or
-    top edge, -1 with the right or bottom one; the whole donor stays in the picture). Pasted pixels are foreground, whatever was beneath (ignored pixels too:
-    what is there is now known)."""
+    top edge, -1 with the right or bottom one; the whole donor stays in the picture). Pasted pixels are foreground,
+    whatever was beneath (ignored pixels too: what is there is now known)."""
     n = photo.shape[0]
     if n < 2 or not params["paste"].any():
         return photo, target
@@ -123,7 +125,9 @@ def paste_objects(
     theta = torch.stack([torch.stack([zoom, zeros, tx], 1), torch.stack([zeros, zoom, ty], 1)], 1)
     grid = F.affine_grid(theta, list(photo.shape), align_corners=False)
     moved_photo = F.grid_sample(donor_photo, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    moved_object = F.grid_sample(donor_object[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    moved_object = F.grid_sample(
+        donor_object[:, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     pasted = (moved_object[:, 0] > 0.5) & params["paste"].view(n, 1, 1)
     photo = torch.where(pasted[:, None], moved_photo, photo)
     return photo, target.masked_fill(pasted, 1)

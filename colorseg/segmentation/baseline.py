@@ -55,7 +55,9 @@ class U2NetP:
         try:
             import onnxruntime  # noqa: PLC0415
         except ImportError:
-            raise WeightsError("the U²-Net-p baseline needs onnxruntime: pip install -r requirements-baseline.txt") from None
+            raise WeightsError(
+                "the U²-Net-p baseline needs onnxruntime: pip install -r requirements-baseline.txt"
+            ) from None
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

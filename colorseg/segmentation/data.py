@@ -106,15 +106,20 @@ class SegmentationTensors:
 
     def to(self, device: torch.device | str) -> "SegmentationTensors":
         sources = None if self.sources is None else self.sources.to(device)
-        return SegmentationTensors(self.images.to(device), self.masks.to(device), self.names, sources, self.source_names)
+        return SegmentationTensors(
+            self.images.to(device), self.masks.to(device), self.names, sources, self.source_names
+        )
 
     def subset(self, index: torch.Tensor) -> "SegmentationTensors":
         chosen = index.tolist()
         sources = None if self.sources is None else self.sources[index.to(self.sources.device)]
         device_index = index.to(self.images.device)
         return SegmentationTensors(
-            self.images[device_index], self.masks[device_index], [self.names[i] for i in chosen],
-            sources, self.source_names,
+            self.images[device_index],
+            self.masks[device_index],
+            [self.names[i] for i in chosen],
+            sources,
+            self.source_names,
         )
 
 
@@ -253,8 +258,12 @@ def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def resize_masks(masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """uint8 [B, H, W] (0, 1, IGNORE) -> uint8 [B, *size]: foreground and ignore are resampled
     as fractions (antialiased bilinear) and a pixel is ignored when more than half of it is."""
-    foreground = F.interpolate((masks == 1)[:, None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)
-    ignored = F.interpolate((masks == IGNORE)[:, None].float(), size=size, mode="bilinear", align_corners=False, antialias=True)
+    foreground = F.interpolate(
+        (masks == 1)[:, None].float(), size=size, mode="bilinear", align_corners=False, antialias=True
+    )
+    ignored = F.interpolate(
+        (masks == IGNORE)[:, None].float(), size=size, mode="bilinear", align_corners=False, antialias=True
+    )
     resized = (foreground[:, 0] > 0.5).to(torch.uint8)
     resized[ignored[:, 0] > 0.5] = IGNORE
     return resized
@@ -270,7 +279,9 @@ def sample_to_tensors(sample: Sample, size: int) -> tuple[torch.Tensor, torch.Te
 def samples_to_tensors(samples: list[Sample], size: int) -> SegmentationTensors:
     """Stack samples resized to size x size: uint8 images [N, 3, S, S], uint8 masks [N, S, S]."""
     pairs = [sample_to_tensors(sample, size) for sample in samples]
-    return SegmentationTensors(torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), [s.name for s in samples])
+    return SegmentationTensors(
+        torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs]), [s.name for s in samples]
+    )
 
 
 def load_split_tensors(root: str | Path, split: str, size: int) -> SegmentationTensors:
@@ -279,7 +290,9 @@ def load_split_tensors(root: str | Path, split: str, size: int) -> SegmentationT
     layout, _ = find_pairs(root)
     pairs = select_split(root, split)
     tensors = [sample_to_tensors(read_sample(pair, layout), size) for pair in pairs]
-    return SegmentationTensors(torch.stack([t[0] for t in tensors]), torch.stack([t[1] for t in tensors]), [p.name for p in pairs])
+    return SegmentationTensors(
+        torch.stack([t[0] for t in tensors]), torch.stack([t[1] for t in tensors]), [p.name for p in pairs]
+    )
 
 
 # --- mixtures of named sources ------------------------------------------------------------

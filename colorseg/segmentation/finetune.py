@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from colorseg.training.distributed import DistContext
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.augment import Augmentation, augment
 from colorseg.segmentation.data import SegmentationTensors
@@ -38,6 +37,7 @@ from colorseg.training import (
     fit,
     train_one_epoch,
 )
+from colorseg.training.distributed import DistContext
 
 
 @dataclass
@@ -80,8 +80,14 @@ class CachedViews:
 
 @torch.no_grad()
 def cache_views(
-    body: LiteDeepLabBody, images: torch.Tensor, masks: torch.Tensor, stop: int, views: int,
-    augmentation: Augmentation, generator: torch.Generator, batch_size: int = 32,
+    body: LiteDeepLabBody,
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    stop: int,
+    views: int,
+    augmentation: Augmentation,
+    generator: torch.Generator,
+    batch_size: int = 32,
 ) -> CachedViews:
     """Run the frozen prefix (stem and stages [0, stop)) once over every view of ``images``."""
     body.eval()
@@ -162,8 +168,10 @@ def fine_tune_body(
     and trains on its slice of each global batch)."""
     start, size = recipe.first_trained_stage, tuple(train.masks.shape[-2:])
     cache = cache_views(body, train.images, train.masks, start, recipe.views, recipe.augmentation, augment_generator)
-    val_caches = {name: cache_views(body, v.images, v.masks, start, 1, recipe.augmentation, augment_generator)
-                  for name, v in (val or {}).items()}
+    val_caches = {
+        name: cache_views(body, v.images, v.masks, start, 1, recipe.augmentation, augment_generator)
+        for name, v in (val or {}).items()
+    }
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(generator.initial_seed())
         head = DeepLabV3Head().to(train.images.device)
@@ -173,31 +181,61 @@ def fine_tune_body(
     encoder, decoder = freeze_prefix(body, start)
     groups = [{"params": encoder, "lr_scale": recipe.encoder_lr_scale}, {"params": [*decoder, *head.parameters()]}]
     optimizer, scheduler = build_optimizer(
-        groups, recipe.lr, weight_decay=recipe.weight_decay, schedule="onecycle", epochs=recipe.epochs,
+        groups,
+        recipe.lr,
+        weight_decay=recipe.weight_decay,
+        schedule="onecycle",
+        epochs=recipe.epochs,
         steps_per_epoch=steps,
     )
     ids = torch.arange(len(cache.masks), device=cache.masks.device)
 
     def train_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
-        return {"train_loss": train_one_epoch(
-            runner, optimizer, loss_fn, ids, cache.masks, batch_size=recipe.batch_size, scheduler=scheduler,
-            order=_epoch_order(train, recipe, generator), prepare=cache.gather, ctx=ctx, min_batch=2,
-        )}
+        return {
+            "train_loss": train_one_epoch(
+                runner,
+                optimizer,
+                loss_fn,
+                ids,
+                cache.masks,
+                batch_size=recipe.batch_size,
+                scheduler=scheduler,
+                order=_epoch_order(train, recipe, generator),
+                prepare=cache.gather,
+                ctx=ctx,
+                min_batch=2,
+            )
+        }
 
     def after_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
         if epoch % recipe.eval_every and epoch != recipe.epochs:
             return {}
         row = {}
         for name, part in val_caches.items():
-            sums = evaluate(model, segmentation_metrics(loss_fn), torch.arange(len(part.masks)), part.masks,
-                            batch_size=recipe.batch_size, prepare=part.gather, ctx=ctx)
+            sums = evaluate(
+                model,
+                segmentation_metrics(loss_fn),
+                torch.arange(len(part.masks)),
+                part.masks,
+                batch_size=recipe.batch_size,
+                prepare=part.gather,
+                ctx=ctx,
+            )
             row.update({f"val_{name}_{metric}": value.item() / part.count for metric, value in sums.items()})
         return row
 
     # The cache is rebuilt on resume from the same augment_generator draws: only the order is saved.
     stage = Stage(
-        BODY_STAGE, model, optimizer, recipe.epochs, train_epoch, after_epoch, scheduler=scheduler,
-        generators={"order": generator}, key={"body": recipe.to_dict(), **(identity or {})}, keep_last=True,
+        BODY_STAGE,
+        model,
+        optimizer,
+        recipe.epochs,
+        train_epoch,
+        after_epoch,
+        scheduler=scheduler,
+        generators={"order": generator},
+        key={"body": recipe.to_dict(), **(identity or {})},
+        keep_last=True,
     )
     history = fit(stage, ctx=ctx, checkpointing=checkpointing, hooks=hooks)
     body.requires_grad_(False)

@@ -12,9 +12,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from colorseg.training.config import RunConfig
-from colorseg.training.distributed import DistContext
-from colorseg.training.provenance import tensors_digest
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.losses import SEG_LOSSES
 from colorseg.segmentation.models import DeepLabV3Head, head_logits
@@ -31,6 +28,9 @@ from colorseg.training import (
     fit,
     train_one_epoch,
 )
+from colorseg.training.config import RunConfig
+from colorseg.training.distributed import DistContext
+from colorseg.training.provenance import tensors_digest
 
 
 def head_stage(task: str, loss: str) -> str:
@@ -108,10 +108,18 @@ def train_head(
     optimizer, _ = build_optimizer(head.parameters(), recipe.lr)  # the assignment's Adam
 
     def train_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
-        return {"train_loss": train_one_epoch(
-            runner, optimizer, loss_fn, train_features, train_masks, batch_size=recipe.batch_size,
-            generator=generator, ctx=ctx,
-        )}
+        return {
+            "train_loss": train_one_epoch(
+                runner,
+                optimizer,
+                loss_fn,
+                train_features,
+                train_masks,
+                batch_size=recipe.batch_size,
+                generator=generator,
+                ctx=ctx,
+            )
+        }
 
     def after_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
         if val_features is None:
@@ -120,8 +128,14 @@ def train_head(
         return {f"val_{name}": value for name, value in metrics.items()}
 
     trained = Stage(
-        stage or f"seg_head_{loss_name}", model, optimizer, recipe.epochs, train_epoch, after_epoch,
-        generators={"batches": generator}, key={"head": recipe.to_dict(), "loss": loss_name, **(identity or {})},
+        stage or f"seg_head_{loss_name}",
+        model,
+        optimizer,
+        recipe.epochs,
+        train_epoch,
+        after_epoch,
+        generators={"batches": generator},
+        key={"head": recipe.to_dict(), "loss": loss_name, **(identity or {})},
         keep_last=True,
     )
     history = fit(trained, ctx=ctx, checkpointing=checkpointing if stage else Checkpointing(), hooks=hooks)
@@ -129,8 +143,14 @@ def train_head(
 
 
 def train_heads(
-    body: torch.nn.Module, data: SegmentationData, tasks: dict[str, list[str]], recipe: HeadRecipe,
-    seed: int, batch_size: int, timer, run_config: RunConfig | None = None,
+    body: torch.nn.Module,
+    data: SegmentationData,
+    tasks: dict[str, list[str]],
+    recipe: HeadRecipe,
+    seed: int,
+    batch_size: int,
+    timer,
+    run_config: RunConfig | None = None,
 ) -> tuple[dict[str, dict[str, torch.nn.Module]], dict[str, list[dict]], TaskReplays]:
     """Part D for each task: fresh 1x1 heads, one per loss, on the frozen body's cached features.
 
@@ -143,7 +163,11 @@ def train_heads(
         train_features = compute_features(body, data.train.images, batch_size)
         val_features = {n: compute_features(body, v.images, batch_size) for n, v in data.val.items()}
     # A head's checkpoint resumes only on the same body, data and seed.
-    identity = {"seed": seed, "body_sha256": tensors_digest(*body.state_dict().values()), "sources": list(data.description)}
+    identity = {
+        "seed": seed,
+        "body_sha256": tensors_digest(*body.state_dict().values()),
+        "sources": list(data.description),
+    }
     photos = example_photos(data.train.images.shape[-1], data.train.images.device)
     replays = TaskReplays(body, photos, ctx.is_main)
     heads: dict[str, dict[str, torch.nn.Module]] = {}
@@ -158,8 +182,17 @@ def train_heads(
         for loss in SEG_LOSSES:
             with timer(f"head_{task}_{loss}"):
                 heads[task][loss], histories[f"{task}/{loss}"] = train_head(
-                    loss, train_features[index], data.train.masks[index], val_x, val_y, recipe,
-                    generator=torch.Generator().manual_seed(seed), ctx=ctx, checkpointing=checkpointing,
-                    stage=head_stage(task, loss), identity=identity, hooks=replays.hooks(task, loss),
+                    loss,
+                    train_features[index],
+                    data.train.masks[index],
+                    val_x,
+                    val_y,
+                    recipe,
+                    generator=torch.Generator().manual_seed(seed),
+                    ctx=ctx,
+                    checkpointing=checkpointing,
+                    stage=head_stage(task, loss),
+                    identity=identity,
+                    hooks=replays.hooks(task, loss),
                 )
     return heads, histories, replays

@@ -6,10 +6,7 @@ heads' logits are upsampled straight from the feature grid to the input's height
 as DeepLabV3 itself upsamples to its input, so any size and aspect ratio works.
 
 The default ``working_size`` is the one training chose on its training photos (the body's
-``working_size``: 320 px for the committed body, trained at 224; see colorseg.segmentation.pipeline.WORKING_SIZE_FACTORS).
-Keep it below 384 px: at 224 px the ASPP's rate-24 and rate-36 taps only ever read zero
-padding, so their off-centre weights never trained; from 384 px (24 feature cells) on they
-would start to contribute.
+``working_size``, among a few multiples of its training size: colorseg.segmentation.pipeline).
 
 With ``flip_average`` (what train_all.py records for the bodies it trains) the photo and its
 mirror image go through the body together, as a batch of two, and each head's logits for
@@ -35,15 +32,16 @@ from colorseg.paths import DEFAULT_WEIGHTS_DIR
 from colorseg.registry import SEG_BODY, SEG_HEAD
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.data import Sample, load_samples, resize_images
-from colorseg.segmentation.models import upsample_logits
-from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
 from colorseg.segmentation.losses import SEG_LOSSES
-from colorseg.segmentation.sources import SEG_TASKS
+from colorseg.segmentation.models import upsample_logits
+from colorseg.segmentation.sources import ALL_SOURCES_TASK, SEG_TASKS
 from colorseg.weights import load_module
 
+# What each weight file is called (stem -> stem.safetensors + stem.json): one body, a head per task and loss.
+SEG_BODY_STEM = "seg_body"
 FLIP_AVERAGE = True  # how train_all.py scores the bodies it trains, recorded in their JSON
 MIN_WORKING_SIZE = 16  # one cell of the body's stride-16 feature grid
-DEFAULT_TASK = "objects"
+DEFAULT_TASK = ALL_SOURCES_TASK
 
 
 @dataclass
@@ -52,6 +50,10 @@ class SegmentationResult:
     prob_soft_iou: np.ndarray  # float32 [H, W]
     mask_cross_entropy: np.ndarray  # bool [H, W] (probability > MASK_THRESHOLD, i.e. the argmax)
     mask_soft_iou: np.ndarray  # bool [H, W]
+
+
+def seg_head_stem(task: str, loss: str) -> str:
+    return f"seg_head_{task}_{loss}"
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:
@@ -122,7 +124,9 @@ class Segmenter:
 
         return {task: {loss: probability(head) for loss, head in self.heads[task].items()} for task in tasks}
 
-    def predict(self, image: np.ndarray, working_size: int | None = None, task: str = DEFAULT_TASK) -> SegmentationResult:
+    def predict(
+        self, image: np.ndarray, working_size: int | None = None, task: str = DEFAULT_TASK
+    ) -> SegmentationResult:
         """One task's two heads: probabilities and masks for a uint8 RGB image [H, W, 3]."""
         probs = self.probabilities(image, working_size, (task,))[task]
         probs = {loss: prob.float().cpu().numpy() for loss, prob in probs.items()}
@@ -143,7 +147,9 @@ def load_segmenter(
     try:
         body, body_description = load_module(weights_dir, SEG_BODY_STEM, device, expect=SEG_BODY)
         hint = body_description.get("regenerate", "python train_all.py --only segmentation")
-        tasks = body_description.get("tasks") or [t for t in SEG_TASKS if (Path(weights_dir) / f"{seg_head_stem(t, SEG_LOSSES[0])}.json").is_file()]
+        tasks = body_description.get("tasks") or [
+            t for t in SEG_TASKS if (Path(weights_dir) / f"{seg_head_stem(t, SEG_LOSSES[0])}.json").is_file()
+        ]
         if not tasks:
             raise WeightsError(f"no segmentation heads in {weights_dir}; regenerate them with `{hint}`")
         heads: dict[str, dict[str, nn.Module]] = {}
@@ -210,7 +216,8 @@ def evaluate_folder(
     flip_average: bool | None = None,
 ) -> dict[str, dict[str, float]]:
     """Score one task's two heads from ``weights_dir`` on ``data_dir`` (any layout of
-    colorseg.segmentation.data): ``{"cross_entropy": {"miou_thresholded", "iou", "pixel_accuracy"}, "soft_iou": {...}}``."""
+    colorseg.segmentation.data): ``{"cross_entropy": {"miou_thresholded", "iou", "pixel_accuracy"},
+    "soft_iou": {...}}``."""
     segmenter = load_segmenter(weights_dir, device, flip_average)
     segmenter._check_task(task)
     return evaluate_samples(segmenter, load_samples(data_dir, split), (task,))[task]

@@ -121,8 +121,13 @@ def _use_atrous_convs(module: nn.Module) -> None:
         )
         if is_atrous:
             atrous = AtrousConv2d(
-                child.in_channels, child.out_channels, 3, padding=child.padding,
-                dilation=child.dilation, groups=child.groups, bias=child.bias is not None,
+                child.in_channels,
+                child.out_channels,
+                3,
+                padding=child.padding,
+                dilation=child.dilation,
+                groups=child.groups,
+                bias=child.bias is not None,
             )
             atrous.load_state_dict(child.state_dict())
             setattr(module, name, atrous)
@@ -152,8 +157,11 @@ class DeepLabV3Body(nn.Module):
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int = 1, dilation: int = 1, groups: int = 1) -> list[nn.Module]:
     padding = dilation * (kernel - 1) // 2
-    return [nn.Conv2d(cin, cout, kernel, padding=padding, dilation=dilation, groups=groups, bias=False),
-            nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [
+        nn.Conv2d(cin, cout, kernel, padding=padding, dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    ]
 
 
 def separable_conv(cin: int, cout: int, dilation: int = 1) -> nn.Sequential:

@@ -9,7 +9,6 @@ Split: validation = ``val1``; training = ``trn1 + trn2 + trn3`` minus the ``val1
 from __future__ import annotations
 
 import logging
-
 from pathlib import Path
 
 import numpy as np

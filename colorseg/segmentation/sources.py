@@ -13,10 +13,10 @@ import torch
 
 from colorseg.errors import DataError
 from colorseg.paths import data_root
-from colorseg.training.provenance import names_digest
 from colorseg.segmentation import data as seg_data
 from colorseg.segmentation import oxford17
 from colorseg.segmentation.data import SegmentationTensors
+from colorseg.training.provenance import names_digest
 
 # Default sources, inside the data folder (``COLORSEG_DATA`` or ``data/`` in the checkout).
 DEFAULT_SOURCES = {"davis": "davis2016", "flowers": "oxford17flowers", "horses": "weizmann_horse_db"}
@@ -103,7 +103,9 @@ def resolve_tasks(specs: list[str] | None, sources: list[Source]) -> dict[str, l
         chosen = [n for n in listed.split(",") if n]
         unknown = sorted(set(chosen) - set(names))
         if not sep or not task or not chosen or unknown:
-            raise DataError(f"--seg-tasks {spec!r}: expected TASK=SOURCE[,SOURCE...] with sources among {', '.join(names)}")
+            raise DataError(
+                f"--seg-tasks {spec!r}: expected TASK=SOURCE[,SOURCE...] with sources among {', '.join(names)}"
+            )
         tasks[task] = chosen
     return tasks
 
@@ -128,11 +130,16 @@ def load_data(sources: list[Source], size: int, device: torch.device, download: 
         val[source.name] = seg_data.samples_to_tensors(val_samples[source.name], size).to(device)
         train_pairs = seg_data.select_split(source.root, "train")
         step = max(1, len(train_pairs) // WORKING_SIZE_IMAGES_PER_SOURCE)
-        size_samples[source.name] = [seg_data.read_sample(p, layout) for p in train_pairs[::step][:WORKING_SIZE_IMAGES_PER_SOURCE]]
+        size_samples[source.name] = [
+            seg_data.read_sample(p, layout) for p in train_pairs[::step][:WORKING_SIZE_IMAGES_PER_SOURCE]
+        ]
         # Data are recorded by name, layout, counts and a content hash: never a machine path.
         description[source.name] = {
-            "folder": source.root.name, "layout": layout, "split": seg_data.SPLIT_RULES[layout],
-            "train_images": len(train[source.name].names), "val_images": len(val_samples[source.name]),
+            "folder": source.root.name,
+            "layout": layout,
+            "split": seg_data.SPLIT_RULES[layout],
+            "train_images": len(train[source.name].names),
+            "val_images": len(val_samples[source.name]),
             "names_sha256": names_digest(sorted(p.name for p in pairs)),
         }
     return SegmentationData(concatenate(train).to(device), val, val_samples, size_samples, description)

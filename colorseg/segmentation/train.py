@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from colorseg.training.distributed import DistContext
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.augment import Augmentation, apply_augmentation, draw_augmentation
 from colorseg.segmentation.data import SegmentationTensors
@@ -34,11 +33,14 @@ from colorseg.training import (
     identity,
     train_one_epoch,
 )
+from colorseg.training.distributed import DistContext
 
 BODY_STAGE = "seg_body"
 
 
-def plain_images(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def plain_images(
+    images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """No augmentation: uint8 images -> floats in 0..255 (the body normalises them)."""
     return images.float(), masks
 
@@ -47,7 +49,10 @@ def segmentation_metrics(loss_fn: LossFn) -> MetricFn:
     """Sums over a batch of the loss (per image) and of the three per-image mask metrics."""
 
     def metrics(logits: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
-        values = {name: value.sum() for name, value in seg_losses.per_image_metrics(seg_losses.predicted_masks(logits), masks).items()}
+        values = {
+            name: value.sum()
+            for name, value in seg_losses.per_image_metrics(seg_losses.predicted_masks(logits), masks).items()
+        }
         values["loss"] = loss_fn(logits, masks).double() * len(masks)
         return values
 
@@ -66,7 +71,9 @@ def evaluate_segmentation(
 ) -> dict[str, float]:
     """Mean loss and the three mask metrics (per image, averaged) in eval mode (each rank
     scores its slice; the sums are added over the ranks)."""
-    sums = evaluate(model, segmentation_metrics(loss_fn), inputs, targets, batch_size=batch_size, prepare=prepare, ctx=ctx)
+    sums = evaluate(
+        model, segmentation_metrics(loss_fn), inputs, targets, batch_size=batch_size, prepare=prepare, ctx=ctx
+    )
     return {name: value.item() / len(inputs) for name, value in sums.items()}
 
 
@@ -174,8 +181,12 @@ def _body_optimizer(net: SegmentationNet, train: SegmentationTensors, recipe: Bo
     epoch_length = len(first_order) if first_order is not None else len(train.names)
     steps_per_epoch = -(-epoch_length // recipe.batch_size)
     return build_optimizer(
-        net.parameters(), recipe.lr, weight_decay=recipe.weight_decay, schedule="onecycle",
-        epochs=recipe.epochs, steps_per_epoch=steps_per_epoch,
+        net.parameters(),
+        recipe.lr,
+        weight_decay=recipe.weight_decay,
+        schedule="onecycle",
+        epochs=recipe.epochs,
+        steps_per_epoch=steps_per_epoch,
     )
 
 
@@ -183,7 +194,9 @@ def _augmenting_prepare(recipe: BodyRecipe, augment_generator: torch.Generator, 
     """``train_one_epoch``'s sharded ``prepare``: augmentation drawn for the global batch,
     applied to this rank's rows, at ``size`` px."""
 
-    def prepare(images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor, rows: slice) -> tuple[torch.Tensor, torch.Tensor]:
+    def prepare(
+        images: torch.Tensor, masks: torch.Tensor, index: torch.Tensor, rows: slice
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         params = draw_augmentation(len(images), recipe.augmentation, augment_generator, images.device)
         picked = torch.arange(len(images), device=images.device)[rows]
         count = len(picked)
@@ -231,11 +244,24 @@ def train_body(
 
     def train_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
         size = min(recipe.small_size, full_size) if epoch <= small_epochs else full_size
-        return {"size": size, "train_loss": train_one_epoch(
-            runner, optimizer, loss_fn, train.images, train.masks, batch_size=recipe.batch_size,
-            generator=generator, prepare=_augmenting_prepare(recipe, augment_generator, size), scheduler=scheduler,
-            order=epoch_order(train, recipe, generator), ctx=ctx, sharded_prepare=True, min_batch=2,
-        )}
+        return {
+            "size": size,
+            "train_loss": train_one_epoch(
+                runner,
+                optimizer,
+                loss_fn,
+                train.images,
+                train.masks,
+                batch_size=recipe.batch_size,
+                generator=generator,
+                prepare=_augmenting_prepare(recipe, augment_generator, size),
+                scheduler=scheduler,
+                order=epoch_order(train, recipe, generator),
+                ctx=ctx,
+                sharded_prepare=True,
+                min_batch=2,
+            ),
+        }
 
     def after_epoch(runner: nn.Module, epoch: int) -> dict[str, float]:
         # BatchNorm statistics recomputed when scoring and after the last epoch (every rank, the
@@ -248,8 +274,16 @@ def train_body(
 
     # A resumed run after the last epoch restored the recomputed statistics with the rest.
     stage = Stage(
-        BODY_STAGE, net, optimizer, recipe.epochs, train_epoch, after_epoch, scheduler=scheduler,
+        BODY_STAGE,
+        net,
+        optimizer,
+        recipe.epochs,
+        train_epoch,
+        after_epoch,
+        scheduler=scheduler,
         generators={"order": generator, "augment": augment_generator},
-        key={"body": recipe.to_dict(), **(identity or {})}, keep_last=True, sync_batchnorm=True,
+        key={"body": recipe.to_dict(), **(identity or {})},
+        keep_last=True,
+        sync_batchnorm=True,
     )
     return fit(stage, ctx=ctx, checkpointing=checkpointing)

@@ -57,8 +57,12 @@ def example_photos(size: int, device: torch.device, folder: Path = EXAMPLES_DIR)
         with Image.open(folder / f"{name}.webp") as photo, Image.open(folder / "masks" / f"{name}.png") as mask:
             rgb = torch.from_numpy(np.asarray(photo.convert("RGB")).copy()).permute(2, 0, 1)[None]
             photos.append(resize_images(rgb, (size, size)).round().clamp(0, 255).to(torch.uint8)[0])
-            masks.append(resize_masks(torch.from_numpy((np.asarray(mask.convert("L")) > 127).astype(np.uint8))[None],
-                                      (size, size))[0] == 1)
+            masks.append(
+                resize_masks(
+                    torch.from_numpy((np.asarray(mask.convert("L")) > 127).astype(np.uint8))[None], (size, size)
+                )[0]
+                == 1
+            )
     return ReplayPhotos(names, torch.stack(photos).to(device), torch.stack(masks).to(device))
 
 
@@ -81,7 +85,9 @@ class BodyReplay:
         was_training = model.training
         model.eval()
         with torch.inference_mode():
-            logits = head_logits(model.head, model.body(self.photos.photos.float()), tuple(self.photos.reference.shape[-2:]))
+            logits = head_logits(
+                model.head, model.body(self.photos.photos.float()), tuple(self.photos.reference.shape[-2:])
+            )
         model.train(was_training)
         self.recorder.record(epoch, "mask", seg_losses.predicted_masks(logits).cpu().numpy())
         self.recorder.record_losses(epoch, "body", {k: v for k, v in row.items() if k != "epoch"})
@@ -138,7 +144,8 @@ class TaskReplays:
         for task, recorder in self.recorders.items():
             recorder.save(report_dir, replay_stem(task))
             report[task] = {
-                "stem": replay_stem(task), "replay_seconds": round(self.seconds[task], 4),
+                "stem": replay_stem(task),
+                "replay_seconds": round(self.seconds[task], 4),
                 "head_training_seconds": head_seconds(task),  # includes the recording
             }
         return report

@@ -104,7 +104,10 @@ def _join(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def _rng_states(generators: dict[str, torch.Generator]) -> dict[str, Any]:
-    states: dict[str, Any] = {"torch": torch.get_rng_state(), "generators": {n: g.get_state() for n, g in generators.items()}}
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "generators": {n: g.get_state() for n, g in generators.items()},
+    }
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -261,8 +264,14 @@ def resume_from(checkpointing: Checkpointing, stage: str, recipe: dict, **state)
 
 
 def save_progress(
-    checkpointing: Checkpointing, stage: str, ctx: DistContext, epoch: int, epochs: int, extra: dict,
-    keep_last: bool = False, **state
+    checkpointing: Checkpointing,
+    stage: str,
+    ctx: DistContext,
+    epoch: int,
+    epochs: int,
+    extra: dict,
+    keep_last: bool = False,
+    **state,
 ) -> None:
     """After an epoch (its last scheduler step and draws done): rank 0 saves the checkpoint
     every ``every`` epochs, except after the last (the final weights follow), unless
@@ -280,5 +289,3 @@ def finish_stage(checkpointing: Checkpointing, stage: str) -> None:
     """Rank 0, once the stage's final weights are written: its checkpoint is no longer needed."""
     if checkpointing.directory is not None:
         remove_checkpoint(checkpointing.directory, stage)
-
-

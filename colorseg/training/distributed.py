@@ -17,6 +17,7 @@ process: no process group, and every method is a cheap no-op.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 
@@ -139,3 +140,20 @@ def setup(device: str | torch.device = "auto") -> DistContext:
     if not dist.is_initialized():
         dist.init_process_group(backend, rank=rank, world_size=world_size)
     return DistContext(rank, world_size, local_rank, requested, backend)
+
+
+# Mixed precision: bfloat16 autocast where the hardware has it. bfloat16 keeps float32's exponent
+# range, so unlike float16 it needs no GradScaler; on the CPU autocast would run convolutions
+# through slower bf16 paths on most machines, so CPU training stays in float32.
+def _bf16_cuda(device: str | torch.device) -> bool:
+    return torch.device(device).type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def autocast_for(device: str | torch.device) -> contextlib.AbstractContextManager:
+    """Context for the forward pass and the loss (not ``backward``/``optimizer.step``)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if _bf16_cuda(device) else contextlib.nullcontext()
+
+
+def amp_dtype_name(device: str | torch.device) -> str:
+    """What :func:`autocast_for` computes in on ``device``, for weight descriptions."""
+    return "bfloat16" if _bf16_cuda(device) else "float32"

@@ -30,7 +30,6 @@ Forward and loss run under :func:`colorseg.training.autocast_for` (bf16 on CUDA,
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,30 +40,13 @@ from torch import nn
 from tqdm import tqdm
 
 from colorseg.training.checkpoint import Checkpointing, resume_from, save_progress
-from colorseg.training.distributed import DistContext
+from colorseg.training.distributed import DistContext, autocast_for
 
 Prepare = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, object]]
 LossFn = Callable[[torch.Tensor, object], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
 MetricFn = Callable[[torch.Tensor, object], dict[str, torch.Tensor]]
 Scheduler = torch.optim.lr_scheduler.LRScheduler
 SINGLE = DistContext()  # one process: every ctx method is a no-op
-
-
-# Mixed precision: bfloat16 autocast where the hardware has it. bfloat16 keeps float32's exponent
-# range, so unlike float16 it needs no GradScaler; on the CPU autocast would run convolutions
-# through slower bf16 paths on most machines, so CPU training stays in float32.
-def _bf16_cuda(device: str | torch.device) -> bool:
-    return torch.device(device).type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
-def autocast_for(device: str | torch.device) -> contextlib.AbstractContextManager:
-    """Context for the forward pass and the loss (not ``backward``/``optimizer.step``)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if _bf16_cuda(device) else contextlib.nullcontext()
-
-
-def amp_dtype_name(device: str | torch.device) -> str:
-    """What :func:`autocast_for` computes in on ``device``, for weight descriptions."""
-    return "bfloat16" if _bf16_cuda(device) else "float32"
 log = logging.getLogger(__name__)
 
 
@@ -85,7 +67,9 @@ def _local_rows(n: int, ctx: DistContext) -> slice:
     return slice(int(mine[0]), int(mine[0]) + len(mine)) if len(mine) else slice(0, 0)
 
 
-def identity(inputs: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def identity(
+    inputs: torch.Tensor, targets: torch.Tensor, index: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     return inputs, targets
 
 
@@ -203,7 +187,9 @@ def build_optimizer(
     ``parameters`` may be groups (dicts) with an ``lr_scale``: that group peaks at ``lr * lr_scale``."""
     groups = list(parameters)
     if groups and isinstance(groups[0], dict):
-        groups = [{**{k: v for k, v in g.items() if k != "lr_scale"}, "lr": lr * g.get("lr_scale", 1.0)} for g in groups]
+        groups = [
+            {**{k: v for k, v in g.items() if k != "lr_scale"}, "lr": lr * g.get("lr_scale", 1.0)} for g in groups
+        ]
         peaks = [group["lr"] for group in groups]
     else:
         peaks = lr
@@ -211,7 +197,9 @@ def build_optimizer(
         return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay), None
     if schedule == "onecycle":
         optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, epochs=epochs, steps_per_epoch=steps_per_epoch)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=peaks, epochs=epochs, steps_per_epoch=steps_per_epoch
+        )
         return optimizer, scheduler
     raise ValueError(f"unknown schedule {schedule!r}; known: constant, onecycle")
 
@@ -258,14 +246,24 @@ def fit(
     epoch: ``{"epoch", **train_epoch's, **after_epoch's, "seconds"}``. After each epoch rank 0 saves
     a checkpoint, then every ``hook(epoch, row, model)`` runs (hooks must draw no random numbers and
     leave the model's mode as they found it, so that recording a replay never changes the weights)."""
-    state = {"model": stage.model, "optimizer": stage.optimizer, "scheduler": stage.scheduler,
-             "generators": stage.generators}
+    state = {
+        "model": stage.model,
+        "optimizer": stage.optimizer,
+        "scheduler": stage.scheduler,
+        "generators": stage.generators,
+    }
     history, start = resume_from(checkpointing, stage.name, stage.key, **state)
     runner = ctx.wrap(stage.model, sync_batchnorm=stage.sync_batchnorm and ctx.device.type == "cuda")
     # torch.compile shares parameters with the plain module: one fixed-shape graph per batch shape.
     runner = torch.compile(runner, dynamic=False) if stage.compile else runner
-    progress = tqdm(range(start, stage.epochs + 1), desc=stage.name, unit="epoch", disable=not ctx.is_main,
-                    initial=start - 1, total=stage.epochs)
+    progress = tqdm(
+        range(start, stage.epochs + 1),
+        desc=stage.name,
+        unit="epoch",
+        disable=not ctx.is_main,
+        initial=start - 1,
+        total=stage.epochs,
+    )
     for epoch in progress:
         started = time.perf_counter()
         row = {"epoch": epoch, **stage.train_epoch(runner, epoch)}
@@ -274,11 +272,22 @@ def fit(
             row.update(stage.after_epoch(runner, epoch))
         row["seconds"] = time.perf_counter() - started
         history.append(row)
-        save_progress(checkpointing, stage.name, ctx, epoch, stage.epochs, {"recipe": stage.key, "history": history},
-                      keep_last=stage.keep_last, **state)
+        save_progress(
+            checkpointing,
+            stage.name,
+            ctx,
+            epoch,
+            stage.epochs,
+            {"recipe": stage.key, "history": history},
+            keep_last=stage.keep_last,
+            **state,
+        )
         if ctx.is_main:
-            log.info("%s %s", stage.name, " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                                   for k, v in row.items()))
+            log.info(
+                "%s %s",
+                stage.name,
+                " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+            )
         for hook in hooks:
             hook(epoch, row, stage.model)
     return history

@@ -78,8 +78,10 @@ def read_description(directory: str | Path, stem: str) -> dict[str, Any]:
     except ValueError as error:
         raise WeightsError(f"unusable weight description {path}: {error}; {regenerate_hint()}") from None
     if not isinstance(description.get("constructor", {}), dict):
-        raise WeightsError(f"unusable weight description {path}: its constructor is not a mapping of field names "
-                           f"to values; {regenerate_hint()}")
+        raise WeightsError(
+            f"unusable weight description {path}: its constructor is not a mapping of field names "
+            f"to values; {regenerate_hint()}"
+        )
     return description
 
 
@@ -121,8 +123,9 @@ def load_module(
     architecture = description.get("architecture")
     expected = None if expect is None else list_models(kind=expect) if expect in KINDS else [expect]
     if expected is not None and architecture not in expected:
-        raise WeightsError(f"{where} describes {architecture!r}, but {stem} holds {' or '.join(expected)}; "
-                           f"{regenerate_hint(hint)}")
+        raise WeightsError(
+            f"{where} describes {architecture!r}, but {stem} holds {' or '.join(expected)}; {regenerate_hint(hint)}"
+        )
     try:
         module = create_model(architecture, **description.get("constructor", {}))
     except (KeyError, TypeError, ValueError) as error:

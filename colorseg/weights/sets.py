@@ -21,9 +21,8 @@ folder is rolled forward (its remaining files renamed into place), an uncommitte
 no live process holds is deleted, and stray ``.*.tmp`` files older than a minute are
 removed. On a read-only folder (a Space) recovery cannot write; loads then read the files of
 a committed-but-unfinished set from its staging folder, so they still see one consistent
-version, and anything else inconsistent is refused (colorseg.errors.WeightsError) by the loads.
-weights_io.save_module and save_tensors are one-stem sets. Files are written with the
-mode a normal file gets (0666 minus the umask, 0644 usually), not mkstemp's 0600.
+version, and anything else inconsistent is refused (WeightsError). colorseg.weights.save_module and
+save_tensors are one-stem sets. Files get an ordinary mode (0644 usually), not mkstemp's 0600.
 """
 
 from __future__ import annotations
@@ -80,7 +79,9 @@ def _read_marker(staging: Path) -> list[str] | None:
         files = marker["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not isinstance(files, list) or not all(isinstance(f, str) and "/" not in f and f not in ("", ".", "..") for f in files):
+    if not isinstance(files, list) or not all(
+        isinstance(f, str) and "/" not in f and f not in ("", ".", "..") for f in files
+    ):
         return None
     return files
 
@@ -177,12 +178,11 @@ def _staged_tensors(
 
 
 def module_tensors(module: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    tensors = {}
-    for key, value in module.state_dict().items():
-        if dtype is not None and value.is_floating_point():
-            value = value.to(dtype)
-        tensors[key] = value
-    return tensors
+    cast = dtype is not None
+    return {
+        key: value.to(dtype) if cast and value.is_floating_point() else value
+        for key, value in module.state_dict().items()
+    }
 
 
 def module_description(

@@ -29,8 +29,9 @@ def running_app(app_dir: Path, env: dict[str, str], log_path: Path, timeout_s: f
     full_env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **env}
     url = f"http://127.0.0.1:{port}/"
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=app_dir, env=full_env,
-                                   stdout=log, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "app.py"], cwd=app_dir, env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
     try:
         deadline = time.monotonic() + timeout_s
         while True:

@@ -10,8 +10,8 @@ import gradio as gr
 import numpy as np
 import pytest
 from app_fakes import fake_context, fake_models
-from PIL import Image
 from app_support import load_fake_segmenter, make_all_weights, make_colour_weights, save_photo
+from PIL import Image
 
 import app
 from colorseg.app import examples
@@ -25,18 +25,21 @@ from colorseg.app.settings import REPO
 from colorseg.app.store import Context, PictureStore
 from colorseg.app.uploads import READABLE, REFUSED_PATH, ReadableFiles
 from colorseg.colour.models import COLOUR_STEMS
-from colorseg.paths import DEFAULT_WEIGHTS_DIR
 from colorseg.colour.palette import PALETTE_STEM
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
 
 
 @pytest.fixture(scope="module")
 def context(tmp_path_factory):
-    return fake_context(tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("pictures"),
-                        tmp_path_factory.getbasetemp())
+    return fake_context(
+        tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("pictures"), tmp_path_factory.getbasetemp()
+    )
 
 
 def markdown_of(demo: gr.Blocks) -> str:
-    return " ".join(str(block.value) for block in demo.blocks.values() if isinstance(block, gr.Markdown) and block.value)
+    return " ".join(
+        str(block.value) for block in demo.blocks.values() if isinstance(block, gr.Markdown) and block.value
+    )
 
 
 def test_demo_is_built_at_import_and_not_launched():
@@ -121,7 +124,7 @@ def test_hand_edited_weight_descriptions_make_the_tab_say_the_weights_are_unusab
 def test_a_hand_edited_segmentation_working_size_makes_the_tab_say_so(tmp_path):
     from app_support import make_segmentation_weights
 
-    from colorseg.segmentation.outputs import SEG_BODY_STEM
+    from colorseg.segmentation.inference import SEG_BODY_STEM
 
     make_segmentation_weights(make_colour_weights(tmp_path), tasks=("objects",))
     _edit_description(tmp_path / f"{SEG_BODY_STEM}.json", working_size=20000)
@@ -191,8 +194,14 @@ def test_weights_report_lists_every_loaded_model(context, monkeypatch, tmp_path)
     (tmp_path / "reports" / "training_report.json").write_text('{"colour": {"results": {}}}')
     monkeypatch.setattr(context.models, "weights_dir", tmp_path)
     markdown, curves, report = weights_report(context.models)
-    for name in ("PoolUpsampleNet", "ConvTransposeNet", "UNet", "segmentation body", "segmentation cross_entropy",
-                 "segmentation soft_iou"):
+    for name in (
+        "PoolUpsampleNet",
+        "ConvTransposeNet",
+        "UNet",
+        "segmentation body",
+        "segmentation cross_entropy",
+        "segmentation soft_iou",
+    ):
         assert f"| {name} |" in markdown
     assert "val_accuracy 0.05" in markdown and "random test weights" in markdown
     assert (str(tmp_path / "reports" / "colour_default_curves.png"), "colour default curves") in curves
@@ -313,8 +322,11 @@ def test_handlers_refuse_paths_outside_uploads_with_one_message(context, tmp_pat
     existing = str(save_photo(tmp_path / "server_photo.png"))
     messages = set()
     for path in (existing, str(tmp_path / "missing.png"), "/etc/passwd"):
-        for call in (lambda p: colour.colorize(p), lambda p: segment.segment(p),
-                     lambda p: segment.segment(str(examples.EXAMPLES_DIR / "coffee_cup.jpg"), p)):
+        for call in (
+            lambda p: colour.colorize(p),
+            lambda p: segment.segment(p),
+            lambda p: segment.segment(str(examples.EXAMPLES_DIR / "coffee_cup.jpg"), p),
+        ):
             with pytest.raises(gr.Error) as caught:
                 call(path)
             messages.add(caught.value.message)

@@ -9,11 +9,11 @@ import httpx
 import numpy as np
 import pytest
 from app_fakes import fake_models
+from app_support import free_port, make_all_weights, save_photo
 from gradio.utils import get_upload_folder
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
-from app_support import free_port, make_all_weights, save_photo
 
 from colorseg.app.demo import build_demo
 from colorseg.app.examples import EXAMPLES_DIR
@@ -28,8 +28,12 @@ def client(tmp_path_factory):
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False,
-                     download_files=str(tmp_path_factory.mktemp("downloads")))
+        yield Client(
+            f"http://127.0.0.1:{port}/",
+            verbose=False,
+            analytics_enabled=False,
+            download_files=str(tmp_path_factory.mktemp("downloads")),
+        )
     finally:
         demo.close()
 
@@ -46,7 +50,11 @@ def test_colorize_endpoint(client, tmp_path):
     path = save_photo(tmp_path / "photo.png", 64, 48)
     gallery, slider, confidence, notes = client.predict(handle_file(str(path)), api_name="/colorize")
     assert [item["caption"] for item in gallery] == [
-        "Greyscale input", "PoolUpsampleNet", "ConvTransposeNet", "UNet", "Original colours"
+        "Greyscale input",
+        "PoolUpsampleNet",
+        "ConvTransposeNet",
+        "UNet",
+        "Original colours",
     ]
     assert Image.open(gallery[3]["image"]).size == (64, 48)
     assert len(slider) == 2 and len(confidence) == 3 and "64×48" in notes
@@ -54,17 +62,13 @@ def test_colorize_endpoint(client, tmp_path):
 
 def test_colorize_endpoint_with_settings(client, tmp_path):
     path = save_photo(tmp_path / "photo.png", 64, 48, mode="L")
-    gallery, *_ = client.predict(
-        handle_file(str(path)), ["UNet"], 32, "argmax", 0.5, api_name="/colorize"
-    )
+    gallery, *_ = client.predict(handle_file(str(path)), ["UNet"], 32, "argmax", 0.5, api_name="/colorize")
     assert [item["caption"] for item in gallery] == ["Greyscale input", "UNet"]
 
 
 def test_segment_endpoint(client, tmp_path):
     path = save_photo(tmp_path / "photo.png", 64, 48)
-    _, overlay_iou, mask_ce, _, _, scores, notes = client.predict(
-        handle_file(str(path)), api_name="/segment"
-    )
+    _, overlay_iou, mask_ce, _, _, scores, notes = client.predict(handle_file(str(path)), api_name="/segment")
     mask = np.asarray(Image.open(mask_ce))
     assert mask.shape[:2] == (48, 64) and set(np.unique(mask)) <= {0, 255}, "masks come back as lossless PNG"
     assert Image.open(overlay_iou).size == (64, 48)
@@ -107,8 +111,11 @@ FILE_META = {"_type": "gradio.FileData"}
 def server_files(tmp_path):
     """A readable image on the server's own disk, outside gradio's folders, and a path that does not exist."""
     secret = save_photo(tmp_path / "server_secret.png", 64, 48)
-    return {"existing": str(secret), "missing": str(tmp_path / "no_such_file.png"),
-            "url": "http://127.0.0.1:9/server_secret.png"}
+    return {
+        "existing": str(secret),
+        "missing": str(tmp_path / "no_such_file.png"),
+        "url": "http://127.0.0.1:9/server_secret.png",
+    }
 
 
 def _arguments(endpoint, position, upload, attack):
@@ -167,8 +174,14 @@ def test_raw_http_cannot_make_the_server_open_its_files(client, tmp_path, server
 def test_examples_and_their_thumbnails_still_work(client):
     base = client.src if client.src.endswith("/") else client.src + "/"
     config = httpx.get(f"{base}config", timeout=30).json()
-    samples = [sample for component in config["components"] if component.get("type") == "dataset"
-               for row in component["props"]["samples"] for sample in row if isinstance(sample, dict)]
+    samples = [
+        sample
+        for component in config["components"]
+        if component.get("type") == "dataset"
+        for row in component["props"]["samples"]
+        for sample in row
+        if isinstance(sample, dict)
+    ]
     assert samples, "the app lists examples"
     for sample in samples[:3]:
         url = sample["url"] if sample["url"].startswith("http") else base + sample["url"].lstrip("/")
@@ -245,8 +258,9 @@ def test_request_bodies_other_than_uploads_are_capped(client, tmp_path):
             yield b"x" * 65536
         yield b'"]}'
 
-    streamed = httpx.post(f"{base}gradio_api/queue/join", content=chunks(),
-                          headers={"content-type": "application/json"}, timeout=30)
+    streamed = httpx.post(
+        f"{base}gradio_api/queue/join", content=chunks(), headers={"content-type": "application/json"}, timeout=30
+    )
     assert streamed.status_code == 413
     # An upload larger than the cap still goes through, and so does an ordinary call.
     big = tmp_path / "big.png"
@@ -270,14 +284,19 @@ def test_the_file_route_never_looks_up_a_path_outside_the_app_folders(client, tm
             if "probe_" in os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else False:
                 looked_up.append((function.__name__, os.fspath(path)))
             return function(path, *args, **kwargs)
+
         return wrapper
 
     for name in ("stat", "lstat", "open", "access", "readlink", "scandir", "listdir"):
         monkeypatch.setattr(os, name, recording(getattr(os, name)))
     answers = set()
     upload_folder = os.path.abspath(get_upload_folder())
-    for path in (str(secret), str(tmp_path / "probe_missing.png"), "/etc/passwd",
-                 f"{upload_folder}/%2E%2E/%2E%2E{tmp_path}/probe_secret.png"):
+    for path in (
+        str(secret),
+        str(tmp_path / "probe_missing.png"),
+        "/etc/passwd",
+        f"{upload_folder}/%2E%2E/%2E%2E{tmp_path}/probe_secret.png",
+    ):
         for route in ("gradio_api/file=", "gradio_api/file/"):
             answer = httpx.get(f"{base}{route}{path}", timeout=30)
             assert answer.status_code == 403, (route, path)

@@ -6,16 +6,17 @@ import gradio as gr
 import numpy as np
 import pytest
 from app_fakes import fake_context
-from PIL import Image
 from app_support import photo, read_picture, save_photo
+from PIL import Image
 
 from colorseg.app.colour_tab import ColourHandlers
 
 
 @pytest.fixture(scope="module")
 def handlers(tmp_path_factory):
-    context = fake_context(tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("pictures"),
-                           tmp_path_factory.getbasetemp())
+    context = fake_context(
+        tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("pictures"), tmp_path_factory.getbasetemp()
+    )
     return ColourHandlers(context)
 
 

@@ -7,8 +7,8 @@ import gradio as gr
 import numpy as np
 import pytest
 from app_fakes import fake_context
-from PIL import Image
 from app_support import photo, read_picture, save_photo
+from PIL import Image
 
 from colorseg.app.inside_tab import InsideHandlers
 from colorseg.app.inspector import InspectorHandlers
@@ -19,8 +19,9 @@ from colorseg.replay import ReplayRecorder
 
 @pytest.fixture(scope="module")
 def context(tmp_path_factory):
-    return fake_context(tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("pictures"),
-                        tmp_path_factory.getbasetemp())
+    return fake_context(
+        tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("pictures"), tmp_path_factory.getbasetemp()
+    )
 
 
 def test_layer_explorer_shows_every_layer_with_counts_and_skips(context, tmp_path):
@@ -93,7 +94,10 @@ def test_replay_lists_only_replay_indexes_and_plays_back(context, tmp_path):
     _replay(tmp_path, "replay_seg_horses", epochs=(1, 5))
     stems = replay_stems([tmp_path])
     assert list(stems) == ["replay_colour_UNet", "replay_seg_horses"]
-    assert replay_label("replay_seg_horses") == "segmentation: horses" and replay_label("replay_colour_UNet") == "colour: UNet"
+    assert (
+        replay_label("replay_seg_horses") == "segmentation: horses"
+        and replay_label("replay_colour_UNet") == "colour: UNet"
+    )
     handlers = ReplayHandlers(context, stems)
     _, slider, frame, caption = handlers.choose("replay_colour_UNet")
     assert (slider.minimum, slider.maximum, slider.value) == (1, 3, 3) and "**Epoch 3** of 3" in caption

@@ -6,8 +6,8 @@ import gradio as gr
 import numpy as np
 import pytest
 from app_fakes import fake_context
-from PIL import Image
 from app_support import make_segmentation_weights, photo, read_picture, save_photo
+from PIL import Image
 
 from colorseg.app.demo import build_demo
 from colorseg.app.models import load_models
@@ -19,8 +19,9 @@ from colorseg.app.uploads import ReadableFiles
 
 @pytest.fixture(scope="module")
 def handlers(tmp_path_factory):
-    context = fake_context(tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("pictures"),
-                           tmp_path_factory.getbasetemp())
+    context = fake_context(
+        tmp_path_factory.mktemp("weights"), tmp_path_factory.mktemp("pictures"), tmp_path_factory.getbasetemp()
+    )
     return SegmentHandlers(context)
 
 

@@ -5,7 +5,7 @@ executable because Playwright's own browser download does not work everywhere. S
 when either is missing. Screenshots go to ``artifacts/`` (not committed) for a person to look
 at, or to ``$COLORSEG_SCREENSHOT_DIR``: README's come from
 
-    COLORSEG_BROWSER_WEIGHTS=weights COLORSEG_DATA_DIR=/nonexistent COLORSEG_SCREENSHOT_DIR=docs/screenshots \
+    COLORSEG_BROWSER_WEIGHTS=weights COLORSEG_DATA=/nonexistent COLORSEG_SCREENSHOT_DIR=docs/screenshots \
         python -m pytest -q tests/app/test_browser.py
 
 (trained nets; the stand-in segmenter only while weights/ has no usable segmentation model).
@@ -21,19 +21,26 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 import pytest
 from app_fakes import FakeSegmenter, fake_models
 from app_support import free_port, make_all_weights
+from PIL import Image
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 CHROMIUM = os.environ.get("COLORSEG_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # A fake camera (a moving test pattern) that the page may use without asking: the webcam source.
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("COLORSEG_SCREENSHOT_DIR") or REPO / "artifacts")
@@ -92,8 +99,9 @@ def page(url):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         # Clipboard and camera: the photo inputs' paste and webcam sources.
-        context = browser.new_context(viewport={"width": 1400, "height": 1000},
-                                      permissions=["clipboard-read", "clipboard-write", "camera"])
+        context = browser.new_context(
+            viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write", "camera"]
+        )
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(url)
@@ -218,9 +226,19 @@ def test_upload_paste_and_webcam_reach_the_app_as_uploaded_files(page):
     from colorseg.app.server import MAX_BODY_BYTES
 
     posted = []
-    page.on("request", lambda request: request.method == "POST" and posted.append(
-        (request.url.split("?")[0].rsplit("/", 1)[-1], request.headers.get("content-type", ""),
-         len(request.post_data_buffer or b""))))
+    page.on(
+        "request",
+        lambda request: (
+            request.method == "POST"
+            and posted.append(
+                (
+                    request.url.split("?")[0].rsplit("/", 1)[-1],
+                    request.headers.get("content-type", ""),
+                    len(request.post_data_buffer or b""),
+                )
+            )
+        ),
+    )
     page.get_by_role("tab", name="Colourize").click()
     photo = page.locator("#colour-photo")
     remove = photo.locator("button[aria-label='Remove Image']")
@@ -230,10 +248,12 @@ def test_upload_paste_and_webcam_reach_the_app_as_uploaded_files(page):
         ``previous`` when None), not the progress or the last result."""
         photo.locator("img").first.wait_for()
         page.get_by_role("button", name="Colourize", exact=True).click()
-        page.wait_for_function("([size, previous]) => { const text = document.querySelector('#colour-notes').innerText;"
-                               " return size ? text.startsWith(`Colourized ${size} px`) :"
-                               " text.startsWith('Colourized ') && !text.startsWith(`Colourized ${previous} px`); }",
-                               arg=[size, previous])
+        page.wait_for_function(
+            "([size, previous]) => { const text = document.querySelector('#colour-notes').innerText;"
+            " return size ? text.startsWith(`Colourized ${size} px`) :"
+            " text.startsWith('Colourized ') && !text.startsWith(`Colourized ${previous} px`); }",
+            arg=[size, previous],
+        )
         remove.first.click()
 
     if remove.count():
@@ -247,10 +267,13 @@ def test_upload_paste_and_webcam_reach_the_app_as_uploaded_files(page):
     with Image.open(PHOTO) as picture:  # paste: a picture on the clipboard, as a PNG
         buffer = io.BytesIO()
         picture.convert("RGB").save(buffer, format="PNG")
-    page.evaluate("""async (b64) => {
+    page.evaluate(
+        """async (b64) => {
         const blob = await (await fetch('data:image/png;base64,' + b64)).blob();
         await navigator.clipboard.write([new ClipboardItem({'image/png': blob})]);
-    }""", base64.b64encode(buffer.getvalue()).decode())
+    }""",
+        base64.b64encode(buffer.getvalue()).decode(),
+    )
     photo.locator("button[aria-label='Paste from clipboard']").click()
     colourize(sizes[PHOTO], "")
     photo.locator("button[aria-label='Capture from camera']").click()  # webcam: Chromium's fake camera

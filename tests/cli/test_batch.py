@@ -45,11 +45,26 @@ def in_dir(tmp_path) -> Path:
 
 def test_colorize_folder(colour_weights, in_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["colorize", str(in_dir), str(out), "--weights-dir", str(colour_weights),
-            "--nets", "UNet", "PoolUpsampleNet", "--working-size", "32", "--decoding", "argmax"]
+    argv = [
+        "colorize",
+        str(in_dir),
+        str(out),
+        "--weights-dir",
+        str(colour_weights),
+        "--nets",
+        "UNet",
+        "PoolUpsampleNet",
+        "--working-size",
+        "32",
+        "--decoding",
+        "argmax",
+    ]
     assert main(argv) == 1
     assert sorted(p.name for p in out.iterdir()) == [
-        "small_PoolUpsampleNet.png", "small_UNet.png", "wide_PoolUpsampleNet.png", "wide_UNet.png",
+        "small_PoolUpsampleNet.png",
+        "small_UNet.png",
+        "wide_PoolUpsampleNet.png",
+        "wide_UNet.png",
     ]
     models = c.load_colourizers(colour_weights)
     for stem in ("wide", "small"):
@@ -77,10 +92,13 @@ def test_existing_outputs_are_kept_without_overwrite(colour_weights, in_dir, tmp
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "no temporary files left"
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--weights-dir", "MISSING"], "error: missing weight description"),
-    (["--nets", "ConvTransposeNet"], "error: "),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--weights-dir", "MISSING"], "error: missing weight description"),
+        (["--nets", "ConvTransposeNet"], "error: "),
+    ],
+)
 def test_weights_errors_are_one_line_and_status_2(tmp_path, in_dir, capsys, extra, message):
     weights = make_colour_weights(tmp_path / "w", names=("UNet",))
     extra = [str(tmp_path / e) if e == "MISSING" else e for e in extra]
@@ -104,8 +122,12 @@ def test_segment_folder(seg_weights, in_dir, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["segment", str(in_dir), str(out), "--weights-dir", str(seg_weights), "--task", "horses"]) == 1
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"{stem}_{head}_{what}.png" for stem in ("wide", "small")
-                           for head in ("cross_entropy", "soft_iou") for what in ("mask", "cutout"))
+    assert names == sorted(
+        f"{stem}_{head}_{what}.png"
+        for stem in ("wide", "small")
+        for head in ("cross_entropy", "soft_iou")
+        for what in ("mask", "cutout")
+    )
     segmenter = load_segmenter(seg_weights)
     rgb = load_image(in_dir / "wide.png").rgb
     result = segmenter.predict(rgb, task="horses")

@@ -10,10 +10,9 @@ import torch
 from support import make_colour_weights, photo
 
 from colorseg.colour import inference as c
-from colorseg.colour.palette import save_palette
-from colorseg.errors import WeightsError
 from colorseg.colour.models import COLOUR_STEMS
-from colorseg.colour.palette import PALETTE_STEM
+from colorseg.colour.palette import PALETTE_STEM, save_palette
+from colorseg.errors import WeightsError
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +63,15 @@ def test_missing_palette_raises(tmp_path):
 
 @pytest.mark.parametrize(
     "height, width, working, expected",
-    [(512, 512, 128, (128, 128)), (400, 600, 128, (84, 128)), (32, 32, 128, (32, 32)), (1, 1, 128, (4, 4)),
-     (30, 30, 128, (32, 32)), (4096, 8, 128, (128, 4)), (100, 1000, 64, (8, 64))],
+    [
+        (512, 512, 128, (128, 128)),
+        (400, 600, 128, (84, 128)),
+        (32, 32, 128, (32, 32)),
+        (1, 1, 128, (4, 4)),
+        (30, 30, 128, (32, 32)),
+        (4096, 8, 128, (128, 4)),
+        (100, 1000, 64, (8, 64)),
+    ],
 )
 def test_working_shape_keeps_aspect_in_multiples_of_four(height, width, working, expected):
     assert c.working_shape(height, width, working) == expected
@@ -119,9 +125,7 @@ def test_full_resolution_output(models, decoding, height, width):
 def test_luminance_comes_from_the_full_resolution_input(models):
     """A grey palette has no chroma: the output must be the input grey, pixel for pixel."""
     grey = c.greyscale(photo(64, 48))
-    greyed = c.ColourModels(
-        models.palette, torch.zeros_like(models.palette_offset), models.nets, models.descriptions
-    )
+    greyed = c.ColourModels(models.palette, torch.zeros_like(models.palette_offset), models.nets, models.descriptions)
     result = c.colourize(greyed, grey, ["UNet"], working_size=32)["UNet"]
     expected = np.rint(grey * 255).astype(np.uint8)
     for channel in range(3):

@@ -47,8 +47,14 @@ def _brute_force_transposed(module: nn.ConvTranspose2d, height: int, width: int)
     with every input and every weight equal to 1, an output's value counts its contributions."""
     ones = torch.ones(1, 1, height, width)
     kernel = torch.ones(1, 1, *module.kernel_size)
-    taps = F.conv_transpose2d(ones, kernel, stride=module.stride, padding=module.padding,
-                              output_padding=module.output_padding, dilation=module.dilation)
+    taps = F.conv_transpose2d(
+        ones,
+        kernel,
+        stride=module.stride,
+        padding=module.padding,
+        output_padding=module.output_padding,
+        dilation=module.dilation,
+    )
     bias = taps[0, 0].numel() if module.bias is not None else 0
     return module.out_channels * (module.in_channels * int(taps.sum()) + bias)
 

@@ -12,9 +12,8 @@ from conftest import REPO
 from colorseg.cli import train as train_cli
 from colorseg.colour import pipeline as colour_pipeline
 from colorseg.colour.inference import load_colourizers
-from colorseg.colour.palette import load_palette_and_digest, save_palette
 from colorseg.colour.models import COLOUR_STEMS
-from colorseg.colour.palette import PALETTE_STEM
+from colorseg.colour.palette import PALETTE_STEM, load_palette_and_digest, save_palette
 from colorseg.weights import load_module, read_description
 
 
@@ -22,8 +21,22 @@ from colorseg.weights import load_module, read_description
 def trained(tmp_path, image_folder_dump):
     weights, reports = tmp_path / "weights", tmp_path / "reports"
     code = train_cli.main(
-        ["--only", "colour", "--colour-data", str(image_folder_dump), "--colour-epochs", "1", "--colour-batch-size", "20",
-         "--weights-dir", str(weights), "--report-dir", str(reports), "--device", "cpu"]
+        [
+            "--only",
+            "colour",
+            "--colour-data",
+            str(image_folder_dump),
+            "--colour-epochs",
+            "1",
+            "--colour-batch-size",
+            "20",
+            "--weights-dir",
+            str(weights),
+            "--report-dir",
+            str(reports),
+            "--device",
+            "cpu",
+        ]
     )
     assert code == 0
     return weights, reports
@@ -52,7 +65,10 @@ def test_evaluate_cli_prints_one_json_object(trained, image_folder_dump):
     weights, _ = trained
     result = subprocess.run(
         [sys.executable, "-m", "colorseg.evaluate", "colour", str(image_folder_dump), "--weights-dir", str(weights)],
-        capture_output=True, text=True, cwd=REPO, check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
     )
     scores = json.loads(result.stdout)
     assert set(scores) == {"PoolUpsampleNet", "ConvTransposeNet", "UNet"}
@@ -63,8 +79,20 @@ def test_evaluate_cli_prints_one_json_object(trained, image_folder_dump):
 def test_reports_go_beside_an_explicit_weights_dir(tmp_path, image_folder_dump, monkeypatch):
     committed_reports = tmp_path / "repo_reports"
     monkeypatch.setattr(train_cli, "DEFAULT_REPORTS_DIR", committed_reports)
-    code = train_cli.main(["--only", "colour", "--colour-nets", "UNet", "--colour-data", str(image_folder_dump),
-                           "--colour-epochs", "1", "--weights-dir", str(tmp_path / "experiment" / "weights")])
+    code = train_cli.main(
+        [
+            "--only",
+            "colour",
+            "--colour-nets",
+            "UNet",
+            "--colour-data",
+            str(image_folder_dump),
+            "--colour-epochs",
+            "1",
+            "--weights-dir",
+            str(tmp_path / "experiment" / "weights"),
+        ]
+    )
     assert code == 0
     assert (tmp_path / "experiment" / "reports" / "training_report.json").is_file()
     assert not committed_reports.exists(), "an experiment must not touch the committed weights' reports"
@@ -73,7 +101,9 @@ def test_reports_go_beside_an_explicit_weights_dir(tmp_path, image_folder_dump, 
 def test_evaluate_cli_explains_missing_weights(tmp_path, image_folder_dump):
     result = subprocess.run(
         [sys.executable, "-m", "colorseg.evaluate", "colour", str(image_folder_dump), "--weights-dir", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert result.returncode == 2 and result.stdout == ""
     assert "palette.json" in result.stderr and "train_all.py" in result.stderr
@@ -82,8 +112,21 @@ def test_evaluate_cli_explains_missing_weights(tmp_path, image_folder_dump):
 def test_batch_sweep_writes_table_and_plot(tmp_path, image_folder_dump, monkeypatch):
     monkeypatch.setattr("colorseg.colour.pipeline.SWEEP_BATCH_SIZES", (10, 20))
     reports = tmp_path / "reports"
-    train_cli.main(["--only", "colour", "--colour-batch-sweep", "--colour-data", str(image_folder_dump), "--colour-epochs", "1",
-                    "--report-dir", str(reports), "--weights-dir", str(tmp_path / "w")])
+    train_cli.main(
+        [
+            "--only",
+            "colour",
+            "--colour-batch-sweep",
+            "--colour-data",
+            str(image_folder_dump),
+            "--colour-epochs",
+            "1",
+            "--report-dir",
+            str(reports),
+            "--weights-dir",
+            str(tmp_path / "w"),
+        ]
+    )
     sweep = json.loads((reports / "batch_sweep.json").read_text())
     assert [row["batch_size"] for row in sweep["rows"]] == [10, 20]
     assert (reports / "batch_sweep.png").is_file()
@@ -97,9 +140,24 @@ def test_push_to_hub_after_training(tmp_path, image_folder_dump, monkeypatch):
 
     RecordingApi.instances.clear()
     monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
-    train_cli.main(["--only", "colour", "--colour-nets", "UNet", "--colour-data", str(image_folder_dump),
-                    "--colour-epochs", "1", "--weights-dir", str(tmp_path / "w"), "--report-dir", str(tmp_path / "r"),
-                    "--push-to-hub", "someone/colorseg-weights"])
+    train_cli.main(
+        [
+            "--only",
+            "colour",
+            "--colour-nets",
+            "UNet",
+            "--colour-data",
+            str(image_folder_dump),
+            "--colour-epochs",
+            "1",
+            "--weights-dir",
+            str(tmp_path / "w"),
+            "--report-dir",
+            str(tmp_path / "r"),
+            "--push-to-hub",
+            "someone/colorseg-weights",
+        ]
+    )
     (api,) = RecordingApi.instances
     commit = next(call for call in api.calls if call[0] == "create_commit")
     sent = {operation.path_in_repo for operation in commit[2]}
@@ -111,9 +169,28 @@ def test_distillation_reads_the_teacher_from_the_weights_folder(trained, image_f
     weights, reports = trained
     teacher_sha = load_module(weights, COLOUR_STEMS["UNet"])[1]["sha256"]
     code = train_cli.main(
-        ["--only", "colour", "--colour-data", str(image_folder_dump), "--colour-epochs", "1", "--colour-batch-size", "20",
-         "--colour-nets", "PoolUpsampleNet", "--colour-teacher", "UNet", "--colour-distill-weight", "0.5",
-         "--weights-dir", str(weights), "--report-dir", str(reports), "--device", "cpu"]
+        [
+            "--only",
+            "colour",
+            "--colour-data",
+            str(image_folder_dump),
+            "--colour-epochs",
+            "1",
+            "--colour-batch-size",
+            "20",
+            "--colour-nets",
+            "PoolUpsampleNet",
+            "--colour-teacher",
+            "UNet",
+            "--colour-distill-weight",
+            "0.5",
+            "--weights-dir",
+            str(weights),
+            "--report-dir",
+            str(reports),
+            "--device",
+            "cpu",
+        ]
     )
     assert code == 0
     _, description = load_module(weights, COLOUR_STEMS["PoolUpsampleNet"])
@@ -128,9 +205,26 @@ def test_distillation_refuses_a_teacher_with_another_palette(trained, image_fold
     description["palette"] = [[0.5, 0.5, 0.5]] * len(description["palette"])
     description_path.write_text(json.dumps(description))
     code = train_cli.main(
-        ["--only", "colour", "--colour-data", str(image_folder_dump), "--colour-epochs", "1",
-         "--colour-nets", "PoolUpsampleNet", "--colour-teacher", "UNet", "--colour-distill-weight", "0.5",
-         "--weights-dir", str(weights), "--report-dir", str(reports), "--device", "cpu"]
+        [
+            "--only",
+            "colour",
+            "--colour-data",
+            str(image_folder_dump),
+            "--colour-epochs",
+            "1",
+            "--colour-nets",
+            "PoolUpsampleNet",
+            "--colour-teacher",
+            "UNet",
+            "--colour-distill-weight",
+            "0.5",
+            "--weights-dir",
+            str(weights),
+            "--report-dir",
+            str(reports),
+            "--device",
+            "cpu",
+        ]
     )
     assert code == 2 and "another palette" in capsys.readouterr().err
 
@@ -143,8 +237,23 @@ def _snapshot(weights):
 
 
 def _argv(data, weights, reports, *extra):
-    return ["--only", "colour", "--colour-data", str(data), "--colour-epochs", "1", "--colour-batch-size", "20",
-            "--weights-dir", str(weights), "--report-dir", str(reports), "--device", "cpu", *extra]
+    return [
+        "--only",
+        "colour",
+        "--colour-data",
+        str(data),
+        "--colour-epochs",
+        "1",
+        "--colour-batch-size",
+        "20",
+        "--weights-dir",
+        str(weights),
+        "--report-dir",
+        str(reports),
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def test_a_run_that_stops_early_writes_no_palette(trained, image_folder_dump, monkeypatch, capsys):
@@ -189,7 +298,9 @@ def test_nets_refuse_a_palette_they_were_not_trained_with(trained, image_folder_
         assert "another palette" in why and "python train_all.py" in why
     result = subprocess.run(
         [sys.executable, "-m", "colorseg.evaluate", "colour", str(image_folder_dump), "--weights-dir", str(weights)],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert result.returncode == 2 and "another palette" in result.stderr and "Traceback" not in result.stderr
 
@@ -205,7 +316,9 @@ def test_evaluate_scores_the_other_nets_when_one_is_damaged(trained, tmp_path, i
     shutil.copytree(image_folder_dump / "test", only_test / "test")
     result = subprocess.run(
         [sys.executable, "-m", "colorseg.evaluate", "colour", str(only_test), "--weights-dir", str(weights)],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
@@ -215,7 +328,9 @@ def test_evaluate_scores_the_other_nets_when_one_is_damaged(trained, tmp_path, i
     (only_test / "train" / "horse" / "0000.png").write_bytes(b"not a png")
     result = subprocess.run(
         [sys.executable, "-m", "colorseg.evaluate", "colour", str(only_test), "--weights-dir", str(weights)],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert result.returncode == 0 and json.loads(result.stdout)["ConvTransposeNet"]["loss"] > 0
 
@@ -231,9 +346,21 @@ def _one_line_error(stderr: str) -> str:
 
 def test_train_all_missing_data_folder_is_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "train_all.py", "--only", "colour", "--colour-data", str(tmp_path / "nowhere"),
-         "--weights-dir", str(tmp_path / "w"), "--report-dir", str(tmp_path / "r")],
-        capture_output=True, text=True, cwd=REPO,
+        [
+            sys.executable,
+            "train_all.py",
+            "--only",
+            "colour",
+            "--colour-data",
+            str(tmp_path / "nowhere"),
+            "--weights-dir",
+            str(tmp_path / "w"),
+            "--report-dir",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     assert result.returncode == 2
     line = _one_line_error(result.stderr)
@@ -251,8 +378,19 @@ def test_train_all_empty_data_folder_is_one_line(tmp_path, capsys):
 def test_train_all_damaged_teacher_is_one_line(trained, image_folder_dump, capsys):
     weights, reports = trained
     (weights / f"{COLOUR_STEMS['UNet']}.safetensors").write_bytes(b"damaged")
-    code = train_cli.main(_argv(image_folder_dump, weights, reports, "--colour-nets", "PoolUpsampleNet",
-                                "--colour-teacher", "UNet", "--colour-distill-weight", "0.5"))
+    code = train_cli.main(
+        _argv(
+            image_folder_dump,
+            weights,
+            reports,
+            "--colour-nets",
+            "PoolUpsampleNet",
+            "--colour-teacher",
+            "UNet",
+            "--colour-distill-weight",
+            "0.5",
+        )
+    )
     line = _one_line_error(capsys.readouterr().err)
     assert code == 2 and "distillation needs a trained UNet" in line and "damaged" in line
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from colorseg.colour.train import train_colour_net, get_recipe
+from colorseg.colour.recipes import get_recipe
+from colorseg.colour.train import train_colour_net
 from colorseg.training import Checkpointing, ResumeError
 
 
@@ -29,9 +30,13 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
             raise Stop
 
     with pytest.raises(Stop):
-        train_colour_net("UNet", recipe, train, val, cpu, 24, hooks=[stop_after_two], checkpointing=Checkpointing(tmp_path))
+        train_colour_net(
+            "UNet", recipe, train, val, cpu, 24, hooks=[stop_after_two], checkpointing=Checkpointing(tmp_path)
+        )
     assert (tmp_path / "colour_default_UNet").is_dir()
-    resumed, resumed_history = train_colour_net("UNet", recipe, train, val, cpu, 24, checkpointing=Checkpointing(tmp_path, resume=True))
+    resumed, resumed_history = train_colour_net(
+        "UNet", recipe, train, val, cpu, 24, checkpointing=Checkpointing(tmp_path, resume=True)
+    )
 
     assert [row["epoch"] for row in resumed_history] == [1, 2, 3]
     assert [row["val_loss"] for row in resumed_history] == [row["val_loss"] for row in history]
@@ -47,7 +52,11 @@ def test_another_recipe_refuses_the_checkpoint(tmp_path):
         raise Stop
 
     with pytest.raises(Stop):
-        train_colour_net("UNet", recipe, train, val, torch.device("cpu"), 24, hooks=[stop], checkpointing=Checkpointing(tmp_path))
+        train_colour_net(
+            "UNet", recipe, train, val, torch.device("cpu"), 24, hooks=[stop], checkpointing=Checkpointing(tmp_path)
+        )
     other = get_recipe("default", "UNet", epochs=2, batch_size=20, num_filters=4)
     with pytest.raises(ResumeError, match="another recipe"):
-        train_colour_net("UNet", other, train, val, torch.device("cpu"), 24, checkpointing=Checkpointing(tmp_path, resume=True))
+        train_colour_net(
+            "UNet", other, train, val, torch.device("cpu"), 24, checkpointing=Checkpointing(tmp_path, resume=True)
+        )

@@ -1,18 +1,16 @@
-
 import pytest
 import torch
 from conftest import synthetic_horses
 
 from colorseg.colour.data import to_grey
 from colorseg.colour.palette import fit_palette, label_images
+from colorseg.colour.recipes import RECIPES, get_recipe
 from colorseg.colour.train import (
-    RECIPES,
     colour_loss,
     distillation_loss,
     evaluate_colour_net,
-    train_colour_net,
-    get_recipe,
     teacher_targets,
+    train_colour_net,
 )
 from colorseg.registry import create_model
 
@@ -24,7 +22,14 @@ def tiny_data(count, seed, palette):
 
 def test_assignment_recipe_is_the_original():
     recipe = RECIPES["assignment"]
-    assert (recipe.lr, recipe.batch_size, recipe.epochs, recipe.num_filters, recipe.kernel, recipe.seed) == (1e-3, 100, 25, 32, 3, 0)
+    assert (recipe.lr, recipe.batch_size, recipe.epochs, recipe.num_filters, recipe.kernel, recipe.seed) == (
+        1e-3,
+        100,
+        25,
+        32,
+        3,
+        0,
+    )
     assert recipe.schedule == "constant" and not recipe.hflip and not recipe.shuffle
 
 
@@ -103,7 +108,9 @@ def test_distillation_loss_mixes_hard_and_soft_cross_entropy():
     assert distillation_loss(logits, labels, one_hot, 0.7) == pytest.approx(hard.item(), rel=1e-5)
     uniform = torch.full_like(one_hot, 0.25)
     soft = -(torch.log_softmax(logits, 1).mean(1)).mean()
-    assert distillation_loss(logits, labels, uniform, 0.3) == pytest.approx(0.7 * hard.item() + 0.3 * soft.item(), rel=1e-5)
+    assert distillation_loss(logits, labels, uniform, 0.3) == pytest.approx(
+        0.7 * hard.item() + 0.3 * soft.item(), rel=1e-5
+    )
 
 
 def test_distillation_pulls_the_student_towards_the_teacher():
@@ -114,7 +121,9 @@ def test_distillation_pulls_the_student_towards_the_teacher():
 
     def distance_to_teacher(weight):
         recipe = get_recipe("default", epochs=6, batch_size=16, num_filters=4, teacher="UNet", distill_weight=weight)
-        student, history = train_colour_net("ConvTransposeNet", recipe, train, val, torch.device("cpu"), num_colours=6, teacher=teacher)
+        student, history = train_colour_net(
+            "ConvTransposeNet", recipe, train, val, torch.device("cpu"), num_colours=6, teacher=teacher
+        )
         student.eval()
         with torch.no_grad():
             target = teacher(val[0]).softmax(1)

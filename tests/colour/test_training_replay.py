@@ -8,18 +8,37 @@ import torch
 
 from colorseg.cli import train as train_cli
 from colorseg.colour.models import COLOUR_MODEL_NAMES
-from colorseg.colour.train import train_colour_net, get_recipe
+from colorseg.colour.recipes import get_recipe
+from colorseg.colour.train import train_colour_net
 from colorseg.colour.training_replay import ColourReplay, example_photos, replay_stem
 from colorseg.replay import load_replay
 
 
 def test_a_colour_run_writes_a_replay_per_net(tmp_path, image_folder_dump):
     reports = tmp_path / "reports"
-    assert train_cli.main(
-        ["--only", "colour", "--colour-data", str(image_folder_dump), "--colour-epochs", "2", "--colour-batch-size", "20",
-         "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports), "--device", "cpu",
-         "--checkpoint-dir", str(tmp_path / "checkpoints")]
-    ) == 0
+    assert (
+        train_cli.main(
+            [
+                "--only",
+                "colour",
+                "--colour-data",
+                str(image_folder_dump),
+                "--colour-epochs",
+                "2",
+                "--colour-batch-size",
+                "20",
+                "--weights-dir",
+                str(tmp_path / "weights"),
+                "--report-dir",
+                str(reports),
+                "--device",
+                "cpu",
+                "--checkpoint-dir",
+                str(tmp_path / "checkpoints"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((reports / "training_report.json").read_text())["colour_default"]
     names, photos = example_photos()
     assert len(names) == 9 and photos.shape == (9, 3, 32, 32)  # the farm animals at CIFAR's size

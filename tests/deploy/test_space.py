@@ -16,9 +16,9 @@ from app_process import running_app
 from PIL import Image
 from support import save_photo
 
+from colorseg.__main__ import main as colorseg_main
 from colorseg.deploy import files as space_files
 from colorseg.deploy import space as space_deploy
-from colorseg.__main__ import main as colorseg_main
 
 REPO = Path(__file__).resolve().parents[2]
 NEVER_UPLOADED = ("data/", "runs/", "artifacts/", "tests/", "benchmarks/", ".ci/", ".git/")
@@ -39,10 +39,19 @@ def run_main(argv: list[str]) -> tuple[int, str, str]:
 
 def test_the_repository_uploads_what_a_space_needs():
     files = space_files.space_files(REPO)
-    for needed in ("app.py", "README.md", "requirements.txt", ".gitattributes", "colorseg/__init__.py",
-                   "colorseg/hub.py", "weights/seg_body.safetensors", "weights/palette.json",
-                   "examples/cameraman_greyscale.jpg", "reports/training_report.json",
-                   "docs/screenshots/colourize_tab.png"):
+    for needed in (
+        "app.py",
+        "README.md",
+        "requirements.txt",
+        ".gitattributes",
+        "colorseg/__init__.py",
+        "colorseg/hub.py",
+        "weights/seg_body.safetensors",
+        "weights/palette.json",
+        "examples/cameraman_greyscale.jpg",
+        "reports/training_report.json",
+        "docs/screenshots/colourize_tab.png",
+    ):
         if (REPO / needed).exists():
             assert needed in files, needed
     assert not [f for f in files if f.startswith(NEVER_UPLOADED) or "__pycache__" in f or f.endswith(".pyc")]
@@ -56,11 +65,31 @@ def _write(root: Path, *paths: str) -> None:
         (root / path).write_bytes(b"x")
 
 
-SPACE_TREE = ("app.py", "requirements.txt", ".gitattributes", "colorseg/__init__.py", "weights/palette.safetensors",
-              "examples/cat.jpg", "reports/training_report.json", "docs/screenshots/a.png")
-LOCAL_ONLY = ("data/cifar/x.png", "runs/a/weights/x.safetensors", "artifacts/out.png", "tests/test_x.py",
-              "benchmarks/b.py", ".ci/run", "colorseg/__pycache__/hub.cpython-311.pyc", ".pytest_cache/v/x",
-              "notes.tmp", "requirements-dev.txt", ".gitignore", ".whl/torch.whl", "weights/x.tmp")
+SPACE_TREE = (
+    "app.py",
+    "requirements.txt",
+    ".gitattributes",
+    "colorseg/__init__.py",
+    "weights/palette.safetensors",
+    "examples/cat.jpg",
+    "reports/training_report.json",
+    "docs/screenshots/a.png",
+)
+LOCAL_ONLY = (
+    "data/cifar/x.png",
+    "runs/a/weights/x.safetensors",
+    "artifacts/out.png",
+    "tests/test_x.py",
+    "benchmarks/b.py",
+    ".ci/run",
+    "colorseg/__pycache__/hub.cpython-311.pyc",
+    ".pytest_cache/v/x",
+    "notes.tmp",
+    "requirements-dev.txt",
+    ".gitignore",
+    ".whl/torch.whl",
+    "weights/x.tmp",
+)
 
 
 def _space_tree(root: Path) -> Path:
@@ -131,8 +160,13 @@ def test_dry_run_prints_one_path_per_line_and_contacts_nobody(monkeypatch):
 
 
 def test_python_dash_m_colorseg_dispatches_deploy_space():
-    result = subprocess.run([sys.executable, "-m", "colorseg", "deploy-space", "you/colorseg", "--dry-run"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "colorseg", "deploy-space", "you/colorseg", "--dry-run"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert {"app.py", "README.md", "requirements.txt", "colorseg/__init__.py"} <= set(lines)
@@ -195,7 +229,9 @@ class FakeHfApi:
         operations = list(operations)
         self._record("create_commit", repo_id, operations, **kwargs)
         return huggingface_hub.CommitInfo(
-            commit_url=f"https://huggingface.co/spaces/{repo_id}/commit/0", commit_message="", commit_description="",
+            commit_url=f"https://huggingface.co/spaces/{repo_id}/commit/0",
+            commit_message="",
+            commit_description="",
             oid="0" * 40,
         )
 
@@ -288,8 +324,7 @@ def test_hub_http_errors_are_one_line(fake_hub):
     except ImportError:
         import httpx as http
     response = http.Response(403, request=http.Request("POST", "https://huggingface.co/api/repos/create"))
-    fake_hub.fail_with = HfHubHTTPError("403 Forbidden: you cannot create a Space in this namespace",
-                                        response=response)
+    fake_hub.fail_with = HfHubHTTPError("403 Forbidden: you cannot create a Space in this namespace", response=response)
     status, _, err = run_main(["someone-else/colorseg"])
     assert status == 1 and len(err.strip().splitlines()) == 1 and "403 Forbidden" in err
 
@@ -314,8 +349,7 @@ def space_copy(tmp_path_factory):
 
 
 def _listing(root: Path) -> dict[str, tuple[int, int]]:
-    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*"))}
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
 
 
 def test_the_space_starts_and_answers_both_endpoints(space_copy, tmp_path):
@@ -337,7 +371,7 @@ def test_the_space_starts_and_answers_both_endpoints(space_copy, tmp_path):
         "PYTHONDONTWRITEBYTECODE": "1",
         "COLORSEG_HUB_REPO": "you/colorseg-weights",
         "COLORSEG_DEVICE": "cpu",
-        "COLORSEG_DATA_DIR": str(temp / "no-data"),
+        "COLORSEG_DATA": str(temp / "no-data"),
         "CUDA_VISIBLE_DEVICES": "",
     }
     before = _listing(space_copy)
@@ -373,6 +407,10 @@ def test_examples_are_not_decoded_at_start_up(monkeypatch, tmp_path):
         return original(fp, *args, **kwargs)
 
     monkeypatch.setattr(PIL.Image, "open", recording_open)
-    build_demo(make_all_weights(tmp_path / "weights"), device="cpu", loader=partial(load_models, load_segmenter=load_fake_segmenter))
+    build_demo(
+        make_all_weights(tmp_path / "weights"),
+        device="cpu",
+        loader=partial(load_models, load_segmenter=load_fake_segmenter),
+    )
     examples = {str(path) for path in sample_photos()}
     assert examples and not examples & set(opened)

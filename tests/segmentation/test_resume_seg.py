@@ -9,9 +9,9 @@ from safetensors.torch import load_file
 from seg_fixtures import fake_imagenet_weights, make_flower_labels, make_weizmann
 
 from colorseg.cli import train as train_cli
-from colorseg.training import loop as training
 from colorseg.segmentation import heads as seg_heads
 from colorseg.segmentation import train as seg_train
+from colorseg.training import loop as training
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -31,14 +31,38 @@ def sources(request, tmp_path_factory):
 
 
 def _train(sources, out, *extra) -> int:
-    return train_cli.main([
-        "--only", "segmentation", *sources, "--seg-image-size", "32", "--seg-epochs", "3", "--seg-views", "3",
-        "--seg-samples-per-source", "4",
-        "--seg-source-samples", "none", "--seg-batch-size", "4", "--seg-eval-every", "2", "--threads", "1",
-        "--seg-head-recipe", "assignment",
-        "--weights-dir", str(out / "weights"), "--report-dir", str(out / "reports"),
-        "--checkpoint-dir", str(out / "checkpoints"), *extra,
-    ])
+    return train_cli.main(
+        [
+            "--only",
+            "segmentation",
+            *sources,
+            "--seg-image-size",
+            "32",
+            "--seg-epochs",
+            "3",
+            "--seg-views",
+            "3",
+            "--seg-samples-per-source",
+            "4",
+            "--seg-source-samples",
+            "none",
+            "--seg-batch-size",
+            "4",
+            "--seg-eval-every",
+            "2",
+            "--threads",
+            "1",
+            "--seg-head-recipe",
+            "assignment",
+            "--weights-dir",
+            str(out / "weights"),
+            "--report-dir",
+            str(out / "reports"),
+            "--checkpoint-dir",
+            str(out / "checkpoints"),
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")

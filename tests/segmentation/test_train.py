@@ -106,7 +106,13 @@ def test_train_one_epoch_and_evaluate_on_cached_features():
     head, history = seg_heads.train_head("cross_entropy", features, masks, features, masks, recipe, generator)
     assert [row["epoch"] for row in history] == list(range(1, 16))
     assert set(history[-1]) == {
-        "epoch", "train_loss", "val_loss", "val_iou", "val_miou_thresholded", "val_pixel_accuracy", "seconds"
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_iou",
+        "val_miou_thresholded",
+        "val_pixel_accuracy",
+        "seconds",
     }
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert history[-1]["val_pixel_accuracy"] > 0.9
@@ -133,8 +139,11 @@ def test_epochs_draw_each_named_source_its_own_count():
     order = balanced_epoch(sources, [5, 0, 30], torch.Generator().manual_seed(0))
     assert torch.bincount(sources[order]).tolist() == [5, 3, 30]  # 0: each of its images once
     mixture = SegmentationTensors(
-        torch.zeros(53, 3, 4, 4, dtype=torch.uint8), torch.zeros(53, 4, 4, dtype=torch.uint8),
-        [str(i) for i in range(53)], sources, ("davis", "flowers", "horses"),
+        torch.zeros(53, 3, 4, 4, dtype=torch.uint8),
+        torch.zeros(53, 4, 4, dtype=torch.uint8),
+        [str(i) for i in range(53)],
+        sources,
+        ("davis", "flowers", "horses"),
     )
     recipe = seg_train.BodyRecipe(samples_per_source=7, source_samples={"horses": 11, "elsewhere": 99})
     order = seg_train.epoch_order(mixture, recipe, torch.Generator().manual_seed(0))
@@ -160,7 +169,6 @@ def test_a_last_batch_of_one_is_merged_for_batchnorm_after_pooling():
     seen.clear()
     train_one_epoch(model, optimizer, loss_fn, inputs, targets, batch_size=4)
     assert seen == [4, 4, 1]
-
 
 
 def test_ranks_paste_the_objects_one_process_would():

@@ -16,15 +16,39 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_a_segmentation_run_writes_a_replay_per_task(tmp_path):
     sources = [f"flowers={make_flower_labels(tmp_path / 'flowers')}", f"horses={make_weizmann(tmp_path / 'horses')}"]
     reports = tmp_path / "reports"
-    assert train_cli.main([
-        "--only", "segmentation", "--seg-source", "scratch", "--seg-data", *sources, "--seg-image-size", "32",
-        "--seg-epochs", "1",
-        "--seg-samples-per-source", "4",
-        "--seg-source-samples", "none", "--seg-batch-size", "4", "--threads", "1",
-        "--seg-head-recipe", "assignment",
-        "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports),
-        "--checkpoint-dir", str(tmp_path / "checkpoints"),
-    ]) == 0
+    assert (
+        train_cli.main(
+            [
+                "--only",
+                "segmentation",
+                "--seg-source",
+                "scratch",
+                "--seg-data",
+                *sources,
+                "--seg-image-size",
+                "32",
+                "--seg-epochs",
+                "1",
+                "--seg-samples-per-source",
+                "4",
+                "--seg-source-samples",
+                "none",
+                "--seg-batch-size",
+                "4",
+                "--threads",
+                "1",
+                "--seg-head-recipe",
+                "assignment",
+                "--weights-dir",
+                str(tmp_path / "weights"),
+                "--report-dir",
+                str(reports),
+                "--checkpoint-dir",
+                str(tmp_path / "checkpoints"),
+            ]
+        )
+        == 0
+    )
     section = json.loads((reports / "training_report.json").read_text())["segmentation"]
     for task in ("objects", "flowers", "horses"):
         replay = load_replay(reports, replay_stem(task))
@@ -41,13 +65,39 @@ def test_the_imagenet_body_replays_its_fine_tuning(tmp_path, monkeypatch):
     fake_imagenet_weights(tmp_path / "package", monkeypatch)
     sources = [f"horses={make_weizmann(tmp_path / 'horses')}"]
     reports = tmp_path / "reports"
-    assert train_cli.main([
-        "--only", "segmentation", "--seg-data", *sources, "--seg-image-size", "32", "--seg-epochs", "2",
-        "--seg-views", "2", "--seg-samples-per-source", "4", "--seg-batch-size", "4", "--threads", "1",
-        "--weights-dir", str(tmp_path / "weights"), "--report-dir", str(reports),
-        "--checkpoint-dir", str(tmp_path / "checkpoints"),
-    ]) == 0
+    assert (
+        train_cli.main(
+            [
+                "--only",
+                "segmentation",
+                "--seg-data",
+                *sources,
+                "--seg-image-size",
+                "32",
+                "--seg-epochs",
+                "2",
+                "--seg-views",
+                "2",
+                "--seg-samples-per-source",
+                "4",
+                "--seg-batch-size",
+                "4",
+                "--threads",
+                "1",
+                "--weights-dir",
+                str(tmp_path / "weights"),
+                "--report-dir",
+                str(reports),
+                "--checkpoint-dir",
+                str(tmp_path / "checkpoints"),
+            ]
+        )
+        == 0
+    )
     replay = load_replay(reports, BODY_STEM)
     assert replay.key_epochs == {"photo": [0], REFERENCE_KEY: [0], "mask": [1, 2]}
     assert set(replay.losses[2]["body"]) >= {"train_loss", "val_horses_iou"}
-    assert json.loads((reports / "training_report.json").read_text())["segmentation"]["replays"]["body"]["stem"] == BODY_STEM
+    assert (
+        json.loads((reports / "training_report.json").read_text())["segmentation"]["replays"]["body"]["stem"]
+        == BODY_STEM
+    )

@@ -21,13 +21,22 @@ def _train(run, epochs, data):
 def _save(directory, run, epoch, **kwargs):
     model, optimizer, scheduler, generators = run
     return save_checkpoint(
-        directory, "tiny", model=model, optimizer=optimizer, scheduler=scheduler, epoch=epoch, generators=generators, **kwargs
+        directory,
+        "tiny",
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        epoch=epoch,
+        generators=generators,
+        **kwargs,
     )
 
 
 def _load(directory, run):
     model, optimizer, scheduler, generators = run
-    return load_checkpoint(directory, "tiny", model=model, optimizer=optimizer, scheduler=scheduler, generators=generators)
+    return load_checkpoint(
+        directory, "tiny", model=model, optimizer=optimizer, scheduler=scheduler, generators=generators
+    )
 
 
 def _assert_same_state(a: dict, b: dict):

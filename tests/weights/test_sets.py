@@ -15,11 +15,10 @@ import pytest
 import torch
 
 from colorseg import files
-from colorseg.paths import DEFAULT_WEIGHTS_DIR
-from colorseg import weights as weights_io
-from colorseg.weights import sets as weight_set
 from colorseg.errors import WeightsError
+from colorseg.paths import DEFAULT_WEIGHTS_DIR
 from colorseg.weights import WeightSet, load_module, load_tensors, save_module
+from colorseg.weights import sets as weight_set
 
 STEMS = ("palette", "net_a", "net_b")
 
@@ -44,8 +43,13 @@ def versions(directory) -> set[float]:
     return found
 
 
-STEP_FUNCTIONS = [("os", "replace"), ("weight_set", "save_file"), ("weight_set", "fsync_dir"),
-                  ("weight_set", "sha256_of"), ("shutil", "rmtree")]
+STEP_FUNCTIONS = [
+    ("os", "replace"),
+    ("weight_set", "save_file"),
+    ("weight_set", "fsync_dir"),
+    ("weight_set", "sha256_of"),
+    ("shutil", "rmtree"),
+]
 
 
 def _install_steps(monkeypatch, kill_at: int | None) -> list[str]:
@@ -198,8 +202,14 @@ def _save_other_unet(directory):
 
     torch.manual_seed(1)
     model = create_model("UNet", num_filters=4, num_colours=6)
-    save_module(model, directory, "net", architecture="UNet", constructor={"num_filters": 4, "num_colours": 6},
-                metadata={"metadata_marker": "second"})
+    save_module(
+        model,
+        directory,
+        "net",
+        architecture="UNet",
+        constructor={"num_filters": 4, "num_colours": 6},
+        metadata={"metadata_marker": "second"},
+    )
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])

@@ -6,9 +6,9 @@ import torch
 from support import make_colour_weights, save_tiny_unet
 
 from colorseg.colour.inference import load_colourizers
+from colorseg.colour.models import COLOUR_STEMS
 from colorseg.errors import WeightsError
 from colorseg.registry import SEG_BODY, SEG_HEAD, create_model, list_models
-from colorseg.colour.models import COLOUR_STEMS
 from colorseg.weights import load_module, save_module
 
 
@@ -72,7 +72,15 @@ def test_interrupted_save_keeps_the_previous_weights(tmp_path, monkeypatch):
 
 def test_float16_storage_loads_back_as_float32(tmp_path):
     model = create_model("ConvTransposeNet", num_filters=4)
-    save_module(model, tmp_path, "half", architecture="ConvTransposeNet", constructor={"num_filters": 4}, metadata={}, dtype=torch.float16)
+    save_module(
+        model,
+        tmp_path,
+        "half",
+        architecture="ConvTransposeNet",
+        constructor={"num_filters": 4},
+        metadata={},
+        dtype=torch.float16,
+    )
     loaded, description = load_module(tmp_path, "half")
     assert description["stored_dtype"] == "float16"
     assert next(loaded.parameters()).dtype == torch.float32
@@ -87,15 +95,19 @@ def _edit(path, change):
     path.write_text(json.dumps(description))
 
 
-@pytest.mark.parametrize("constructor, words", [
-    ({"kernel": -1}, "kernel=-1 is not allowed; it must be an integer from 1 to 7"),
-    ({"num_filters": 100_000}, "num_filters=100000 is not allowed"),
-    ({"num_filters": 4.0}, "num_filters=4.0 is not allowed"),
-    ({"kernel": True}, "kernel=True is not allowed"),
-    ({"dilation": 2}, "UNet has no field 'dilation'"),
-])
+@pytest.mark.parametrize(
+    "constructor, words",
+    [
+        ({"kernel": -1}, "kernel=-1 is not allowed; it must be an integer from 1 to 7"),
+        ({"num_filters": 100_000}, "num_filters=100000 is not allowed"),
+        ({"num_filters": 4.0}, "num_filters=4.0 is not allowed"),
+        ({"kernel": True}, "kernel=True is not allowed"),
+        ({"dilation": 2}, "UNet has no field 'dilation'"),
+    ],
+)
 def test_constructor_values_out_of_their_declared_range_are_refused_before_building(
-        tmp_path, monkeypatch, constructor, words):
+    tmp_path, monkeypatch, constructor, words
+):
     from colorseg import registry
 
     save_tiny_unet(tmp_path)
@@ -105,12 +117,15 @@ def test_constructor_values_out_of_their_declared_range_are_refused_before_build
         load_module(tmp_path, "net")
 
 
-@pytest.mark.parametrize("field, value, words", [
-    ("working_size", 20000, "working_size=20000 is not allowed; it must be an integer from 16 to 1024"),
-    ("tasks", ["../../elsewhere"], "tasks=['../../elsewhere'] is not allowed"),
-    ("weights_file", "../other.safetensors", "weights_file='../other.safetensors' is not allowed"),
-    ("flip_average", "yes", "unknown flip_average 'yes'; it must be one of True, False"),
-])
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("working_size", 20000, "working_size=20000 is not allowed; it must be an integer from 16 to 1024"),
+        ("tasks", ["../../elsewhere"], "tasks=['../../elsewhere'] is not allowed"),
+        ("weights_file", "../other.safetensors", "weights_file='../other.safetensors' is not allowed"),
+        ("flip_average", "yes", "unknown flip_average 'yes'; it must be one of True, False"),
+    ],
+)
 def test_other_values_that_loading_reads_are_bounded(tmp_path, field, value, words):
     save_tiny_unet(tmp_path)
     _edit(tmp_path / "net.json", lambda d: d.update({field: value}))
@@ -140,7 +155,7 @@ def test_a_colour_description_must_describe_its_own_net(tmp_path):
 
 
 def test_segmentation_files_must_hold_a_body_and_heads(tmp_path):
-    from colorseg.segmentation.outputs import SEG_BODY_STEM
+    from colorseg.segmentation.inference import SEG_BODY_STEM
 
     assert {"DeepLabV3Body", "LiteDeepLabBody"} <= set(list_models(kind=SEG_BODY))
     save_tiny_unet(tmp_path)
