@@ -63,3 +63,12 @@ def checkerboard_probe(model: nn.Module, size: int = 32, scale: int = 8) -> dict
                 normalised = ((values - low) / span if span > 0 else torch.zeros_like(values)).clamp(0, 1).numpy()
                 pictures[f"{name}_{kind}"] = colourmap(normalised.repeat(scale, 0).repeat(scale, 1))
     return pictures
+
+
+@torch.inference_mode()
+def checkerboard_share(model: nn.Module, size: int = 32) -> float:
+    """:func:`stride2_energy` of ``model``'s logits for the flat grey, in eval mode: the share of its
+    output's variation that alternates pixel by pixel (a transposed conv's checkerboard)."""
+    with _evaluating(model):
+        parameter = next(model.parameters())
+        return stride2_energy(model(probe_inputs(size)["flat"].to(parameter)).float()[0])

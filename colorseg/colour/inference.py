@@ -39,6 +39,7 @@ from torch import nn
 from colorseg.colour.data import to_grey
 from colorseg.colour.models import COLOUR_MODEL_NAMES, COLOUR_STEMS
 from colorseg.colour.palette import check_palette, load_palette_and_digest
+from colorseg.colour.scoring import ColourScore, score
 from colorseg.errors import WeightsError
 from colorseg.weights import load_module
 
@@ -76,6 +77,7 @@ class Colourization:
     rgb: np.ndarray  # uint8 [H, W, 3], the input's resolution
     confidence: np.ndarray  # float32 [h, w] in [0, 1], at the working resolution where the net computed it
     working_size: tuple[int, int]  # (width, height) = (w, h) the net saw
+    score: ColourScore | None = None  # against the photo's own palette colours, when they were given
 
 
 def chroma_offset(rgb: torch.Tensor) -> torch.Tensor:
@@ -155,10 +157,13 @@ def colourize(
     working_size: int = DEFAULT_WORKING_SIZE,
     decoding: str = DEFAULT_DECODING,
     temperature: float = DEFAULT_TEMPERATURE,
+    labels: torch.Tensor | None = None,
 ) -> dict[str, Colourization]:
     """Colourize ``grey`` (float32 [H, W] in [0, 1], see :func:`greyscale`) with each named net.
 
-    Returns {name: Colourization} at the input's resolution, in the order of ``names``.
+    Returns {name: Colourization} at the input's resolution, in the order of ``names``. With
+    ``labels`` (int64 [h, w] at the working shape: the photo's own colours,
+    :func:`colorseg.colour.scoring.palette_target`) each net is also scored against them.
     """
     if decoding not in DECODINGS:
         raise ValueError(f"unknown decoding {decoding!r}; choose one of {', '.join(DECODINGS)}")
@@ -168,6 +173,8 @@ def colourize(
         raise KeyError(f"no loaded colour net named {', '.join(unknown)}; loaded: {', '.join(models.nets)}")
     height, width = grey.shape
     small_h, small_w = working_shape(height, width, working_size)
+    if labels is not None and tuple(labels.shape) != (small_h, small_w):
+        raise ValueError(f"labels {list(labels.shape)} are not at the working shape {[small_h, small_w]}")
     full = torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32)).to(models.device)[None, None]
     # Antialiased resize so that a large photo is averaged, not aliased, into the working size.
     small = F.interpolate(full, size=(small_h, small_w), mode="bilinear", antialias=True, align_corners=False)
@@ -189,5 +196,6 @@ def colourize(
             rgb=rgb.permute(0, 2, 3, 1)[0].cpu().numpy(),  # [H, W, 3], contiguous
             confidence=confidence_of(logits)[0, 0].cpu().numpy(),
             working_size=(small_w, small_h),
+            score=None if labels is None else score(logits, labels),
         )
     return results

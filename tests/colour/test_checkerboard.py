@@ -43,3 +43,12 @@ def test_checkerboard_probe_pictures():
     pictures = checkerboard.checkerboard_probe(_net("ConvTransposeNet"), size=16, scale=4)
     assert set(pictures) == {"flat_max_logit", "flat_residual", "ramp_max_logit", "ramp_residual"}
     assert all(p.shape == (64, 64, 3) and p.dtype == np.uint8 for p in pictures.values())
+
+
+def test_checkerboard_share_of_every_net_in_eval_mode():
+    """The app probes all three nets with this: UNet upsamples with transposed convs too."""
+    nets = {name: _net(name, 0, 8).train() for name in COLOUR_MODEL_NAMES}
+    shares = {name: checkerboard.checkerboard_share(net) for name, net in nets.items()}
+    assert all(0 <= share <= 1 for share in shares.values())
+    assert shares["UNet"] > 0.4 and shares["ConvTransposeNet"] > 10 * shares["PoolUpsampleNet"]
+    assert all(net.training for net in nets.values()), "the nets' mode is restored"
