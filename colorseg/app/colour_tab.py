@@ -1,98 +1,36 @@
-"""The Colourize tab: a photo through the chosen colour nets, before/after and side by side."""
+"""The Colourize tab: a photo through the chosen colour nets, before/after and side by side, each
+net scored against the photo's own colours; results follow every setting."""
 
 from __future__ import annotations
 
-import time
-
 import gradio as gr
-import numpy as np
-import torch
 
-from colorseg.app import examples, inspector, render
+from colorseg.app import examples, inspector
+from colorseg.app.colour_handlers import SCORE_HEADERS, ColourHandlers
 from colorseg.app.models import regenerate
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
-from colorseg.app.uploads import files_only, photo_input, read_photo
+from colorseg.app.uploads import files_only, photo_input
 from colorseg.colour import inference as colourizing
-from colorseg.colour.models import COLOUR_MODEL_NAMES
-
-# Best net first: the before/after slider shows the best one that was chosen.
-NET_PREFERENCE = ("UNet", "ConvTransposeNet", "PoolUpsampleNet")
 
 HELP = """**1.** Upload, paste or take a photo, or click an example below (a colour photo is turned grey
-first, so you can compare with its real colours). **2.** Choose networks. **3.** Press **Colourize**.
+first, so you can compare with its real colours). **2.** Choose networks. **3.** Press **Colourize**;
+after that, the results follow every change of networks or settings.
 
 The networks were trained on 32×32 photos of horses from CIFAR-10: expect brown horses, green
 grass and blue-grey skies, and muted guesses elsewhere."""
-
-Gallery = list[tuple[str, str]]
-
-
-class ColourHandlers:
-    """The Colourize tab's functions (and the /colorize endpoint); models come loaded."""
-
-    def __init__(self, context: Context):
-        self.context = context
-
-    def colour_models(self) -> colourizing.ColourModels:
-        """The loaded palette and nets; gr.Error saying why when none loaded."""
-        colour = self.context.models.colour
-        if colour is None or not colour.nets:
-            raise gr.Error(self.context.models.colour_problem or "Colourization is unavailable.")
-        return colour
-
-    def checked_nets(self, networks: list[str] | None) -> list[str]:
-        """The chosen nets in the assignment's order; gr.Error if none, or one that is not loaded."""
-        colour = self.colour_models()
-        networks = [n for n in COLOUR_MODEL_NAMES if n in (networks if networks is not None else colour.nets)]
-        if not networks:
-            raise gr.Error("Tick at least one network to colourize with.")
-        missing = [n for n in networks if n not in colour.nets]
-        if missing:
-            raise gr.Error(f"{', '.join(missing)} is not loaded: {colour.problems.get(missing[0], '')}")
-        return networks
-
-    @torch.inference_mode()
-    def colorize(
-        self,
-        image: str | None,
-        networks: list[str] | None = None,
-        working_size: float = colourizing.DEFAULT_WORKING_SIZE,
-        decoding: str = colourizing.DEFAULT_DECODING,
-        temperature: float = colourizing.DEFAULT_TEMPERATURE,
-    ) -> tuple[Gallery, tuple[str, str], Gallery, str]:
-        """Greyscale + each net's colourization (+ the original), before/after pair, confidence maps, notes;
-        pictures as (path, caption) / path."""
-        self.colour_models()
-        loaded = read_photo(image, self.context.readable)
-        networks = self.checked_nets(networks)
-        if decoding not in colourizing.DECODINGS:
-            raise gr.Error(f"Decoding must be one of: {', '.join(colourizing.DECODINGS)}.")
-        size = int(np.clip(working_size, colourizing.MIN_WORKING_SIZE, colourizing.MAX_WORKING_SIZE))
-        started = time.perf_counter()
-        grey = colourizing.greyscale(loaded.rgb)
-        results = colourizing.colourize(self.context.models.colour, grey, networks, size, decoding, float(temperature))
-        seconds = time.perf_counter() - started
-
-        save = self.context.store.save
-        grey_path = save(render.grey_picture(grey))
-        gallery = [(grey_path, "Greyscale input")] + [(save(result.rgb), name) for name, result in results.items()]
-        if loaded.is_colour:
-            gallery.append((save(loaded.rgb), "Original colours"))
-        best = next(n for n in NET_PREFERENCE if n in results)
-        confidence = [(save(render.colour_map(r.confidence)), f"{name}: confidence") for name, r in results.items()]
-        work_w, work_h = results[best].working_size
-        notes = [
-            (
-                f"Colourized {loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px with {', '.join(results)} in "
-                f"{seconds * 1000:.0f} ms (colour predicted at {work_w}×{work_h}, {decoding} decoding). The slider "
-                f"compares the greyscale input with **{best}**."
-            )
-        ]
-        if not loaded.is_colour:
-            notes.append("The upload had no colour, so there is no original to compare with.")
-        notes += [f"Note: {note}." for note in loaded.notes]
-        return gallery, (grey_path, gallery[1 + list(results).index(best)][0]), confidence, "\n\n".join(notes)
+CIFAR_NOTE = """**CIFAR-sized examples:** the farm photos above shrunk to 32×32 px, the size of the CIFAR-10
+photos the nets learnt from. A photo is never enlarged, so at this size the nets see it exactly as they
+saw their training photos: the nets in their own element."""
+CONFIDENCE_CAPTION = """*How to read it:* each pixel of the picture the net saw, yellow where the net puts
+nearly all its probability on one of the 24 colours, purple where it spreads it over many. Edges and
+unfamiliar objects are usually purple: there the net is guessing."""
+SCORES_CAPTION = """*How to read it:* the loss is the mean cross-entropy per pixel, how little probability
+the net gave to the true palette colour (lower is better; guessing evenly among 24 colours scores
+ln 24 ≈ 3.18); the accuracy is the share of pixels whose likeliest colour is exactly the true one."""
+TARGET_CAPTION = """*How to read it:* the top strip is the palette, the only 24 colours the nets can
+answer with, numbered as in the pixel inspector. Below it, your photo at the working size with every
+pixel replaced by its nearest palette colour: the answer each net is scored against."""
 
 
 def _warnings(context: Context) -> None:
@@ -135,59 +73,117 @@ def settings_inputs() -> tuple[gr.Slider, gr.Radio, gr.Slider]:
     return working_size, decoding, temperature
 
 
+def _photo_column(context: Context) -> tuple[gr.Image, gr.CheckboxGroup, gr.Button, list[gr.components.Component]]:
+    """The photo, the networks, the button, the settings and the examples."""
+    nets = list(context.models.colour.nets) if context.models.colour else []
+    photos, small = examples.colour_examples(), examples.cifar_sized()
+    context.readable.add_examples([*photos, *small])
+    image = photo_input(
+        context.readable, label="Photo", sources=["upload", "clipboard", "webcam"], height=300, elem_id="colour-photo"
+    )
+    networks = gr.CheckboxGroup(nets, value=nets, label="Networks", elem_id="colour-nets")
+    button = gr.Button("Colourize", variant="primary", interactive=bool(nets))
+    with gr.Accordion("Settings", open=False):
+        working_size, decoding, temperature = settings_inputs()
+    gr.Examples(photos, inputs=[image], label="Examples (click one)", examples_per_page=12)
+    if small:
+        gr.Markdown(CIFAR_NOTE, elem_classes=["caption"])
+        gr.Examples(small, inputs=[image], label="CIFAR-sized examples, 32×32 px", examples_per_page=12)
+    return image, networks, button, [working_size, decoding, temperature]
+
+
+def _side_by_side(label: str, elem_id: str, height: int) -> gr.Gallery:
+    """Up to five pictures in one row; two a row on a phone (demo.LAYOUT_CSS's fit-gallery)."""
+    return gr.Gallery(
+        label=label,
+        columns=5,
+        fit_columns=False,
+        object_fit="contain",
+        height=height,
+        elem_id=elem_id,
+        elem_classes=["fit-gallery"],
+    )
+
+
 def create_tab(context: Context) -> None:
     """Lay out the Colourize tab inside the current gr.Tab, then wire its events."""
     handlers = ColourHandlers(context)
-    nets = list(context.models.colour.nets) if context.models.colour else []
-    photos = examples.colour_examples()
-    context.readable.add_examples(photos)
     _warnings(context)
     gr.Markdown(HELP)
     with gr.Row():
         with gr.Column(scale=2):
-            image = photo_input(
-                context.readable,
-                label="Photo",
-                sources=["upload", "clipboard", "webcam"],
-                height=300,
-                elem_id="colour-photo",
-            )
-            networks = gr.CheckboxGroup(nets, value=nets, label="Networks")
-            button = gr.Button("Colourize", variant="primary", interactive=bool(nets))
-            with gr.Accordion("Settings", open=False):
-                working_size, decoding, temperature = settings_inputs()
-            gr.Examples(photos, inputs=[image], label="Examples (click one)", examples_per_page=12)
+            image, networks, button, settings = _photo_column(context)
         with gr.Column(scale=3):
-            # An input too (the inspector's picture comes from it): paths only, never a decoded data: URL.
+            # Output only (nothing to drop here), yet an input too: the inspector's picture comes
+            # from it, so it takes paths only, never a decoded data: URL.
             slider = files_only(
-                gr.ImageSlider(label="Before / after: drag the handle", max_height=460, type="filepath"),
+                gr.ImageSlider(
+                    label="Before / after: drag the handle",
+                    max_height=460,
+                    type="filepath",
+                    interactive=False,
+                    elem_id="colour-slider",
+                ),
                 context.readable,
             )
             notes = gr.Markdown(elem_id="colour-notes")
-    # Full width, one row: greyscale, up to three nets and the original side by side.
-    gallery = gr.Gallery(
-        label="Side by side (click one to enlarge)",
-        columns=5,
-        fit_columns=False,
-        object_fit="contain",
-        height=320,
-        elem_id="colour-results",
-    )
-    with gr.Accordion("Confidence maps (yellow = sure of the colour, purple = unsure)", open=False):
-        confidence = gr.Gallery(
-            label="Confidence, at the working size", columns=5, fit_columns=False, object_fit="contain", height=300
+    # Full width: greyscale, up to three nets and the original side by side.
+    gallery = _side_by_side("Side by side (click one to enlarge)", "colour-results", height=320)
+    with gr.Accordion("How close is each net to your photo's real colours?", open=True):
+        score_notes = gr.Markdown(elem_id="colour-score-notes")
+        scores = gr.Dataframe(
+            headers=SCORE_HEADERS,
+            datatype=["str", "number", "number"],
+            label="Scores against your photo's own colours",
+            interactive=False,
+            wrap=True,
+            elem_id="colour-scores",
+            elem_classes=["fit-table"],
         )
+        gr.Markdown(SCORES_CAPTION, elem_classes=["caption"])
+        palette = gr.Image(label="The 24 palette colours", interactive=False, elem_id="colour-palette")
+        target = gr.Image(
+            label="Target: your photo in palette colours, at the working size",
+            interactive=False,
+            elem_id="colour-target",
+        )
+        gr.Markdown(TARGET_CAPTION, elem_classes=["caption"])
+    with gr.Accordion("Confidence maps (yellow = sure of the colour, purple = unsure)", open=False):
+        confidence = _side_by_side("Confidence, at the working size", "colour-confidence", height=300)
+        gr.Markdown(CONFIDENCE_CAPTION, elem_classes=["caption"])
 
     with gr.Accordion("Inspect a pixel", open=True):
         panel = inspector.create_panel(context)
-    inputs = [image, networks, working_size, decoding, temperature]
-    colourized = button.click(
-        handlers.colorize,
-        inputs=inputs,
-        outputs=[gallery, slider, confidence, notes],
-        api_name="colorize",
-        **INFERENCE,
-        api_description="Colourize a photo: greyscale input, each net's result (and the original), "
-        "a before/after pair, confidence maps, notes.",
-    )
-    inspector.wire_panel(panel, inputs, slider, colourized)
+    inputs = [image, networks, *settings]
+    outputs = [gallery, slider, confidence, notes, scores, score_notes, palette, target]
+    renders = [
+        button.click(
+            handlers.colorize,
+            inputs=inputs,
+            outputs=outputs,
+            api_name="colorize",
+            **INFERENCE,
+            api_description="Colourize a photo: greyscale input, each net's result (and the original), "
+            "a before/after pair, confidence maps, notes; then each net's loss and pixel accuracy against "
+            "the photo's own palette colours, a note on them, the palette and the photo in palette colours.",
+        )
+    ]
+    # Every setting re-renders (a slider once it is let go), only the latest change counts.
+    working_size, decoding, temperature = settings
+    for control, trigger in (
+        (networks, "change"),
+        (decoding, "change"),
+        (working_size, "release"),
+        (temperature, "release"),
+    ):
+        renders.append(
+            getattr(control, trigger)(
+                handlers.rerender,
+                inputs=inputs,
+                outputs=outputs,
+                api_visibility="private",
+                trigger_mode="always_last",
+                **INFERENCE,
+            )
+        )
+    inspector.wire_panel(panel, inputs, slider, renders)

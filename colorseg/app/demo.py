@@ -18,6 +18,19 @@ INTRO = """# colorseg
 Colourize black-and-white photos with the three CNNs of the CSC413 colourization assignment, look
 inside them, and segment photos (any object, flowers or horses) with DeepLabV3 heads trained with two losses."""
 
+# Nothing may be wider than a phone's screen (400 px). gradio's gallery gives every column at least
+# 100 px (its grid-template-columns), so five columns need over 500 px: galleries marked fit-gallery
+# let columns shrink and show two a row on a narrow screen. Tables (fit-table) scroll sideways inside
+# their own box, never the page. Captions under pictures are set smaller and subdued.
+LAYOUT_CSS = """
+.fit-gallery .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important; }
+@media (max-width: 640px) {
+  .fit-gallery .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+}
+.fit-table, .fit-table .table-wrap { max-width: 100%; overflow-x: auto; }
+.caption { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+"""
+
 
 def build_demo(
     weights_dir: str | Path | None = None,
@@ -52,4 +65,4 @@ def build_demo(
             with gr.Tab("Model", id="model"):
                 model_tab.create_tab(context, demo)
     demo.queue(max_size=QUEUE_SIZE)
-    return protect(demo, readable)
+    return protect(demo, readable, LAYOUT_CSS)

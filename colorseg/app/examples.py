@@ -46,6 +46,15 @@ def cifar_validation(limit: int) -> list[Path]:
     return []
 
 
+CIFAR_SIZED = EXAMPLES_DIR / "cifar32"  # the farm photos at 32x32 px (examples/README.md)
+
+
+def cifar_sized() -> list[Path]:
+    """The farm photos at CIFAR-10's 32x32 px, the size the colour nets learnt from (examples/derive.py
+    makes them): the Colourize tab shows them apart, so a learner sees what they are."""
+    return images_in(CIFAR_SIZED)
+
+
 def segmentation_validation(limit: int) -> list[tuple[Path, Path]]:
     """Validation photo/mask pairs (segmentation's own split rule) from a local data folder."""
     for root in DATA_DIRS:

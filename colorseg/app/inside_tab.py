@@ -1,5 +1,5 @@
 """The "Inside the nets" tab: every layer's output for the user's photo with its A.3 counts
-(UNet's skips marked), and the checkerboard probe of ConvTransposeNet against PoolUpsampleNet."""
+(UNet's skips marked), and the checkerboard probe of all three nets."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import torch
 from colorseg.app import examples
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
-from colorseg.app.uploads import photo_input, read_photo
+from colorseg.app.uploads import photo_input, read_photo, user_error
 from colorseg.colour import inference as colourizing
-from colorseg.colour.checkerboard import checkerboard_probe, probe_inputs, stride2_energy
+from colorseg.colour.checkerboard import checkerboard_probe, checkerboard_share
 from colorseg.colour.explain import Activation, capture_activations, channel_grid, working_grey
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 
@@ -30,7 +30,12 @@ every other output pixel gets more kernel taps, which leaves a period-2 grid (Od
 ["Deconvolution and Checkerboard Artifacts"](https://distill.pub/2016/deconv-checkerboard/), Distill
 2016). Upsampling then convolving, as PoolUpsampleNet does, spreads every input evenly. Fed a flat
 grey and a smooth ramp (nothing at the pixel scale), any fine pattern below is the net's own."""
-PROBE_NETS = ("ConvTransposeNet", "PoolUpsampleNet")
+PROBE_CAPTION = """*How to read it:* each net has two rows, the flat grey on top and the ramp below; left, the
+largest colour score per pixel, right, what is left after blurring it away. A regular grid of dots on
+the right is a checkerboard (ConvTransposeNet and UNet both upsample with transposed convolutions);
+a clean picture with only a bright frame (the zero padding at the borders) is what upsampling gives."""
+# Each net's gallery id: the browser test finds the pictures by these.
+PROBE_IDS = {"PoolUpsampleNet": "probe-upsampled", "ConvTransposeNet": "probe-transposed", "UNet": "probe-unet"}
 PROBE_CAPTIONS = {
     "flat_max_logit": "flat grey: largest logit",
     "flat_residual": "flat grey: high-pass residual",
@@ -62,9 +67,9 @@ class InsideHandlers:
     def net(self, network: str) -> torch.nn.Module:
         colour = self.context.models.colour
         if colour is None or not colour.nets:
-            raise gr.Error(self.context.models.colour_problem or "Colourization is unavailable.")
+            raise user_error(self.context.models.colour_problem or "Colourization is unavailable.")
         if network not in colour.nets:
-            raise gr.Error(f"Choose one of the loaded nets: {', '.join(colour.nets)}.")
+            raise user_error(f"Choose one of the loaded nets: {', '.join(colour.nets)}.")
         return colour.nets[network]
 
     @torch.inference_mode()
@@ -108,19 +113,19 @@ class InsideHandlers:
             return gr.skip(), gr.skip(), gr.skip()
         return self.explore(image, network, working_size)
 
-    def probe(self) -> tuple[Gallery, Gallery, str]:
+    def probe(self) -> tuple[Any, ...]:
         """The probe (it runs on every page load): computed once, again only after the store swept its pictures."""
         cached = getattr(self, "_probe", None)
-        if cached is None or not all(os.path.exists(path) for gallery in cached[:2] for path, _ in gallery):
+        if cached is None or not all(os.path.exists(path) for gallery in cached[:-1] for path, _ in gallery):
             self._probe = cached = self.run_probe()
         return cached
 
     @torch.inference_mode()
-    def run_probe(self) -> tuple[Gallery, Gallery, str]:
-        """The probe's pictures for ConvTransposeNet and PoolUpsampleNet, and each one's period-2 share."""
+    def run_probe(self) -> tuple[Any, ...]:
+        """Each net's probe pictures (one gallery per net, in PROBE_IDS' order) and each one's period-2 share."""
         colour = self.context.models.colour
         galleries, shares = [], []
-        for name in PROBE_NETS:
+        for name in PROBE_IDS:
             net = colour.nets.get(name) if colour else None
             if net is None:
                 galleries.append([])
@@ -129,16 +134,15 @@ class InsideHandlers:
             pictures = checkerboard_probe(net)
             galleries.append(
                 [
-                    (self.context.store.save(pictures[key], lossless=True), caption)
+                    (self.context.store.save(pictures[key], lossless=True, name=f"probe_{name}_{key}"), caption)
                     for key, caption in PROBE_CAPTIONS.items()
                 ]
             )
-            logits = net(probe_inputs()["flat"].to(next(net.parameters()))).float()[0]
             shares.append(
-                f"**{name}**: {stride2_energy(logits):.1%} of its output's variation on the flat grey "
+                f"**{name}**: {checkerboard_share(net):.1%} of its output's variation on the flat grey "
                 "alternates pixel by pixel (the checkerboard's period)."
             )
-        return galleries[0], galleries[1], "\n\n".join(shares)
+        return (*galleries, "\n\n".join(shares))
 
 
 def create_tab(context: Context, demo: gr.Blocks) -> None:
@@ -167,20 +171,33 @@ def create_tab(context: Context, demo: gr.Blocks) -> None:
                 object_fit="contain",
                 height=620,
                 elem_id="inside-layers",
+                elem_classes=["fit-gallery"],
             )
     table = gr.Dataframe(
-        headers=LAYER_HEADERS, label="Question A.3 counts per layer", interactive=False, elem_id="inside-table"
+        headers=LAYER_HEADERS,
+        label="Question A.3 counts per layer",
+        interactive=False,
+        elem_id="inside-table",
+        elem_classes=["fit-table"],
     )
     gr.Markdown(PROBE_HELP)
+    probe_notes = gr.Markdown()
+    # One gallery per net, two pictures a row (flat grey, then ramp); "auto" height shows both rows
+    # whole, and the row wraps the galleries one under another on a narrow screen.
     with gr.Row():
-        probe_notes = gr.Markdown()
-    with gr.Row():
-        transposed = gr.Gallery(
-            label="ConvTransposeNet", columns=2, height=560, object_fit="contain", elem_id="probe-transposed"
-        )
-        upsampled = gr.Gallery(
-            label="PoolUpsampleNet", columns=2, height=560, object_fit="contain", elem_id="probe-upsampled"
-        )
+        probes = [
+            gr.Gallery(
+                label=name,
+                columns=2,
+                height="auto",
+                object_fit="contain",
+                min_width=240,
+                elem_id=elem_id,
+                elem_classes=["fit-gallery"],
+            )
+            for name, elem_id in PROBE_IDS.items()
+        ]
+    gr.Markdown(PROBE_CAPTION, elem_classes=["caption"])
 
     explore = {"fn": handlers.explore, "inputs": [image, network, working_size], "outputs": [layers, table, notes]}
     button.click(**explore, api_name="layers", **INFERENCE)
@@ -190,4 +207,4 @@ def create_tab(context: Context, demo: gr.Blocks) -> None:
         trigger_mode="always_last",
         **INFERENCE,
     )
-    demo.load(handlers.probe, outputs=[transposed, upsampled, probe_notes], api_visibility="private")
+    demo.load(handlers.probe, outputs=[*probes, probe_notes], api_visibility="private")

@@ -14,14 +14,19 @@ import torch
 from PIL import Image
 
 from colorseg.app import render
-from colorseg.app.store import Context
-from colorseg.app.uploads import read_photo
+from colorseg.app.settings import INFERENCE
+from colorseg.app.store import Context, download_name
+from colorseg.app.uploads import read_photo, user_error
 from colorseg.colour import inference as colourizing
 from colorseg.colour.explain import pixel_distribution, working_grey, working_pixel
 from colorseg.colour.models import COLOUR_MODEL_NAMES
 
 HELP = """**Inspect a pixel:** click anywhere on the result below. Each net's 24 palette colours are
-shown as bars (the likeliest outlined); changing the decoding or temperature updates the colours."""
+shown as bars (the likeliest outlined); changing the networks or a setting updates them for the same pixel."""
+CHARTS_CAPTION = """*How to read it:* one chart per net; each bar is one of the 24 palette colours (numbered
+as in the palette strip above), as tall as the probability the net gives it at this pixel. One tall bar:
+the net is sure. Many middling bars: it hesitates, and the annealed mean blends those colours, often
+into a greyish brown."""
 SWATCH = (
     '<span style="display:inline-block;width:1.4em;height:1.1em;border:1px solid #888;background:{};'
     'vertical-align:middle"></span> {}'
@@ -49,7 +54,7 @@ class InspectorHandlers:
         chart per net, one above the other, for full-resolution pixel (y, x) of ``image``."""
         colour = self.context.models.colour
         if colour is None or not colour.nets:
-            raise gr.Error(self.context.models.colour_problem or "Colourization is unavailable.")
+            raise user_error(self.context.models.colour_problem or "Colourization is unavailable.")
         loaded = read_photo(image, self.context.readable)
         names = [n for n in COLOUR_MODEL_NAMES if n in colour.nets and n in (networks or colour.nets)]
         size = int(np.clip(working_size, colourizing.MIN_WORKING_SIZE, colourizing.MAX_WORKING_SIZE))
@@ -74,7 +79,10 @@ class InspectorHandlers:
             f"{float(temperature):.2f})</th><th>Confidence</th></tr>{''.join(rows)}</table>"
         )
         margin = np.full((30, charts[0].shape[1], 3), 255, np.uint8)  # room for the component's label
-        return header + table, self.context.store.save(np.concatenate([margin, *charts], axis=0), lossless=True)
+        chart = np.concatenate([margin, *charts], axis=0)
+        return header + table, self.context.store.save(
+            chart, lossless=True, name=download_name(image, f"colours_{x}_{y}")
+        )
 
     @staticmethod
     def _row(name: str, dist: Any, decoding: str) -> str:
@@ -97,32 +105,36 @@ class InspectorHandlers:
         the picture again with the pixel ringed (drawn on ``result``, the unmarked picture this app saved)."""
         x, y = (int(v) for v in event.index[:2])
         summary, charts = self.inspect(image, networks, working_size, decoding, temperature, y, x)
-        marked = gr.skip()
-        if result and os.path.isfile(result):
-            with Image.open(result) as picture:
-                marked = self.context.store.save(render.mark(np.asarray(picture.convert("RGB")), y, x))
-        return summary, charts, (y, x), marked
+        marked = self.marked(image, result, (y, x))
+        return summary, charts, (y, x), gr.skip() if marked is None else marked
 
-    def again(
+    def marked(self, image: str | None, result: str | None, point: tuple[int, int]) -> str | None:
+        """``result`` (the unmarked picture this app saved) with ``point`` ringed; None if it is gone."""
+        if not result or not os.path.isfile(result):
+            return None
+        with Image.open(result) as picture:
+            rgb = np.asarray(picture.convert("RGB"))
+        y, x = point
+        return self.context.store.save(render.mark(rgb, y, x), name=download_name(image, f"pixel_{x}_{y}"))
+
+    def after_render(
         self,
         image: str | None,
         networks: list[str] | None,
         working_size: float,
         decoding: str,
         temperature: float,
+        slider: tuple[str, str] | None,
         point: Point,
-    ) -> tuple[Any, Any]:
-        """The same pixel after a decoding or temperature change; nothing before the first click."""
-        if point is None or not image:
-            return gr.skip(), gr.skip()
-        return self.inspect(image, networks, working_size, decoding, temperature, *point)
-
-
-def best_result(slider: tuple[str, str] | None) -> tuple[Any, Any, Point, str, None]:
-    """After colourizing: the best net's result becomes the picture to click (and, unmarked, the one
-    rings are drawn on); the old inspection clears."""
-    best = slider[1] if slider else None
-    return best, best, None, "", None
+    ) -> tuple[Any, Any, str, Any]:
+        """After the results were drawn: the best net's result becomes the picture to click (and,
+        unmarked, the one rings are drawn on); a pixel already inspected is inspected again with the
+        new networks and settings (ringed on the new result), else the old inspection clears."""
+        best = slider[1] if slider else None
+        if best is None or point is None or not image:
+            return best, best, "", None
+        summary, charts = self.inspect(image, networks, working_size, decoding, temperature, *point)
+        return self.marked(image, best, point) or best, best, summary, charts
 
 
 @dataclass
@@ -148,27 +160,32 @@ def create_panel(context: Context) -> Panel:
                 buttons=[],
             )
         with gr.Column(scale=3):
-            summary = gr.HTML(elem_id="inspect-summary")
+            summary = gr.HTML(elem_id="inspect-summary", elem_classes=["fit-table"])
             charts = gr.Image(
                 label="Colour distribution per net (palette colour: probability)",
                 interactive=False,
                 elem_id="inspect-charts",
                 show_label=True,
             )
+            gr.Markdown(CHARTS_CAPTION, elem_classes=["caption"])
     return Panel(InspectorHandlers(context), picture, summary, charts, gr.State(None), gr.State(None))
 
 
-def wire_panel(panel: Panel, inputs: list[Any], slider: gr.ImageSlider, colourized: Any) -> None:
-    """``inputs`` = [photo, networks, working size, decoding, temperature]; ``colourized`` is the
-    Colourize button's click event, after which the best net's result becomes the picture to click."""
+def wire_panel(panel: Panel, inputs: list[Any], slider: gr.ImageSlider, renders: list[Any]) -> None:
+    """``inputs`` = [photo, networks, working size, decoding, temperature]; ``renders`` are the events
+    that draw the results (the Colourize button, every setting), after each of which the best net's
+    result becomes the picture to click and an inspected pixel is inspected again."""
     handlers, outputs = panel.handlers, [panel.summary, panel.charts]
-    colourized.success(
-        best_result,
-        inputs=slider,
-        outputs=[panel.picture, panel.result, panel.point, *outputs],
-        api_visibility="private",
-        queue=False,
-    )
+    for render_event in renders:
+        render_event.success(
+            handlers.after_render,
+            inputs=[*inputs, slider, panel.point],
+            outputs=[panel.picture, panel.result, *outputs],
+            api_visibility="private",
+            **INFERENCE,
+        )
+    # Another photo: the inspected pixel belonged to the old one.
+    inputs[0].change(lambda: None, outputs=panel.point, api_visibility="private", queue=False)
     panel.picture.select(
         handlers.clicked,
         inputs=[*inputs, panel.result],
@@ -176,11 +193,3 @@ def wire_panel(panel: Panel, inputs: list[Any], slider: gr.ImageSlider, colouriz
         api_visibility="private",
         trigger_mode="always_last",
     )
-    for control in inputs[3:]:  # decoding, temperature
-        control.change(
-            handlers.again,
-            inputs=[*inputs, panel.point],
-            outputs=outputs,
-            api_visibility="private",
-            trigger_mode="always_last",
-        )

@@ -18,6 +18,10 @@ Measured with forward hooks on the real module for any input size. Connections: 
 value, the inputs it reads (+1 for a bias); a transposed convolution counts only the inputs that
 really contribute. ReLU is not counted as a layer."""
 LAYER_HEADERS = ["Layer", "Type", "Output (C×H×W)", "Outputs", "Weights", "Connections"]
+CURVES_CAPTION = """*How to read them:* each plot runs over the training epochs; a loss should fall and an
+accuracy or IoU rise. Compare nets or settings at the last epoch on the validation curves, measured on
+photos the nets never trained on; a validation curve that turns back up while the training loss keeps
+falling is overfitting."""
 
 
 def closed_form_check(table: LayerTable, size: int, model: torch.nn.Module) -> str:
@@ -81,8 +85,19 @@ def _report(context: Context) -> None:
     markdown, curves, report = weights_report(context.models)
     gr.Markdown("### Training report of the weights in use")
     gr.Markdown(markdown)
+    # Each plot whole, one under another at the page's width: in a gallery's square tiles these wide
+    # plots were cropped or shrunk past reading.
+    for index, (path, caption) in enumerate(curves):
+        gr.Image(
+            path,
+            label=caption,
+            interactive=False,
+            buttons=["download", "fullscreen"],
+            elem_id=f"model-curve-{index}",
+            elem_classes=["model-curve"],
+        )
     if curves:
-        gr.Gallery(curves, label="Training curves", columns=2, object_fit="contain", height="auto")
+        gr.Markdown(CURVES_CAPTION, elem_classes=["caption"])
     if report is not None:
         with gr.Accordion("Full training report (JSON)", open=False):
             gr.JSON(report)

@@ -158,3 +158,19 @@ def mark(rgb: np.ndarray, y: int, x: int) -> np.ndarray:
         r = radius + extra
         draw.ellipse([x - r, y - r, x + r, y + r], outline=colour, width=2 + extra)
     return np.asarray(image)
+
+
+def palette_strip(palette: np.ndarray, swatch_size: int = 32) -> np.ndarray:
+    """The palette uint8 [K, 3] as one row of numbered swatches, uint8 [H, K * swatch_size, 3]: the
+    numbers are the colour indices that the pixel inspector's bars and the nets' outputs use."""
+    from PIL import Image, ImageDraw
+
+    count = len(palette)
+    strip = np.repeat(palette.astype(np.uint8), swatch_size, axis=0)[None].repeat(swatch_size, axis=0)
+    strip[:, ::swatch_size] = 255  # a white line between swatches keeps neighbours apart
+    image = Image.new("RGB", (count * swatch_size, swatch_size + 14), "white")
+    image.paste(Image.fromarray(strip), (0, 0))
+    draw = ImageDraw.Draw(image)
+    for k in range(count):
+        draw.text((k * swatch_size + 3, swatch_size + 1), str(k), fill="black")
+    return np.asarray(image)

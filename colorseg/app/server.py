@@ -121,12 +121,15 @@ class FileRouteGuard:
         return await self.app(scope, receive, send)
 
 
-def protect(demo: gr.Blocks, readable: ReadableFiles = READABLE) -> gr.Blocks:
+def protect(demo: gr.Blocks, readable: ReadableFiles = READABLE, css: str = "") -> gr.Blocks:
     """Make ``demo.launch(...)`` serve with this module's protections whatever the caller passes:
-    the two middlewares, the upload cap (unless given) and no monitoring dashboard."""
+    the two middlewares, the upload cap (unless given) and no monitoring dashboard; and with the
+    app's stylesheet ``css`` before any the caller adds (gradio 6 takes css in launch(), no longer
+    in gr.Blocks)."""
     launch = demo.launch
 
     def protected_launch(*args: Any, **kwargs: Any) -> Any:
+        kwargs["css"] = "\n".join(part for part in (css, kwargs.get("css")) if part) or None
         app_kwargs = dict(kwargs.get("app_kwargs") or {})
         app_kwargs["middleware"] = [
             *app_kwargs.get("middleware", ()),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,35 @@ from colorseg.app import settings
 if TYPE_CHECKING:
     from colorseg.app.models import Models
     from colorseg.app.uploads import ReadableFiles
+
+
+# A result's download name: letters, digits, _ and - only (safe on every file system and in a URL).
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+MAX_STEM = 64  # characters of the photo's name kept in a download's name
+# Names that say nothing of the photo: gradio calls an upload that came without a file name
+# tmp<10 hex digits> (gradio.route_utils), and content hashes name files in caches.
+_MEANINGLESS_STEM = re.compile(r"tmp[0-9a-f]{10}|(?=.*[0-9])(?=.*[a-f])[0-9a-f]{32,}", re.IGNORECASE)
+
+
+def _ascii_name(text: str) -> str:
+    """``text`` in letters, digits, _ and -: accents dropped (é -> e), anything else one _."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_text).strip("_-")
+
+
+def download_name(photo: str | os.PathLike | None, what: str) -> str:
+    """The name (no extension) a result of ``photo`` downloads under: the photo's own file name and
+    ``what`` the picture is, e.g. ``horse_UNet`` for /tmp/gradio/<hash>/horse.jpg.
+
+    gradio keeps an upload's own file name (it stores it as <upload folder>/<content hash>/<name>),
+    so the stem is the name the user's file had. It is cut to MAX_STEM characters; a name with
+    nothing usable left, or one gradio made up, becomes ``photo``."""
+    stem = _ascii_name(Path(os.fspath(photo)).stem) if photo else ""
+    if not stem or _MEANINGLESS_STEM.fullmatch(stem):
+        stem = "photo"
+    stem = stem[:MAX_STEM].rstrip("_-")
+    what = _ascii_name(what)
+    return f"{stem}_{what}" if what else stem
 
 
 class PictureStore:
@@ -105,6 +136,8 @@ class PictureStore:
             self.sweep()
         suffix = "png" if lossless or picture.ndim == 3 and picture.shape[2] == 4 else "jpg"
         if name:
+            if not SAFE_NAME.fullmatch(name):
+                raise ValueError(f"a picture's name is letters, digits, _ and - only: {name!r}")
             folder = self.directory / uuid.uuid4().hex
             folder.mkdir()
             path = folder / f"{name}.{suffix}"

@@ -26,6 +26,15 @@ INLINE_PICTURE = (
 )
 
 
+def user_error(message: str) -> gr.Error:
+    """The error to raise for what a user (or API caller) got wrong: no photo, a file that is not a
+    picture, a path this app does not read. gradio shows the message either way, but for a plain
+    gr.Error it also prints a traceback to the server's log (gradio/queueing.py and routes.py:
+    ``if not isinstance(e, Error) or e.print_exception: traceback.print_exc()``), where such
+    expected mistakes would bury the tracebacks of real faults."""
+    return gr.Error(message, print_exception=False)
+
+
 class ReadableFiles:
     """The files a request may name: what gradio stored for this app (uploads, examples it
     cached), all under its upload/cache folder, and the example files themselves.
@@ -80,7 +89,7 @@ class ReadableFiles:
 
     def check(self, path: str | None) -> str | None:
         if path and not self.allows(path):
-            raise gr.Error(REFUSED_PATH)
+            raise user_error(REFUSED_PATH)
         return path
 
 
@@ -90,12 +99,12 @@ READABLE = ReadableFiles()  # the app's rule: gradio's upload folder, and exampl
 def read_photo(image: str | None, readable: ReadableFiles) -> LoadedImage:
     """Decode an uploaded photo (any mode, EXIF, size cap) after checking that it may be read."""
     if not image:
-        raise gr.Error(NO_PHOTO)
+        raise user_error(NO_PHOTO)
     readable.check(image)
     try:
         return load_image(image)
     except ImageLoadError as error:
-        raise gr.Error(str(error)) from None
+        raise user_error(str(error)) from None
 
 
 def read_mask(path: str | None, size: tuple[int, int], readable: ReadableFiles) -> Any:
@@ -106,7 +115,7 @@ def read_mask(path: str | None, size: tuple[int, int], readable: ReadableFiles) 
     try:
         return load_mask(path, size)
     except ImageLoadError as error:
-        raise gr.Error(f"Ground-truth mask: {error}") from None
+        raise user_error(f"Ground-truth mask: {error}") from None
 
 
 def photo_input(readable: ReadableFiles = READABLE, **kwargs: Any) -> gr.Image:
@@ -138,7 +147,7 @@ def files_only(component: ImageInput, readable: ReadableFiles = READABLE) -> Ima
 
     def checked(path: Any) -> None:
         if path is not None and (gr_client_utils.is_http_url_like(str(path)) or not readable.allows(path)):
-            raise gr.Error(REFUSED_PATH)
+            raise user_error(REFUSED_PATH)
 
     def move_resource_to_block_cache(path: Any) -> Any:
         checked(path)
@@ -152,9 +161,9 @@ def files_only(component: ImageInput, readable: ReadableFiles = READABLE) -> Ima
         if payload is None:
             return None
         if (payload.url or "").startswith("data:"):
-            raise gr.Error(INLINE_PICTURE)
+            raise user_error(INLINE_PICTURE)
         if payload.path is None:
-            raise gr.Error(REFUSED_PATH)  # a bare URL: never fetched or opened
+            raise user_error(REFUSED_PATH)  # a bare URL: never fetched or opened
         # Only a path inside this app's upload/cache folders (or an example) goes on; the
         # handlers check again, for callers of the functions themselves.
         return readable.check(str(payload.path))

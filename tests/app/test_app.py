@@ -209,6 +209,20 @@ def test_weights_report_lists_every_loaded_model(context, monkeypatch, tmp_path)
     assert report == {"colour": {"results": {}}}
 
 
+def test_the_model_tab_shows_each_training_plot_whole(context, monkeypatch, tmp_path):
+    """A gallery's square tiles cropped or shrank the wide plots: each is its own picture, no fixed height."""
+    (tmp_path / "reports").mkdir()
+    for name in ("colour_default_curves", "seg_body_curves"):
+        Image.new("RGB", (1300, 400)).save(tmp_path / "reports" / f"{name}.png")
+    monkeypatch.setattr(context.models, "weights_dir", tmp_path)
+    demo = build_demo(models=context.models)
+    plots = [b for b in demo.blocks.values() if isinstance(b, gr.Image) and "model-curve" in (b.elem_classes or [])]
+    assert {"colour default curves", "seg body curves"} <= {plot.label for plot in plots}
+    assert all(plot.height is None and plot.width is None for plot in plots)
+    assert not any(isinstance(b, gr.Gallery) and b.label == "Training curves" for b in demo.blocks.values())
+    assert "How to read them" in markdown_of(demo)
+
+
 def test_examples_include_shipped_photos_and_local_validation_data(monkeypatch, tmp_path):
     shipped = examples.sample_photos()
     assert len([p for p in shipped if p.parent == examples.EXAMPLES_DIR]) >= 5

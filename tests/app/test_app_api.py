@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -47,8 +48,8 @@ def test_api_lists_both_endpoints_with_defaults(client):
 
 
 def test_colorize_endpoint(client, tmp_path):
-    path = save_photo(tmp_path / "photo.png", 64, 48)
-    gallery, slider, confidence, notes = client.predict(handle_file(str(path)), api_name="/colorize")
+    path = save_photo(tmp_path / "horse.png", 64, 48)
+    gallery, slider, confidence, notes, *scoring = client.predict(handle_file(str(path)), api_name="/colorize")
     assert [item["caption"] for item in gallery] == [
         "Greyscale input",
         "PoolUpsampleNet",
@@ -58,6 +59,16 @@ def test_colorize_endpoint(client, tmp_path):
     ]
     assert Image.open(gallery[3]["image"]).size == (64, 48)
     assert len(slider) == 2 and len(confidence) == 3 and "64×48" in notes
+    # Added after the four outputs older callers unpack: each net against the photo's own colours.
+    scores, score_notes, palette, target = scoring
+    assert scores["headers"][0] == "Network" and [row[0] for row in scores["data"]] == [
+        "PoolUpsampleNet",
+        "ConvTransposeNet",
+        "UNet",
+    ]
+    assert "comes closest" in score_notes and Image.open(palette).size[0] == 24 * 32
+    # The upload's own name comes through gradio's upload folder to the downloads.
+    assert Path(gallery[3]["image"]).name == "horse_UNet.jpg" and Path(target).name == "horse_target.png"
 
 
 def test_colorize_endpoint_with_settings(client, tmp_path):
@@ -100,6 +111,53 @@ def test_errors_reach_the_client_as_messages(client, tmp_path):
         client.predict(handle_file(str(junk)), api_name="/colorize")
     with pytest.raises(AppError, match="not an image"):
         client.predict(handle_file(str(junk)), api_name="/segment")
+
+
+def test_gradio_prints_a_traceback_for_a_plain_gr_error_not_for_a_user_error(capfd):
+    """gradio 6 prints every gr.Error's traceback to the server's console unless print_exception is
+    False (gradio/queueing.py); colorseg.app.uploads.user_error sets it."""
+    import gradio as gr
+
+    from colorseg.app.uploads import user_error
+
+    def plain(text):
+        raise gr.Error("plain mistake")
+
+    def quiet(text):
+        raise user_error("quiet mistake")
+
+    with gr.Blocks(analytics_enabled=False) as demo:
+        text, out = gr.Textbox(), gr.Textbox()
+        gr.Button().click(plain, text, out, api_name="plain")
+        gr.Button().click(quiet, text, out, api_name="quiet")
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        tiny = Client(demo.local_url, verbose=False, analytics_enabled=False)
+        capfd.readouterr()
+        with pytest.raises(AppError, match="quiet mistake"):
+            tiny.predict("x", api_name="/quiet")
+        assert "Traceback" not in capfd.readouterr().err
+        with pytest.raises(AppError, match="plain mistake"):
+            tiny.predict("x", api_name="/plain")
+        assert "Traceback" in capfd.readouterr().err, "gradio's behaviour changed: revisit user_error"
+    finally:
+        demo.close()
+
+
+def test_user_mistakes_leave_no_traceback_in_the_server_log(client, tmp_path, capfd):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"definitely not a picture")
+    photo = handle_file(str(save_photo(tmp_path / "photo.png", 32, 24)))
+    capfd.readouterr()
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(str(junk)), api_name="/colorize")
+    with pytest.raises(AppError, match="No photo yet"):
+        client.predict(None, api_name="/colorize")
+    *_, notes = client.predict(photo, [], api_name="/colorize")[:4]
+    assert "tick at least one" in notes
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(str(junk)), api_name="/segment")
+    assert "Traceback" not in capfd.readouterr().err
 
 
 # ---------------------------------------------------------------- only uploaded files are read
@@ -313,6 +371,20 @@ def test_uploads_are_capped_at_50_mb(client):
     """Set by build_demo's launch() for every caller (app.py passes nothing)."""
     base = client.src if client.src.endswith("/") else client.src + "/"
     assert httpx.get(f"{base}config", timeout=30).json()["max_file_size"] == 50 * 1024**2
+
+
+def test_the_app_stylesheet_keeps_galleries_and_tables_inside_a_phone_screen(client):
+    """gradio 6 takes css in launch(): build_demo's launch adds the app's own (colorseg.app.demo.LAYOUT_CSS)."""
+    base = client.src if client.src.endswith("/") else client.src + "/"
+    config = httpx.get(f"{base}config", timeout=30).json()
+    assert ".fit-gallery .grid-container" in config["css"] and "@media (max-width: 640px)" in config["css"]
+    classes = {
+        component["props"].get("elem_id"): component["props"].get("elem_classes") or []
+        for component in config["components"]
+    }
+    for elem_id in ("colour-results", "colour-confidence", "probe-unet"):
+        assert "fit-gallery" in classes[elem_id], elem_id
+    assert "fit-table" in classes["colour-scores"] and "fit-table" in classes["inspect-summary"]
 
 
 def test_the_monitoring_dashboard_is_off(client):

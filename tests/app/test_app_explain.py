@@ -37,12 +37,25 @@ def test_layer_explorer_shows_every_layer_with_counts_and_skips(context, tmp_pat
     assert InsideHandlers(context).explore_if_photo(None, "UNet", 64)[0] is not None  # gr.skip(), no error
 
 
-def test_checkerboard_probe_for_both_nets(context):
+def test_checkerboard_probe_for_every_net(context):
     handlers = InsideHandlers(context)
-    transposed, upsampled, notes = handlers.probe()
-    assert handlers.probe()[0] == transposed, "once per app, not per page load"
-    assert len(transposed) == len(upsampled) == 4 and read_picture(transposed[0][0]).shape == (256, 256, 3)
-    assert "ConvTransposeNet" in notes and "PoolUpsampleNet" in notes and "%" in notes
+    *galleries, notes = handlers.probe()
+    assert handlers.probe()[0] == galleries[0], "once per app, not per page load"
+    assert len(galleries) == 3 and all(len(gallery) == 4 for gallery in galleries)
+    assert read_picture(galleries[2][0][0]).shape == (256, 256, 3)
+    # Two a row: flat grey first, then the ramp.
+    assert [caption.split(":")[0] for _, caption in galleries[2]] == ["flat grey", "flat grey", "ramp", "ramp"]
+    assert galleries[2][0][0].endswith("probe_UNet_flat_max_logit.png")
+    assert all(f"**{name}**" in notes for name in ("PoolUpsampleNet", "ConvTransposeNet", "UNet")) and "%" in notes
+
+
+def test_the_probe_galleries_show_every_picture_whole(context):
+    from colorseg.app.demo import build_demo
+
+    demo = build_demo(models=context.models)
+    galleries = {b.elem_id: b for b in demo.blocks.values() if isinstance(b, gr.Gallery)}
+    for elem_id in ("probe-upsampled", "probe-transposed", "probe-unet"):
+        assert galleries[elem_id].height == "auto" and galleries[elem_id].columns == 2, elem_id
 
 
 def test_pixel_inspector_follows_the_click_and_the_decoding(context, tmp_path):
@@ -54,10 +67,26 @@ def test_pixel_inspector_follows_the_click_and_the_decoding(context, tmp_path):
     assert "Pixel (63, 47)" in summary and "(31, 23)" in summary and "T = 0.38" in summary
     hotter, _ = handlers.inspect(path, ["UNet"], 32, "argmax", 1.0, 47, 63)
     assert "T = 1.00" in hotter and hotter.count("<tr>") == 2 and "<b><span" in hotter
-    assert handlers.again(path, None, 32, "argmax", 1.0, None) == (gr.skip(), gr.skip())
     event = gr.SelectData(None, {"index": [10, 20], "value": None})
-    _, _, point, marked = handlers.clicked(path, None, 32, "argmax", 1.0, path, event)
+    _, charts, point, marked = handlers.clicked(path, None, 32, "argmax", 1.0, path, event)
     assert point == (20, 10) and read_picture(marked).shape == (48, 64, 3) and marked != path
+    assert marked.endswith("/p_pixel_10_20.jpg") and charts.endswith("/p_colours_10_20.png"), "download names"
+
+
+def test_the_inspector_follows_every_render(context, tmp_path):
+    """After the results are drawn again (another net, decoding, size, temperature), the pixel
+    already inspected is inspected again, ringed on the new result; before any click, nothing."""
+    handlers = InspectorHandlers(context)
+    path = str(save_photo(tmp_path / "p.png", 64, 48))
+    result = str(save_photo(tmp_path / "result.png", 64, 48))
+    assert handlers.after_render(path, None, 32, "argmax", 1.0, (path, result), None) == (result, result, "", None)
+    assert handlers.after_render(path, [], 32, "argmax", 1.0, None, (20, 10)) == (None, None, "", None)
+    picture, unmarked, summary, charts = handlers.after_render(
+        path, ["UNet"], 32, "argmax", 1.0, (path, result), (20, 10)
+    )
+    assert unmarked == result and picture != result and read_picture(picture).shape == (48, 64, 3)
+    assert "Pixel (10, 20)" in summary and "<b><span" in summary and summary.count("<tr>") == 2
+    assert read_picture(charts).shape[0] == 30 + 200
 
 
 def test_segmentation_extras_with_and_without_a_ground_truth(context, tmp_path):
