@@ -174,7 +174,7 @@ def main() -> int:
         from colorseg.app.inside_tab import InsideHandlers
         from colorseg.app.inspector import InspectorHandlers
         from colorseg.app.models import load_models
-        from colorseg.app.segment_tab import SegmentHandlers
+        from colorseg.app.segment_handlers import SegmentHandlers
         from colorseg.app.settings import TORCH_THREADS
         from colorseg.app.store import Context, PictureStore
         from colorseg.app.uploads import ReadableFiles

@@ -236,15 +236,27 @@ def _all_grey(rgb: np.ndarray) -> bool:
     return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]))
 
 
+# A mask is grey: a JPEG's chroma noise moves its channels apart by a few levels at most, a photo's
+# colours by far more on a large share of its pixels.
+COLOUR_SPREAD, COLOURED_SHARE = 48, 0.01
+
+
 def load_mask(source: str | Path | bytes | Image.Image | None, size: tuple[int, int]) -> np.ndarray:
     """A ground-truth mask as bool [H, W] at ``size`` = (width, height); white (> 127) = object.
 
     Masks are often stored smaller than their photos (the Weizmann horses are), so the
     mask is resized with nearest-neighbour to the photo's size; it must have about the
-    same aspect ratio, otherwise it cannot belong to the photo.
+    same aspect ratio, otherwise it cannot belong to the photo. A picture in colour is
+    refused rather than silently thresholded: it is most likely a photo given as the mask.
     """
     mask = load_image(source)
     height, width = mask.rgb.shape[:2]
+    spread = mask.rgb.max(axis=2).astype(np.int16) - mask.rgb.min(axis=2)
+    if np.mean(spread > COLOUR_SPREAD) > COLOURED_SHARE:
+        raise ImageLoadError(
+            "This picture is in colour, so it cannot be a mask: a mask is black (background) and white "
+            "(object), the same shape as the photo."
+        )
     aspect_mask, aspect_photo = width / height, size[0] / size[1]
     if abs(aspect_mask / aspect_photo - 1) > 0.05:
         raise ImageLoadError(

@@ -229,3 +229,17 @@ def test_an_unreadable_file_is_not_called_damaged_and_its_path_is_not_shown(tmp_
     with pytest.raises(ImageLoadError) as caught:
         load_image(tmp_path / "gradio" / "upload.png")
     assert str(caught.value) == "The file cannot be read (Permission denied)."
+
+
+def test_a_colour_photo_is_refused_as_a_mask_but_a_noisy_grey_jpeg_is_not(tmp_path):
+    from colorseg.image_io import load_mask
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(photo)
+    with pytest.raises(ImageLoadError, match="in colour, so it cannot be a mask"):
+        load_mask(photo, (60, 40))
+    grey = np.zeros((40, 60, 3), dtype=np.uint8)
+    grey[10:30, 20:40] = 255
+    jpeg = tmp_path / "mask.jpg"
+    Image.fromarray(grey).save(jpeg, quality=70)  # an RGB JPEG of a mask: a little chroma noise
+    assert load_mask(jpeg, (60, 40))[20, 30] and not load_mask(jpeg, (60, 40))[0, 0]

@@ -73,10 +73,20 @@ def colour_examples() -> list[Path]:
     return sample_photos() + cifar_validation(limit=4)
 
 
+REFERENCE_MASKS = EXAMPLES_DIR / "masks"  # U²-Net-p's masks of the farm photos (examples/README.md)
+
+
+def reference_mask(photo: Path) -> Path | None:
+    """The shipped U²-Net-p mask of an example photo, if it has one."""
+    mask = REFERENCE_MASKS / f"{photo.stem}.png"
+    return mask if photo.parent == EXAMPLES_DIR and mask.is_file() else None
+
+
 def segment_examples() -> list[list[str | None]]:
-    """[photo, mask or None] rows: validation horses with their masks first (a mask shows the
-    scores), then the farm animals, then the other photos."""
-    rows: list[list[str | None]] = [[str(photo), str(mask)] for photo, mask in segmentation_validation(limit=4)]
+    """[photo, mask or None] rows: the farm animals with U²-Net-p's masks first (a mask shows the
+    scores and curves), then validation horses with their own masks from local data, then the rest."""
     photos = sample_photos()
     photos.sort(key=lambda p: p.suffix.lower() != FARM_ANIMALS)  # stable: farm animals first
-    return rows + [[str(p), None] for p in photos]
+    with_reference = [[str(p), str(reference_mask(p))] for p in photos if reference_mask(p)]
+    local = [[str(photo), str(mask)] for photo, mask in segmentation_validation(limit=4)]
+    return with_reference + local + [[str(p), None] for p in photos if not reference_mask(p)]

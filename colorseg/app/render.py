@@ -6,10 +6,10 @@ from __future__ import annotations
 import matplotlib
 import numpy as np
 
-from colorseg.segmentation.explain import ERROR_COLOURS, cutout_rgba, error_overlay
+from colorseg.segmentation.explain import ERROR_COLOURS, HEAD_COLOURS, cutout_rgba, error_overlay
 
-# One colour per segmentation head, the same in overlays, the disagreement map and the legend.
-HEAD_COLOURS = {"cross_entropy": (255, 127, 14), "soft_iou": (31, 119, 180)}
+# One colour per segmentation head, the same in overlays, the disagreement map, the charts and the
+# legend (colorblind-safe; each colour has one meaning in the app: colorseg.segmentation.explain).
 HEAD_TITLES = {"cross_entropy": "Cross-entropy head", "soft_iou": "Soft-IoU head"}
 
 # matplotlib's viridis, dark purple (unsure) to yellow (sure), as a 256-entry lookup table:
@@ -85,7 +85,7 @@ def mask_picture(mask: np.ndarray) -> np.ndarray:
 
 
 def errors(rgb: np.ndarray, mask: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """True positives green, false positives red, false negatives blue over the photo (ERROR_COLOURS)."""
+    """Right (true positive) bluish green, extra purple, missed yellow over the photo (ERROR_COLOURS)."""
     return error_overlay(rgb, mask, target)
 
 

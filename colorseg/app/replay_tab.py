@@ -16,8 +16,22 @@ from colorseg.app.report import report_dirs
 from colorseg.app.store import Context
 from colorseg.replay import KINDS, Replay, ReplayError, load_replay
 
-HELP = """Predictions on a few fixed validation images after every training epoch: drag the epoch
-slider or press **Play** to watch the colours (or masks) settle as the net learns."""
+HELP = """Predictions on the example photos after every training epoch, recorded by the same training run
+that made the weights: drag the epoch slider or press **Play** to watch a net learn. Colour nets: the
+32 px farm photos, their own colours, the palette target they are trained to predict and each net's
+colours as they form. Segmentation: the ImageNet body's fine-tuning (a temporary head on top of it), then
+each task's two Part D heads on the frozen body, beside U²-Net-p's mask of each photo for reference."""
+# What each recorded picture is, as the "Show" choice names it.
+KEY_LABELS = {
+    "argmax": "the net's colours (argmax)",
+    "original": "the photos' own colours",
+    "target": "palette target (what the net is trained to predict)",
+    "photo": "the photos",
+    "u2netp_reference": "U²-Net-p's masks (a reference, not ground truth)",
+    "mask": "the body's temporary head",
+    "cross_entropy": "cross-entropy head",
+    "soft_iou": "soft-IoU head",
+}
 NO_REPLAYS = """**No training replays yet.** Training records them: run `python train_all.py` (or only part
 of it, e.g. `python train_all.py --only segmentation`); it writes `reports/replay_colour_<Net>.json` and
 `reports/replay_seg_<task>.json` with their PNG strips. Restart the app to see them here."""
@@ -39,8 +53,15 @@ def replay_stems(folders: list[Path]) -> dict[str, Path]:
     return found
 
 
+def key_choices(keys: list[str]) -> list[tuple[str, str]]:
+    """(label, key) for the "Show" radio."""
+    return [(KEY_LABELS.get(key, key.replace("_", " ")), key) for key in keys]
+
+
 def replay_label(stem: str) -> str:
     """replay_colour_UNet -> "colour: UNet"; replay_seg_horses -> "segmentation: horses"."""
+    if stem == "replay_seg_body":
+        return "segmentation: fine-tuning the ImageNet body"
     parts = stem.removeprefix("replay_").split("_", 1)
     kind = {"seg": "segmentation"}.get(parts[0], parts[0])
     return f"{kind}: {parts[1].replace('_', ' ')}" if len(parts) == 2 else stem
@@ -77,7 +98,7 @@ class ReplayHandlers:
     def choose(self, stem: str) -> tuple[gr.Radio, gr.Slider, str, str]:
         """Another replay chosen: its keys, its epoch range (at the last epoch), and that frame."""
         keys, key, epochs, frame, caption = self.opening(stem)
-        return gr.Radio(keys, value=key), epoch_slider(epochs), frame, caption
+        return gr.Radio(key_choices(keys), value=key), epoch_slider(epochs), frame, caption
 
     def show(self, stem: str, key: str, epoch: float) -> tuple[str, str]:
         """The frame of ``key`` at the recorded epoch nearest at or before ``epoch``, and that epoch's losses."""
@@ -95,7 +116,7 @@ class ReplayHandlers:
         names = ", ".join(replay.names)
         return (
             self.context.store.save(frame, lossless=True),
-            f"**Epoch {shown}** of {recorded[-1]} ({key.replace('_', ' ')}; images: {names}). {text}",
+            f"**Epoch {shown}** of {recorded[-1]} ({KEY_LABELS.get(key, key)}; images: {names}). {text}",
         )
 
     def start(self, stem: str, key: str, epoch: float) -> tuple[int, gr.Timer]:
@@ -131,7 +152,7 @@ def create_tab(context: Context) -> None:
         stem = gr.Dropdown(
             [(replay_label(s), s) for s in stems], value=next(iter(stems)), label="Replay", elem_id="replay-choice"
         )
-        key = gr.Radio(keys, value=first_key, label="Show")
+        key = gr.Radio(key_choices(keys), value=first_key, label="Show")
         play = gr.Button("▶ Play", elem_id="replay-play")
     epoch = epoch_slider(epochs, label="Epoch", elem_id="replay-epoch")
     caption = gr.Markdown(first_caption, elem_id="replay-caption")

@@ -1,171 +1,40 @@
-"""The Segment tab: the object in a photo from two heads on one DeepLabV3 body, side by side."""
+"""The Segment tab: the object in a photo from two heads on one DeepLabV3 body, side by side; with a
+mask, each head's errors, its IoU against the threshold and its calibration."""
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-from collections import OrderedDict
-from typing import Any
-
 import gradio as gr
-import numpy as np
-import torch
 
-from colorseg.app import examples, render
-from colorseg.app.render import HEAD_COLOURS, HEAD_TITLES
+from colorseg.app import examples
+from colorseg.app.render import HEAD_TITLES
+from colorseg.app.segment_handlers import SCORE_HEADERS, SegmentHandlers, task_choices
 from colorseg.app.settings import INFERENCE
 from colorseg.app.store import Context
-from colorseg.app.uploads import photo_input, read_mask, read_photo
-from colorseg.segmentation.explain import curve_chart, iou_threshold_curve
+from colorseg.app.uploads import photo_input
 from colorseg.segmentation.inference import DEFAULT_TASK
-from colorseg.segmentation.losses import MASK_THRESHOLD, per_image_metrics
-from colorseg.segmentation.sources import SEG_TASKS
 
 SHOW_BOTH, SHOW_CE, SHOW_IOU = "Both heads", "Cross-entropy head only", "Soft-IoU head only"
-SCORE_HEADERS = ["Head", "Object pixels", "IoU", "Thresholded mIoU", "Pixel accuracy"]
-
-# The tasks a segmenter may have heads for (colorseg.segmentation.sources.SEG_TASKS), as the radio names them.
-TASK_LABELS = dict(zip(SEG_TASKS, ("Any object", "Flowers (the assignment's Part D)", "Horses")))
-
 HELP = """**1.** Upload, paste or take a photo, or click an example below. **2.** Choose what to find and,
 optionally, add the photo's ground-truth mask (white = object) to score both heads. **3.** Press **Segment**.
 
 One DeepLabV3 body is shared by every task; each task has two heads that differ only in their last
-1×1 convolution, trained with cross-entropy (<span style="color:#ff7f0e">■ orange</span>) or with a
-soft-IoU loss (<span style="color:#1f77b4">■ blue</span>); the photo and its mirror image go through the body
-together and each head averages the two views. With a ground-truth mask each head's errors are
-shown (green = right, red = extra: false positive, blue = missed: false negative) with its IoU at every
-threshold. Each head's cut-out (transparent PNG) is ready to download."""
-
-SegmentOutputs = tuple[str, str, str, str, str, list[list[str]], str]
-
-
-def mask_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """IoU, the assignment's thresholded mIoU and pixel accuracy of one predicted mask."""
-    scores = per_image_metrics(torch.from_numpy(pred)[None], torch.from_numpy(target)[None])
-    return {name: float(values[0]) for name, values in scores.items()}
-
-
-def score_rows(masks: dict[str, np.ndarray], target: np.ndarray | None) -> list[list[str]]:
-    table = []
-    for head, mask in masks.items():
-        row = [HEAD_TITLES[head], f"{mask.mean():.1%}"]
-        if target is None:
-            row += ["—", "—", "—"]
-        else:
-            scores = mask_scores(mask, target)
-            row += [f"{scores['iou']:.3f}", f"{scores['miou_thresholded']:.1f}", f"{scores['pixel_accuracy']:.1%}"]
-        table.append(row)
-    return table
-
-
-def task_choices(segmenter: object) -> list[tuple[str, str]]:
-    """(label, task) for the tasks the loaded segmenter has heads for, in TASK_LABELS' order;
-    all of them (for a disabled radio) when no segmenter loaded."""
-    tasks = tuple(getattr(segmenter, "tasks", ())) or tuple(TASK_LABELS)
-    ordered = [t for t in TASK_LABELS if t in tasks] + [t for t in tasks if t not in TASK_LABELS]
-    return [(TASK_LABELS.get(task, task), task) for task in ordered]
-
-
-class SegmentHandlers:
-    """The Segment tab's functions (and the /segment endpoint); models come loaded."""
-
-    RECENT = 4  # photos whose probabilities are kept for the extras that follow each /segment call
-
-    def __init__(self, context: Context):
-        self.context = context
-        self._recent: OrderedDict[tuple[str, str], dict[str, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def cached_probabilities(self, image: str, rgb: np.ndarray, task: str) -> dict[str, np.ndarray]:
-        """:meth:`probabilities`, remembered for the last few (photo, task): the extras that follow a
-        /segment call reuse its body pass. Uploads are content-addressed files: a path is a picture."""
-        key = (os.path.realpath(image), task)
-        with self._lock:
-            if key in self._recent:
-                self._recent.move_to_end(key)
-                return self._recent[key]
-        probs = self.probabilities(rgb, task)
-        with self._lock:
-            self._recent[key] = probs
-            while len(self._recent) > self.RECENT:
-                self._recent.popitem(last=False)
-        return probs
-
-    def probabilities(self, rgb: np.ndarray, task: str) -> dict[str, np.ndarray]:
-        """{loss: float32 [H, W]} of ``task``'s two heads, from one body pass."""
-        models = self.context.models
-        if models.segmenter is None:
-            raise gr.Error(models.segment_problem or "Segmentation is unavailable.")
-        if task not in models.segmenter.tasks:
-            offered = ", ".join(f"{task!r} ({label})" for label, task in task_choices(models.segmenter))
-            raise gr.Error(f"These weights have no heads for {task!r}; choose one of {offered}.")
-        try:
-            probs = models.segmenter.probabilities(rgb, None, (task,))[task]
-        except (RuntimeError, ValueError) as error:
-            raise gr.Error(f"Segmentation failed on this image ({error}).") from None
-        return {loss: np.asarray(probs[loss].float().cpu().numpy(), np.float32) for loss in HEAD_TITLES}
-
-    @torch.inference_mode()
-    def segment(self, image: str | None, ground_truth: str | None = None, task: str = DEFAULT_TASK) -> SegmentOutputs:
-        """Overlays and masks of ``task``'s two heads (paths), their disagreement, scores against a
-        ground truth, notes."""
-        models = self.context.models
-        if models.segmenter is None:
-            raise gr.Error(models.segment_problem or "Segmentation is unavailable.")
-        loaded = read_photo(image, self.context.readable)
-        target = read_mask(ground_truth, (loaded.rgb.shape[1], loaded.rgb.shape[0]), self.context.readable)
-        started = time.perf_counter()
-        probs = self.cached_probabilities(image, loaded.rgb, task)
-        seconds = time.perf_counter() - started
-
-        masks = {loss: prob > MASK_THRESHOLD for loss, prob in probs.items()}
-        agree = float((masks["cross_entropy"] == masks["soft_iou"]).mean())
-        notes = [
-            (
-                f"Segmented {loaded.rgb.shape[1]}×{loaded.rgb.shape[0]} px in {seconds * 1000:.0f} ms looking for "
-                f"**{TASK_LABELS.get(task, task)}** (one body pass, two heads). The heads agree on {agree:.1%} "
-                "of the pixels."
-            )
-        ]
-        if target is None:
-            notes.append("Add the photo's ground-truth mask (white = object) to score each head.")
-        notes += [f"Note: {note}." for note in loaded.notes]
-        save, rgb = self.context.store.save, loaded.rgb
-        return (
-            save(render.overlay(rgb, masks["cross_entropy"], HEAD_COLOURS["cross_entropy"])),
-            save(render.overlay(rgb, masks["soft_iou"], HEAD_COLOURS["soft_iou"])),
-            save(render.mask_picture(masks["cross_entropy"]), lossless=True),
-            save(render.mask_picture(masks["soft_iou"]), lossless=True),
-            save(render.disagreement_map(rgb, masks["cross_entropy"], masks["soft_iou"])),
-            score_rows(masks, target),
-            "\n\n".join(notes),
-        )
-
-    @torch.inference_mode()
-    def extras(self, image: str | None, ground_truth: str | None = None, task: str = DEFAULT_TASK) -> tuple[Any, ...]:
-        """After /segment: each head's cut-out (RGBA PNG) and, with a ground truth, its TP/FP/FN
-        overlay and the IoU-vs-threshold curves of both heads."""
-        if not image or self.context.models.segmenter is None:
-            return (gr.skip(),) * 5
-        loaded = read_photo(image, self.context.readable)
-        target = read_mask(ground_truth, (loaded.rgb.shape[1], loaded.rgb.shape[0]), self.context.readable)
-        probs = self.cached_probabilities(image, loaded.rgb, task)
-        save, rgb = self.context.store.save, loaded.rgb
-        cutouts = [
-            save(render.cutout(rgb, probs[loss] > MASK_THRESHOLD), name=f"cutout_{task}_{loss}") for loss in HEAD_TITLES
-        ]
-        if target is None:
-            hidden = gr.Image(value=None, visible=False)
-            return hidden, hidden, gr.Image(value=None, visible=False), *cutouts
-        errors = [
-            gr.Image(value=save(render.errors(rgb, probs[loss] > MASK_THRESHOLD, target)), visible=True)
-            for loss in HEAD_TITLES
-        ]
-        # Soft-IoU first: matplotlib's first two colours are then the heads' own blue and orange.
-        curves = {HEAD_TITLES[loss]: iou_threshold_curve(probs[loss], target) for loss in ("soft_iou", "cross_entropy")}
-        return gr.Image(value=save(curve_chart(curves)), visible=True), *errors, *cutouts
+1×1 convolution, trained with cross-entropy (<span style="color:#e69f00">■ orange</span>) or with a
+soft-IoU loss (<span style="color:#0072b2">■ blue</span>); the photo and its mirror image go through the body
+together and each head averages the two views. With a mask each head's errors are shown
+(<span style="color:#009e73">■ bluish green</span> = right, <span style="color:#cc79a7">■ purple</span> = extra,
+<span style="color:#f0e442">■ yellow</span> = missed) with its IoU at every threshold and its calibration. The farm
+examples come with **U²-Net-p's** mask (rembg's model, a stronger reference, not ground truth): against
+it the scores read as *agreement with U²-Net-p*. Each head's cut-out (transparent PNG) is ready to download."""
+THRESHOLD_CAPTION = """**Reading the threshold curve.** Each point is the head's IoU if its mask were cut at that
+probability instead of 0.5 (dashed line). The dotted lines are the assignment's IoU levels 0.5, 0.55, …, 0.95:
+its *thresholded mIoU* gives an image one tenth for every level its IoU (at 0.5) exceeds, so an IoU of 0.83
+scores 0.7. A flat curve means the head is sure of its pixels; a peak away from 0.5 means another threshold
+would have done better."""
+CALIBRATION_CAPTION = """**Reading the calibration.** Left: the pixels grouped by the head's predicted probability,
+and the fraction of each group that really is object; on the dashed diagonal a head is *calibrated* (of the
+pixels it calls 70 % object, 70 % are). Right: how many pixels fall in each group. Cross-entropy is known to
+give calibrated probabilities and a soft IoU loss to push them towards 0 and 1: compare the two heads here
+(ECE, the expected calibration error, is the mean distance from the diagonal)."""
 
 
 def shown_heads(choice: str) -> tuple[gr.Column, gr.Column]:
@@ -238,15 +107,18 @@ def create_tab(context: Context) -> None:
                 elem_id="disagreement",
             )
             scores = gr.Dataframe(
-                headers=SCORE_HEADERS, label="Scores (IoU columns need a ground-truth mask)", interactive=False
+                headers=SCORE_HEADERS,
+                label="Scores (the IoU columns need a mask)",
+                interactive=False,
+                elem_id="segment-scores",
+                elem_classes=["fit-table"],
             )
             notes = gr.Markdown()
-            curve = gr.Image(
-                label="IoU against the threshold (needs a ground-truth mask)",
-                visible=False,
-                height=340,
-                elem_id="iou-curve",
-            )
+            with gr.Column(visible=False, elem_id="segment-plots") as plots:
+                curve = gr.Image(label="IoU against the threshold", elem_id="iou-curve", buttons=["download"])
+                gr.Markdown(THRESHOLD_CAPTION, elem_id="iou-curve-caption", elem_classes=["caption"])
+                calibration = gr.Image(label="Calibration of each head", elem_id="calibration", buttons=["download"])
+                gr.Markdown(CALIBRATION_CAPTION, elem_id="calibration-caption", elem_classes=["caption"])
 
     segmented = button.click(
         handlers.segment,
@@ -260,7 +132,23 @@ def create_tab(context: Context) -> None:
     segmented.success(
         handlers.extras,
         inputs=[image, ground_truth, task],
-        outputs=[curve, errors_ce, errors_iou, cutout_ce, cutout_iou],
+        outputs=[plots, curve, calibration, errors_ce, errors_iou, cutout_ce, cutout_iou],
+        api_visibility="private",
+        **INFERENCE,
+    )
+    # Another task re-renders a photo already there (a slider-free control: on change, the last one wins).
+    rerun = task.change(
+        handlers.rerender,
+        inputs=[image, ground_truth, task],
+        outputs=[overlay_ce, overlay_iou, mask_ce, mask_iou, disagreement, scores, notes],
+        api_visibility="private",
+        trigger_mode="always_last",
+        **INFERENCE,
+    )
+    rerun.success(
+        handlers.extras,
+        inputs=[image, ground_truth, task],
+        outputs=[plots, curve, calibration, errors_ce, errors_iou, cutout_ce, cutout_iou],
         api_visibility="private",
         **INFERENCE,
     )

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from colorseg.segmentation import losses as seg_losses
 from colorseg.segmentation.augment import Augmentation, augment
@@ -88,11 +89,12 @@ def cache_views(
     augmentation: Augmentation,
     generator: torch.Generator,
     batch_size: int = 32,
+    progress: bool = False,
 ) -> CachedViews:
     """Run the frozen prefix (stem and stages [0, stop)) once over every view of ``images``."""
     body.eval()
     xs, skips, targets = [], [], []
-    for view in range(views):
+    for view in tqdm(range(views), desc="seg_body: caching the frozen stages", unit="view", disable=not progress):
         for index in batches(len(images), batch_size):
             index = index.to(images.device)
             photo, target = images[index].float(), masks[index]
@@ -167,7 +169,16 @@ def fine_tune_body(
     generator draws); data-parallel under torchrun like every stage (each rank caches every view
     and trains on its slice of each global batch)."""
     start, size = recipe.first_trained_stage, tuple(train.masks.shape[-2:])
-    cache = cache_views(body, train.images, train.masks, start, recipe.views, recipe.augmentation, augment_generator)
+    cache = cache_views(
+        body,
+        train.images,
+        train.masks,
+        start,
+        recipe.views,
+        recipe.augmentation,
+        augment_generator,
+        progress=ctx.is_main,
+    )
     val_caches = {
         name: cache_views(body, v.images, v.masks, start, 1, recipe.augmentation, augment_generator)
         for name, v in (val or {}).items()

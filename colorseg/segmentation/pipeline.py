@@ -110,22 +110,19 @@ def get_body(
         return body, [], {key: description[key] for key in kept if key in description}
     # A checkpoint resumes only a run of the same recipe, seed, size and data.
     identity = {"seed": config.seed, "image_size": image_size(config), "data": data.description}
+    # What a trained body's loop needs besides its recipe: the order and augmentation draws, where it runs.
+    loop_args = {
+        "generator": torch.Generator().manual_seed(config.seed),
+        "augment_generator": torch.Generator(device=device).manual_seed(config.seed + 1),
+        "ctx": run_config.ctx,
+        "checkpointing": run_config.checkpointing,
+        "identity": identity,
+    }
     if config.source == "imagenet":
         recipe = config.fine_tune
         body = LiteDeepLabBody(recipe.variant).to(device)
         pretrained = load_imagenet_weights(body.encoder, recipe.variant)
-        history = finetune.fine_tune_body(
-            body,
-            data.train,
-            data.val,
-            recipe,
-            generator=torch.Generator().manual_seed(config.seed),
-            augment_generator=torch.Generator(device=device).manual_seed(config.seed + 1),
-            ctx=run_config.ctx,
-            checkpointing=run_config.checkpointing,
-            identity=identity,
-            hooks=hooks,
-        )
+        history = finetune.fine_tune_body(body, data.train, data.val, config.fine_tune, **loop_args, hooks=hooks)
         return (
             body,
             history,
@@ -154,17 +151,7 @@ def get_body(
         )
     net = SegmentationNet(DeepLabV3Body(config.backbone), DeepLabV3Head()).to(device)
     identity["backbone"] = config.backbone
-    history = seg_train.train_body(
-        net,
-        data.train,
-        data.val,
-        recipe,
-        generator=torch.Generator().manual_seed(config.seed),
-        augment_generator=torch.Generator(device=device).manual_seed(config.seed + 1),
-        ctx=run_config.ctx,
-        checkpointing=run_config.checkpointing,
-        identity=identity,
-    )
+    history = seg_train.train_body(net, data.train, data.val, recipe, **loop_args)
     origin = {
         "source": "scratch",
         "backbone": config.backbone,

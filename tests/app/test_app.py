@@ -20,7 +20,7 @@ from colorseg.app.demo import build_demo
 from colorseg.app.model_tab import ModelHandlers
 from colorseg.app.models import load_models
 from colorseg.app.report import format_metrics, weights_report
-from colorseg.app.segment_tab import SegmentHandlers
+from colorseg.app.segment_handlers import SegmentHandlers
 from colorseg.app.settings import REPO
 from colorseg.app.store import Context, PictureStore
 from colorseg.app.uploads import READABLE, REFUSED_PATH, ReadableFiles

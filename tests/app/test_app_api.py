@@ -18,7 +18,7 @@ from PIL import Image
 
 from colorseg.app.demo import build_demo
 from colorseg.app.examples import EXAMPLES_DIR
-from colorseg.app.segment_tab import TASK_LABELS
+from colorseg.app.segment_handlers import TASK_LABELS
 from colorseg.app.uploads import REFUSED_PATH
 
 
@@ -216,7 +216,8 @@ def _raw_upload(base: str, path) -> dict:
 @pytest.mark.parametrize("with_meta", [False, True], ids=["plain-dict", "filedata-meta"])
 def test_raw_http_cannot_make_the_server_open_its_files(client, tmp_path, server_files, endpoint, position, with_meta):
     base = client.src if client.src.endswith("/") else client.src + "/"
-    upload = _raw_upload(base, save_photo(tmp_path / "upload.png", 64, 48))
+    # Grey, so that it also serves as a mask (a picture in colour is refused as one).
+    upload = _raw_upload(base, save_photo(tmp_path / "upload.png", 64, 48, mode="L"))
     answers = {}
     for which, path in server_files.items():
         attack = {"path": path, **({"meta": FILE_META} if with_meta else {})}

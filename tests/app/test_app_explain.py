@@ -13,7 +13,7 @@ from PIL import Image
 from colorseg.app.inside_tab import InsideHandlers
 from colorseg.app.inspector import InspectorHandlers
 from colorseg.app.replay_tab import NO_REPLAYS, ReplayHandlers, replay_label, replay_stems
-from colorseg.app.segment_tab import SegmentHandlers
+from colorseg.app.segment_handlers import SegmentHandlers
 from colorseg.replay import ReplayRecorder
 
 
@@ -96,16 +96,16 @@ def test_segmentation_extras_with_and_without_a_ground_truth(context, tmp_path):
     Image.fromarray(image).save(path)
     passes = context.models.segmenter.body_passes
     handlers.segment(str(path), None, "horses")
-    curve, errors_ce, _, cutout_ce, cutout_iou = handlers.extras(str(path), None, "horses")
+    plots, curve, _, errors_ce, _, cutout_ce, cutout_iou = handlers.extras(str(path), None, "horses")
     assert context.models.segmenter.body_passes == passes + 1, "the extras reuse /segment's body pass"
-    assert curve.visible is False and errors_ce.visible is False
+    assert plots.visible is False and curve is None and errors_ce.visible is False
     cutout = read_picture(cutout_ce)
     assert cutout.shape == (48, 64, 4) and set(np.unique(cutout[..., 3])) <= {0, 255} and cutout_ce.endswith(".png")
-    assert "cutout_horses_cross_entropy" in cutout_ce and (read_picture(cutout_iou)[..., 3] >= cutout[..., 3]).all()
+    assert "photo_horses_ce_cutout" in cutout_ce and (read_picture(cutout_iou)[..., 3] >= cutout[..., 3]).all()
     truth = tmp_path / "mask.png"
     Image.fromarray(((image.mean(axis=2) > 127) * 255).astype(np.uint8)).save(truth)
-    curve, errors_ce, *_ = handlers.extras(str(path), str(truth), "objects")
-    assert curve.visible and read_picture(curve.value["path"]).ndim == 3
+    plots, curve, calibration, errors_ce, *_ = handlers.extras(str(path), str(truth), "objects")
+    assert plots.visible and read_picture(curve).ndim == 3 and read_picture(calibration).ndim == 3
     assert read_picture(errors_ce.value["path"]).shape == (48, 64, 3)
 
 

@@ -1,14 +1,15 @@
-"""A real browser on the app: every tab and panel appears and reacts to input.
+"""A real browser on the app as a fresh clone serves it: every tab, at a desktop's and a phone's width,
+shows a learner what it should (scores, palette, plots with captions, replays) and fits the screen.
 
 Headless Chromium (Debian's ``chromium`` package) driven by Playwright, pointed at that
 executable because Playwright's own browser download does not work everywhere. Skipped
 when either is missing. Screenshots go to ``artifacts/`` (not committed) for a person to look
 at, or to ``$COLORSEG_SCREENSHOT_DIR``: README's come from
 
-    COLORSEG_BROWSER_WEIGHTS=weights COLORSEG_DATA=/nonexistent COLORSEG_SCREENSHOT_DIR=docs/screenshots \
-        python -m pytest -q tests/app/test_browser.py
+    COLORSEG_DATA=/nonexistent COLORSEG_SCREENSHOT_DIR=docs/screenshots python -m pytest -q tests/app/test_browser.py
 
-(trained nets; the stand-in segmenter only while weights/ has no usable segmentation model).
+(``COLORSEG_DATA`` pointing nowhere keeps local data-set photos out of the example galleries;
+``COLORSEG_BROWSER_WEIGHTS`` chooses another weights folder than weights/).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 from app_fakes import FakeSegmenter, fake_models
 from app_support import free_port, make_all_weights
@@ -47,45 +47,24 @@ ARTIFACTS = Path(os.environ.get("COLORSEG_SCREENSHOT_DIR") or REPO / "artifacts"
 PHOTO = REPO / "examples" / "chelsea_the_cat.jpg"  # 451x300, a real photo for representative screenshots
 ANIMAL = REPO / "examples" / "cow.webp"  # 1024x768, what "Any object" is for
 TIMEOUT_MS = 60_000
+DESKTOP, PHONE = 1400, 400  # window widths (px) every tab is walked at
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}")
 
 
-def _replays(folder: Path) -> Path:
-    """A small replay in ``folder``: the example horse, grey at epoch 1, its colours coming in by epoch 3
-    (synthetic frames: the panel, not a training run, is under test)."""
-    from PIL import Image
-
-    from colorseg.replay import ReplayRecorder
-
-    with Image.open(REPO / "examples" / "horse.webp") as image:
-        rgb = np.asarray(image.convert("RGB").resize((32, 32)))
-    grey = np.repeat(rgb.mean(axis=2, keepdims=True), 3, axis=2)
-    recorder = ReplayRecorder("colour", ["horse"])
-    for epoch in (1, 2, 3):
-        share = (epoch - 1) / 2
-        recorder.record(epoch, "prediction", (grey * (1 - share) + rgb * share).astype(np.uint8)[None])
-        recorder.record_losses(epoch, "validation", {"loss": 3.2 - epoch * 0.4})
-    recorder.save(folder, "replay_colour_UNet")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    from colorseg.app import replay_tab
+    """The app as a fresh clone serves it: the committed weights and the replays shipped in reports/
+    (tiny stand-in weights, and then no replays, only where the committed ones do not load)."""
     from colorseg.app.demo import build_demo
     from colorseg.app.models import load_models
 
-    trained = os.environ.get("COLORSEG_BROWSER_WEIGHTS")
-    models = load_models(trained, "cpu") if trained else fake_models(make_all_weights(tmp_path_factory.mktemp("w")))
-    if models.segmenter is None:  # trained colour nets, no usable segmentation model yet
+    models = load_models(os.environ.get("COLORSEG_BROWSER_WEIGHTS") or REPO / "weights", "cpu")
+    if models.colour_problem:
+        models = fake_models(make_all_weights(tmp_path_factory.mktemp("w")))
+    if models.segmenter is None:
         models.segmenter, models.segment_problem = FakeSegmenter(), None
-    # A replay made from an example photo: real replays show the training data's own images,
-    # which stay out of the repository and its screenshots.
-    reports = _replays(tmp_path_factory.mktemp("reports"))
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(replay_tab, "report_dirs", lambda weights_dir: [reports])
-        demo = build_demo(models=models)
+    demo = build_demo(models=models)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
@@ -94,19 +73,26 @@ def url(tmp_path_factory):
         demo.close()
 
 
-@pytest.fixture(scope="module")
-def page(url):
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        # Clipboard and camera: the photo inputs' paste and webcam sources.
-        context = browser.new_context(
-            viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write", "camera"]
-        )
-        page = context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(url)
-        yield page
-        browser.close()
+def _open(url: str, width: int):
+    playwright = sync_api.sync_playwright().start()
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    # Clipboard and camera: the photo inputs' paste and webcam sources.
+    context = browser.new_context(
+        viewport={"width": width, "height": 1000}, permissions=["clipboard-read", "clipboard-write", "camera"]
+    )
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(url)
+    return playwright, browser, page
+
+
+@pytest.fixture(scope="module", params=[DESKTOP, PHONE], ids=["desktop", "phone"])
+def page(url, request):
+    playwright, browser, page = _open(url, request.param)
+    page.width = request.param
+    yield page
+    browser.close()
+    playwright.stop()
 
 
 def _wait_for_images(page, selector: str, count: int) -> None:
@@ -118,112 +104,168 @@ def _wait_for_images(page, selector: str, count: int) -> None:
     )
 
 
-def test_colourize_tab_and_pixel_inspector(page):
+def _tab(page, name: str) -> None:
+    """Open a tab; on a narrow screen gradio moves the tabs that do not fit into an overflow menu."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if not tab.is_visible():
+        page.locator(".overflow-menu button, button.overflow-dropdown, .tab-container button[aria-label]").first.click()
+    tab.click()
+
+
+def _fits_the_screen(page) -> None:
+    """No horizontal page scroll, and nothing drawn beyond the window's right edge."""
+    overflow = page.evaluate(
+        """() => {
+        const width = window.innerWidth;
+        const page = document.documentElement.scrollWidth;
+        const cut = [...document.querySelectorAll('img, table, .grid-container, button, canvas')]
+            .filter(e => e.offsetParent !== null && e.getBoundingClientRect().right > width + 1)
+            .map(e => (e.closest('[id]') || e).id || e.tagName);
+        return {page, width, cut};
+    }"""
+    )
+    assert overflow["page"] <= overflow["width"] + 1, overflow
+    assert not overflow["cut"], overflow
+
+
+def _shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.get_by_role("tab", name="Colourize").click()
+    width = "phone" if page.width == PHONE else "desktop"
+    page.screenshot(path=str(ARTIFACTS / f"{name}_{width}.png"), full_page=True)
+
+
+def test_colourize_tab(page):
+    _tab(page, "Colourize")
     page.locator("#colour-photo input[type=file]").set_input_files(str(PHOTO))
     page.locator("#colour-photo img").first.wait_for()
     page.get_by_role("button", name="Colourize", exact=True).click()
     page.get_by_text("Colourized 451×300 px").wait_for()
     _wait_for_images(page, "#colour-results", 5)  # grey, three nets, original
-    page.screenshot(path=str(ARTIFACTS / "colourize_tab.png"), full_page=True)
-    # Click a pixel of the result: one bar chart per net, colours and confidence.
+    # Why UNet wins: each net scored against the photo's own quantised colours, the palette, the target.
+    page.locator("#colour-scores").get_by_text("UNet").first.wait_for()
+    assert page.locator("#colour-score-notes").inner_text().strip()
+    for picture in ("#colour-palette", "#colour-target"):
+        _wait_for_images(page, picture, 1)
+    # The before/after slider shows a result; it takes no upload.
+    assert page.locator("#colour-slider").get_by_text("Drop Image Here").count() == 0
+    # Another decoding renders again, without a button.
+    before = page.locator("#colour-notes").inner_text()
+    page.get_by_role("button", name=re.compile("Settings")).click()
+    page.get_by_label("argmax", exact=True).check()
+    page.wait_for_function("b => document.querySelector('#colour-notes').innerText !== b", arg=before)
+    assert "argmax decoding" in page.locator("#colour-notes").inner_text()
+    # Unticking every net: a plain sentence, no error.
+    nets = page.locator("#colour-nets")
+    for name in ("PoolUpsampleNet", "ConvTransposeNet", "UNet"):
+        nets.get_by_label(name).uncheck()
+    page.locator("#colour-notes").get_by_text("No network is ticked").wait_for()
+    assert page.locator(".toast-body.error, .toast-wrap .error").count() == 0
+    for name in ("PoolUpsampleNet", "ConvTransposeNet", "UNet"):
+        nets.get_by_label(name).check()
+    _wait_for_images(page, "#colour-results", 5)
+    _fits_the_screen(page)
+    _shot(page, "colourize_tab")
+
+
+def test_pixel_inspector(page):
+    _tab(page, "Colourize")
     _wait_for_images(page, "#inspect-picture", 1)
     picture = page.locator("#inspect-picture img").first
+    picture.scroll_into_view_if_needed()
     box = picture.bounding_box()
     picture.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.6})
     page.locator("#inspect-summary").get_by_text("Pixel (").wait_for()
     _wait_for_images(page, "#inspect-charts", 1)
-    before = page.locator("#inspect-summary").inner_html()
-    page.get_by_role("button", name="Settings ▼").click()
-    page.get_by_label("argmax", exact=True).check()  # the decoding moves the bold to the argmax colour
-    page.wait_for_function("b => document.querySelector('#inspect-summary').innerHTML !== b", arg=before)
-    page.locator("#inspect-summary").scroll_into_view_if_needed()
-    page.locator("#inspect-summary").screenshot(path=str(ARTIFACTS / "pixel_inspector_summary.png"))
-    page.screenshot(path=str(ARTIFACTS / "pixel_inspector.png"), full_page=True)
+    _fits_the_screen(page)
+    if page.width == DESKTOP:
+        page.locator("#inspect-summary").screenshot(path=str(ARTIFACTS / "pixel_inspector_summary.png"))
+    _shot(page, "pixel_inspector")
 
 
-def test_segment_tab(page, tmp_path):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.get_by_role("tab", name="Segment").click()
-    page.locator("#segment-photo input[type=file]").set_input_files(str(ANIMAL))
-    page.locator("#segment-photo img").first.wait_for()
+def test_a_cifar_sized_example(page):
+    _tab(page, "Colourize")
+    page.get_by_text("CIFAR-sized examples").first.scroll_into_view_if_needed()
+    page.locator(".gallery-item, button.gallery-item, table.examples-table img, .examples img").last.click()
+    page.get_by_role("button", name="Colourize", exact=True).click()
+    page.get_by_text("Colourized 32×32 px").wait_for()
+    _wait_for_images(page, "#colour-results", 5)
+
+
+def test_segment_tab_with_a_u2netp_mask_example(page):
+    _tab(page, "Segment")
+    # The first examples are farm photos with U²-Net-p's masks: scores read as agreement, and the
+    # threshold and calibration plots appear with their captions.
+    page.get_by_text("Examples (click one)").last.scroll_into_view_if_needed()
+    segment_tab = page.locator("#segment-photo").locator("xpath=ancestor::div[contains(@class, 'tabitem')]")
+    segment_tab.locator("table tbody tr, .gallery-item").first.click()
+    page.locator("#segment-mask img").first.wait_for()
     page.get_by_role("button", name="Segment", exact=True).click()
-    with Image.open(ANIMAL) as animal:
-        page.get_by_text("Segmented {}×{} px".format(*animal.size)).wait_for()
+    page.get_by_text("Segmented ").wait_for()
     for elem_id in ("overlay-ce", "overlay-iou", "disagreement", "cutout-ce", "cutout-iou"):
         _wait_for_images(page, f"#{elem_id}", 1)
-    assert not page.locator("#iou-curve").is_visible(), "no curve without a ground truth"
-    page.screenshot(path=str(ARTIFACTS / "segment_tab.png"), full_page=True)
-    # What to find, and a ground truth: the TP/FP/FN overlays and the threshold curves appear.
-    # A validation horse with its own mask when local data has one, else the photo's bright parts.
-    from colorseg.app.examples import segmentation_validation
-
-    pairs = segmentation_validation(limit=1)
-    if pairs:
-        photo, mask = pairs[0]
-    else:
-        photo, mask = PHOTO, tmp_path / "mask.png"
-        with Image.open(PHOTO) as picture:
-            Image.fromarray((np.asarray(picture.convert("L")) > 110).astype(np.uint8) * 255).save(mask)
-    page.locator("#segment-photo button[aria-label='Remove Image']").first.click()
-    page.locator("#segment-photo input[type=file]").set_input_files(str(photo))
-    page.locator("#segment-photo img").first.wait_for()
-    page.locator("#segment-mask input[type=file]").set_input_files(str(mask))
-    page.locator("#segment-mask img").first.wait_for()
-    page.locator("#segment-task").get_by_label("Horses").check()
-    page.get_by_role("button", name="Segment", exact=True).click()
-    page.get_by_text("looking for Horses").wait_for()
-    for elem_id in ("iou-curve", "errors-ce", "errors-iou"):
+    page.get_by_text("Agreement with U²-Net-p").first.wait_for()
+    assert "agrees with U²-Net-p" in page.inner_text("body")
+    for elem_id in ("iou-curve", "calibration", "errors-ce", "errors-iou"):
         _wait_for_images(page, f"#{elem_id}", 1)
-    page.screenshot(path=str(ARTIFACTS / "segment_extras.png"), full_page=True)
+    for caption in ("#iou-curve-caption", "#calibration-caption"):
+        assert page.locator(caption).is_visible()
+    # Another task renders again, without a button.
+    page.locator("#segment-task").get_by_label("Horses").check()
+    page.get_by_text("looking for Horses").wait_for()
     # The toggle hides one head's column without recomputing.
     page.get_by_label("Soft-IoU head only").check()
     page.locator("#overlay-ce").wait_for(state="hidden")
-    assert page.locator("#overlay-iou").is_visible() and page.locator("#errors-iou").is_visible()
+    assert page.locator("#overlay-iou").is_visible()
     page.get_by_label("Both heads").check()
+    _fits_the_screen(page)
+    _shot(page, "segment_tab")
 
 
 def test_inside_the_nets_tab(page):
-    page.get_by_role("tab", name="Inside the nets").click()
-    _wait_for_images(page, "#probe-transposed", 4)  # the probe runs on page load
-    _wait_for_images(page, "#probe-upsampled", 4)
+    _tab(page, "Inside the nets")
+    for probe in ("#probe-upsampled", "#probe-transposed", "#probe-unet"):  # every net, flat and ramp rows
+        _wait_for_images(page, probe, 4)
     page.locator("#inside-photo input[type=file]").set_input_files(str(PHOTO))
     page.locator("#inside-photo img").first.wait_for()
     page.get_by_role("button", name="Look inside").click()
     page.get_by_text("UNet on your photo").wait_for()
     _wait_for_images(page, "#inside-layers", 9)
     assert page.locator("#inside-layers").get_by_text("← skip from down1.1").count() >= 1
-    page.screenshot(path=str(ARTIFACTS / "inside_the_nets_tab.png"), full_page=True)
-    page.locator("#inside-net").get_by_label("ConvTransposeNet").check()  # another net: explored at once
-    page.get_by_text("ConvTransposeNet on your photo").wait_for()
+    _fits_the_screen(page)
+    _shot(page, "inside_the_nets_tab")
 
 
 def test_training_replay_tab(page):
-    page.get_by_role("tab", name="Training replay").click()
+    _tab(page, "Training replay")
     caption = page.locator("#replay-caption")
     caption.get_by_text(re.compile(r"Epoch \d+")).wait_for()  # opens on the last epoch recorded
     _wait_for_images(page, "#replay-frame", 1)
+    assert page.locator("#replay-missing").count() == 0, "replays ship with the weights"
     number = page.locator("#replay-epoch input[type=number]")
     number.fill("2")
     number.press("Enter")
     caption.get_by_text(re.compile(r"Epoch 2\b")).wait_for()
-    page.screenshot(path=str(ARTIFACTS / "training_replay_tab.png"), full_page=True)
     page.get_by_role("button", name="▶ Play").click()
-    caption.get_by_text(re.compile(r"Epoch 3\b")).wait_for()  # playing moves on
+    caption.get_by_text(re.compile(r"Epoch [3-9]\b|Epoch \d\d")).wait_for()  # playing moves on
+    _fits_the_screen(page)
+    _shot(page, "training_replay_tab")
 
 
 def test_model_tab(page):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.get_by_role("tab", name="Model").click()
+    _tab(page, "Model")
     page.get_by_text("The hooked module's totals match").wait_for()
-    page.screenshot(path=str(ARTIFACTS / "model_tab.png"), full_page=True)
+    _wait_for_images(page, "#model-curve-0", 1)
+    _fits_the_screen(page)
+    _shot(page, "model_tab")
 
 
 def test_upload_paste_and_webcam_reach_the_app_as_uploaded_files(page):
     """The browser sends every picture as a file upload, whatever its source: the server refuses
     data: URLs and caps other request bodies (colorseg.app.server), and all three still work."""
     from colorseg.app.server import MAX_BODY_BYTES
+
+    if page.width == PHONE:
+        pytest.skip("the sources do not depend on the window's width: walked once, at the desktop's")
 
     posted = []
     page.on(

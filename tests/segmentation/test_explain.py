@@ -86,3 +86,22 @@ def test_save_png_is_atomic_readable_and_lossless(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["cutout.png"], "no temporary file left behind"
     with pytest.raises(ValueError):
         s.save_png(np.zeros((2, 2), np.float32), tmp_path / "x.png")
+
+
+def test_calibration_of_a_calibrated_and_an_overconfident_head():
+    from colorseg.segmentation.explain import calibration_chart, calibration_curve, expected_calibration_error
+
+    target = np.zeros((10, 10), dtype=np.uint8)
+    target[:7] = 1  # 70 % object
+    calibrated = np.full((10, 10), 0.75, dtype=np.float32)  # the bin 0.7-0.8, 70 % object in it
+    confidence, frequency, share = calibration_curve(calibrated, target)
+    assert share[7] == 1 and frequency[7] == pytest.approx(0.7) and confidence[7] == pytest.approx(0.75)
+    assert expected_calibration_error(confidence, frequency, share) == pytest.approx(0.05)
+    overconfident = np.where(target == 1, 0.99, 0.99).astype(np.float32)  # sure of everything, 30 % wrong
+    assert expected_calibration_error(*calibration_curve(overconfident, target)) == pytest.approx(0.29)
+    ignored = target.copy()
+    ignored[7:] = 255  # only the object pixels count: all object, all at 0.99
+    assert expected_calibration_error(*calibration_curve(overconfident, ignored)) == pytest.approx(0.01)
+    chart = calibration_chart({"cross_entropy": calibration_curve(calibrated, target),
+                               "soft_iou": calibration_curve(overconfident, target)})  # fmt: skip
+    assert chart.dtype == np.uint8 and chart.ndim == 3
