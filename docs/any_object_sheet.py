@@ -2,7 +2,9 @@
 
     python docs/any_object_sheet.py [--out docs/screenshots/any_object_farm_photos.png]
 
-The mask is tinted orange and everything else darkened, three photos a row.
+The mask is tinted in the soft-IoU head's colour (blue, as in the app) and everything else darkened,
+three photos a row. Prints each head's agreement (IoU) with U²-Net-p's mask of each photo
+(examples/masks/), a reference model's answer, not ground truth.
 """
 
 from __future__ import annotations
@@ -19,15 +21,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 from colorseg.files import save_png
 from colorseg.image_io import load_image
 from colorseg.paths import DEFAULT_WEIGHTS_DIR, REPO_ROOT
+from colorseg.segmentation.explain import HEAD_COLOURS
 from colorseg.segmentation.inference import load_segmenter
 
 TILE = (400, 280)
-TINT = np.array([255, 60, 0], dtype=np.float32)
+TINT = np.array(HEAD_COLOURS["soft_iou"], dtype=np.float32)
 
 
 def tile(segmenter, path: Path) -> np.ndarray:
     rgb = load_image(path).rgb
-    mask = segmenter.predict(rgb, task="objects").mask_soft_iou
+    prediction = segmenter.predict(rgb, task="objects")
+    reference = REPO_ROOT / "examples" / "masks" / f"{path.stem}.png"
+    if reference.is_file():
+        target = np.asarray(Image.open(reference).convert("L")) > 127
+        agreement = {
+            head: float((mask & target).sum() / max((mask | target).sum(), 1))
+            for head, mask in (("cross-entropy", prediction.mask_cross_entropy), ("soft IoU", prediction.mask_soft_iou))
+        }
+        print(f"{path.stem}: agreement with U²-Net-p " + ", ".join(f"{h} {v:.3f}" for h, v in agreement.items()))
+    mask = prediction.mask_soft_iou
     picture = rgb.astype(np.float32)
     picture[mask] = 0.5 * picture[mask] + 0.5 * TINT
     picture[~mask] *= 0.5

@@ -83,7 +83,7 @@ def _photo_column(context: Context) -> tuple[gr.Image, gr.CheckboxGroup, gr.Butt
     )
     networks = gr.CheckboxGroup(nets, value=nets, label="Networks", elem_id="colour-nets")
     button = gr.Button("Colourize", variant="primary", interactive=bool(nets))
-    with gr.Accordion("Settings", open=False):
+    with gr.Accordion("Settings", open=False, elem_id="colour-settings"):
         working_size, decoding, temperature = settings_inputs()
     gr.Examples(photos, inputs=[image], label="Examples (click one)", examples_per_page=12)
     if small:
@@ -137,6 +137,7 @@ def create_tab(context: Context) -> None:
             label="Scores against your photo's own colours",
             interactive=False,
             wrap=True,
+            column_widths=["40%", "30%", "30%"],  # shares of the box: the whole table fits a phone
             elem_id="colour-scores",
             elem_classes=["fit-table"],
         )

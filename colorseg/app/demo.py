@@ -21,13 +21,16 @@ inside them, and segment photos (any object, flowers or horses) with DeepLabV3 h
 # Nothing may be wider than a phone's screen (400 px). gradio's gallery gives every column at least
 # 100 px (its grid-template-columns), so five columns need over 500 px: galleries marked fit-gallery
 # let columns shrink and show two a row on a narrow screen. Tables (fit-table) scroll sideways inside
-# their own box, never the page. Captions under pictures are set smaller and subdued.
+# their own box, never the page; in Markdown tables (fit-markdown) long commands wrap, leaving the
+# names their room. Captions under pictures are set smaller and subdued.
 LAYOUT_CSS = """
 .fit-gallery .grid-container { grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important; }
 @media (max-width: 640px) {
   .fit-gallery .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
 }
 .fit-table, .fit-table .table-wrap { max-width: 100%; overflow-x: auto; }
+.fit-markdown table { font-size: var(--text-sm); }
+.fit-markdown code { white-space: normal; overflow-wrap: anywhere; }
 .caption { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
 """
 

@@ -177,6 +177,7 @@ def create_tab(context: Context, demo: gr.Blocks) -> None:
         headers=LAYER_HEADERS,
         label="Question A.3 counts per layer",
         interactive=False,
+        wrap=True,
         elem_id="inside-table",
         elem_classes=["fit-table"],
     )

@@ -84,7 +84,7 @@ class ModelHandlers:
 def _report(context: Context) -> None:
     markdown, curves, report = weights_report(context.models)
     gr.Markdown("### Training report of the weights in use")
-    gr.Markdown(markdown)
+    gr.Markdown(markdown, elem_id="model-weights", elem_classes=["fit-markdown"])
     # Each plot whole, one under another at the page's width: in a gallery's square tiles these wide
     # plots were cropped or shrunk past reading.
     for index, (path, caption) in enumerate(curves):
@@ -112,7 +112,15 @@ def create_tab(context: Context, demo: gr.Blocks) -> None:
         height = gr.Number(32, label="Input height (multiple of 4)", precision=0, step=4, minimum=4, maximum=1024)
         width = gr.Number(32, label="Input width (multiple of 4)", precision=0, step=4, minimum=4, maximum=1024)
         button = gr.Button("Count", variant="primary")
-    layers = gr.Dataframe(headers=LAYER_HEADERS, label="Per layer", interactive=False, max_height=720)
+    layers = gr.Dataframe(
+        headers=LAYER_HEADERS,
+        label="Per layer",
+        interactive=False,
+        wrap=True,
+        max_height=720,
+        elem_id="model-layers",
+        elem_classes=["fit-table"],
+    )
     notes = gr.Markdown()
     _report(context)
 

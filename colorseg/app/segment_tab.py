@@ -13,6 +13,8 @@ from colorseg.app.store import Context
 from colorseg.app.uploads import photo_input
 from colorseg.segmentation.inference import DEFAULT_TASK
 
+SCORE_COLUMN_WIDTHS = ["24%", "17%", "23%", "18%", "18%"]  # head, object pixels, IoU, mIoU, accuracy
+
 SHOW_BOTH, SHOW_CE, SHOW_IOU = "Both heads", "Cross-entropy head only", "Soft-IoU head only"
 HELP = """**1.** Upload, paste or take a photo, or click an example below. **2.** Choose what to find and,
 optionally, add the photo's ground-truth mask (white = object) to score both heads. **3.** Press **Segment**.
@@ -110,6 +112,8 @@ def create_tab(context: Context) -> None:
                 headers=SCORE_HEADERS,
                 label="Scores (the IoU columns need a mask)",
                 interactive=False,
+                wrap=True,
+                column_widths=SCORE_COLUMN_WIDTHS,  # shares of the box: the whole table fits a phone
                 elem_id="segment-scores",
                 elem_classes=["fit-table"],
             )

@@ -143,8 +143,9 @@ def calibration_chart(
                          label=f"{HEAD_NAMES[loss]} (ECE {error:.3f})")  # fmt: skip
         histogram.bar(centres + offset * width_each / 2, share, width=width_each, color=colour)
     reliability.set(xlim=(0, 1), ylim=(0, 1), xlabel="predicted object probability", ylabel="fraction that is object")
-    reliability.set_title("calibration (diagonal: calibrated)", fontsize=9)
-    reliability.legend(fontsize=8, loc="upper left")
+    # Titles on the right: the app draws the picture's label over its top-left corner.
+    reliability.set_title("calibration (diagonal: calibrated)", fontsize=9, loc="right")
+    reliability.legend(fontsize=8, loc="best")
     histogram.set(xlim=(0, 1), xlabel="predicted probability", ylabel="share of pixels")
     histogram.set_title("where the probabilities fall", fontsize=9)
     figure.tight_layout()

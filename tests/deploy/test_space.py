@@ -45,15 +45,17 @@ def test_the_repository_uploads_what_a_space_needs():
         "requirements.txt",
         ".gitattributes",
         "colorseg/__init__.py",
-        "colorseg/hub.py",
+        "colorseg/deploy/hub.py",
         "weights/seg_body.safetensors",
         "weights/palette.json",
         "examples/cameraman_greyscale.jpg",
         "reports/training_report.json",
-        "docs/screenshots/colourize_tab.png",
+        "docs/screenshots/colourize_tab_desktop.png",
+        "reports/replay_colour_UNet.json",  # the Training replay tab plays on the Space too
+        "reports/replay_colour_UNet_argmax.png",
+        "reports/replay_seg_objects.json",
     ):
-        if (REPO / needed).exists():
-            assert needed in files, needed
+        assert needed in files, needed
     assert not [f for f in files if f.startswith(NEVER_UPLOADED) or "__pycache__" in f or f.endswith(".pyc")]
     assert not [f for f in files if f.startswith(".git") and f != ".gitattributes"]
     assert "requirements-dev.txt" not in files
@@ -378,7 +380,7 @@ def test_the_space_starts_and_answers_both_endpoints(space_copy, tmp_path):
     photo = save_photo(tmp_path / "photo.png", 96, 64)
     with running_app(space_copy, env, tmp_path / "app.log") as url:
         client = Client(url, verbose=False, analytics_enabled=False, download_files=str(tmp_path / "downloads"))
-        gallery, slider, confidence, notes = client.predict(handle_file(str(photo)), api_name="/colorize")
+        gallery, *_ = client.predict(handle_file(str(photo)), api_name="/colorize")
         assert [item["caption"] for item in gallery][1:4] == ["PoolUpsampleNet", "ConvTransposeNet", "UNet"]
         assert Image.open(gallery[-1]["image"]).size == (96, 64)
         _, _, mask_ce, mask_iou, _, scores, _ = client.predict(handle_file(str(photo)), api_name="/segment")
