@@ -100,17 +100,14 @@ class SegmentHandlers:
         """:meth:`probabilities`, remembered for the last few (photo, task): the extras that follow a
         /segment call reuse its body pass. Uploads are content-addressed files: a path is a picture."""
         with self._lock:
-            probs = self._recent.get(self._key(image, task))
+            probs = self._recent.get((os.path.realpath(image), task))
         return self._remember(image, task, self.probabilities(rgb, task)) if probs is None else probs
 
-    @staticmethod
-    def _key(image: str, task: str) -> tuple[str, str]:
-        return os.path.realpath(image), task
-
     def _remember(self, image: str, task: str, probs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        key = (os.path.realpath(image), task)
         with self._lock:
-            self._recent[self._key(image, task)] = probs
-            self._recent.move_to_end(self._key(image, task))
+            self._recent[key] = probs
+            self._recent.move_to_end(key)  # newest last, also when the key was there already
             while len(self._recent) > self.RECENT:
                 self._recent.popitem(last=False)
         return probs
